@@ -1,0 +1,265 @@
+"""``ccbb``: the command line. A stable contract: scripts call it, so options are only added.
+
+Exit codes: 0 the scan completed (whatever the products' statuses), 1 the scan could not be done
+(one line says why and what to do), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from scanner.amazon_urls import marketplace_for_country
+from scanner.crawl import Progress
+from scanner.net import BadConnectTo, NetworkPolicy, make_session, parse_connect_to
+from scanner.ratelimit import LocalRateLimiter
+from scanner.report import to_csv, to_json, to_text
+from scanner.scan import ScanFailed, ScanReport, run_scan
+from scanner.settings import AmazonAccess, CrawlLimits, ScanConfig
+from scanner.urls import BadSiteUrl, cloak_prefix, site_url
+
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-\d{2,3}$")
+
+
+class UsageError(Exception):
+    """Bad input: the message says what to give instead. Exit code 2."""
+
+
+def _add_scan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--country", default="US", help="Amazon country of the credential (US, UK, DE…)")
+    p.add_argument("--tag", help="your partner tag (tracking ID), e.g. yourname-20")
+    p.add_argument("--credential-id", help="Creators API Credential ID (or CCBB_CREDENTIAL_ID)")
+    p.add_argument(
+        "--credential-secret",
+        help="Creators API Credential Secret (prefer CCBB_CREDENTIAL_SECRET: a command line "
+        "is visible to other users of the machine)",
+    )
+    p.add_argument("--credential-version", help="2.1, 2.2, 2.3, 3.1, 3.2 or 3.3 (default 2.1)")
+    p.add_argument(
+        "--cloak", action="append", default=[], metavar="PREFIX",
+        help="URL prefix of your cloaked links, e.g. https://site.com/go/ (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--max-pages", type=int, default=CrawlLimits.max_pages)
+    p.add_argument("--tps", type=float, default=1.0, help="API requests per second allowed")
+    p.add_argument("--concurrency", type=int, default=CrawlLimits.per_host_concurrency,
+                   help="requests in flight to the site")  # fmt: skip
+    p.add_argument("--api-host", default=AmazonAccess.api_host, help=argparse.SUPPRESS)
+    p.add_argument("--auth-endpoint", help=argparse.SUPPRESS)
+    p.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:HOST2:PORT2")
+    p.add_argument(
+        "--allow-private-network", action="store_true",
+        help="allow connections to private and loopback addresses (tests, demos, intranets)",
+    )  # fmt: skip
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    p.add_argument("--output", "-o", help="write the report to this file instead of stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", "-v", action="store_true", help="log what the crawler does")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ccbb", description="ClickClickBankBank: find and check every Amazon link of a site."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    scan = sub.add_parser("scan", help="scan a site and print the report")
+    scan.add_argument("site", metavar="SITE_URL")
+    _add_scan_options(scan)
+    demo = sub.add_parser("demo", help="scan the bundled demo site against the bundled sandbox")
+    demo.add_argument("--pages", type=int, default=60)
+    demo.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    demo.add_argument("--output", "-o")
+    demo.add_argument("--quiet", "-q", action="store_true")
+    demo.add_argument("--verbose", "-v", action="store_true")
+    sub.add_parser("sandbox-amazon", help="serve the sandbox Creators API (see --help)")
+    return parser
+
+
+def scan_inputs(args: argparse.Namespace, env: dict[str, str]) -> tuple[ScanConfig, AmazonAccess]:
+    """Validate every option; raise UsageError with what to do."""
+    try:
+        site = site_url(args.site)
+    except BadSiteUrl as exc:
+        raise UsageError(str(exc)) from None
+    marketplace = marketplace_for_country(args.country)
+    if marketplace is None:
+        raise UsageError(f"unknown --country {args.country!r}: use a code such as US, UK, DE, FR")
+    credential_id = args.credential_id or env.get("CCBB_CREDENTIAL_ID", "")
+    secret = args.credential_secret or env.get("CCBB_CREDENTIAL_SECRET", "")
+    version = args.credential_version or env.get("CCBB_CREDENTIAL_VERSION", "") or "2.1"
+    if not credential_id or not secret:
+        raise UsageError(
+            "Amazon credentials are needed: give --credential-id and --credential-secret, or set "
+            "CCBB_CREDENTIAL_ID and CCBB_CREDENTIAL_SECRET"
+        )
+    if not args.tag:
+        raise UsageError("give --tag: your partner tag (tracking ID), such as yourname-20")
+    if not TAG_RE.match(args.tag):
+        raise UsageError(f"--tag {args.tag!r} does not look like a tracking ID such as yourname-20")
+    if args.max_pages < 1:
+        raise UsageError("--max-pages must be at least 1")
+    if not args.tps > 0:
+        raise UsageError("--tps must be greater than 0 (new Associates accounts get 1)")
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    try:
+        connect_to = parse_connect_to(args.connect_to)
+    except BadConnectTo as exc:
+        raise UsageError(str(exc)) from None
+    prefixes = []
+    for raw in args.cloak:
+        try:
+            prefix = site_url(raw)
+        except BadSiteUrl as exc:
+            raise UsageError(f"--cloak: {exc}") from None
+        prefixes.append(cloak_prefix(prefix))
+    limits = CrawlLimits(max_pages=args.max_pages, per_host_concurrency=args.concurrency)
+    config = ScanConfig(
+        site=site,
+        marketplace=marketplace,
+        partner_tag=args.tag,
+        cloak_prefixes=tuple(prefixes),
+        limits=limits,
+        network=NetworkPolicy(allow_private=args.allow_private_network, connect_to=connect_to),
+    )
+    access = AmazonAccess(
+        credential_id=credential_id,
+        credential_secret=secret,
+        version=version,
+        partner_tag=args.tag,
+        marketplace=marketplace,
+        api_host=args.api_host,
+        auth_endpoint=args.auth_endpoint,
+        tps=args.tps,
+    )
+    return config, access
+
+
+@contextlib.asynccontextmanager
+async def progress_bar(progress: Progress, enabled: bool) -> AsyncIterator[None]:
+    """Pages crawled / discovered, products checked / found, on stderr."""
+    if not enabled:
+        yield
+        return
+    bar = tqdm(total=1, unit="page", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def refresh() -> None:
+        bar.total = max(progress.pages_discovered, 1)
+        bar.n = progress.pages_crawled
+        bar.set_description_str(progress.phase, refresh=False)
+        bar.set_postfix_str(f"products {progress.products_checked}/{progress.products_found}")
+
+    async def tick() -> None:
+        while True:
+            refresh()
+            await asyncio.sleep(0.25)
+
+    task = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        task.cancel()
+        refresh()
+        bar.close()
+
+
+async def scan_site(
+    config: ScanConfig, access: AmazonAccess, *, show_progress: bool, concurrency: int | None
+) -> ScanReport:
+    progress = Progress()
+    async with (
+        make_session(config.network) as session,
+        progress_bar(progress, show_progress),
+    ):
+        return await run_scan(
+            config,
+            access,
+            session=session,
+            limiter=LocalRateLimiter(access.tps),
+            progress=progress,
+            concurrency=concurrency,
+        )
+
+
+def render(report: ScanReport, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        return to_csv(report)
+    return to_text(report)
+
+
+def write_output(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    config, access = scan_inputs(args, dict(os.environ))
+    if args.output:
+        _check_writable(args.output)
+    report = asyncio.run(
+        scan_site(config, access, show_progress=not args.quiet, concurrency=args.concurrency)
+    )
+    write_output(render(report, args.format), args.output)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ccbb.demo import run_demo
+
+    if args.output:
+        _check_writable(args.output)
+    report = asyncio.run(run_demo(pages=args.pages, show_progress=not args.quiet))
+    write_output(render(report, args.format), args.output)
+    return 0
+
+
+def _check_writable(output: str) -> None:
+    parent = Path(output).resolve().parent
+    if not parent.is_dir():
+        raise UsageError(f"--output {output}: the folder {parent} does not exist")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sandbox-amazon"]:
+        from ccbb.sandbox.amazon_api import main as sandbox_main
+
+        return sandbox_main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "scan":
+            return _cmd_scan(args)
+        if args.command == "demo":
+            return _cmd_demo(args)
+    except UsageError as exc:
+        parser.exit(2, f"ccbb: error: {exc}\n")
+    except ScanFailed as exc:
+        sys.stderr.write(f"ccbb: scan failed: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("ccbb: interrupted\n")
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,374 @@
+"""The crawl: seeds (start URL, robots.txt sitemaps, well-known sitemaps), same-site pages,
+robots rules for ``AffiliateLink``, canonical URLs, and every Amazon link occurrence found.
+
+Stages as in lychee: extraction (``extract``) → collection (here) → checking (``amazon``) →
+reporting (``report``). New Amazon targets are handed to ``on_target`` as soon as they are seen,
+so product lookups run while the crawl goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import xml.etree.ElementTree as ET
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from protego import Protego
+
+from scanner.amazon_urls import (
+    SHORT_LINK_HOSTS,
+    AmazonTarget,
+    LinkKind,
+    could_be_amazon,
+    host_of,
+    is_amazon_host,
+    parse_amazon_url,
+)
+from scanner.extract import extract_links
+from scanner.fetch import Fetcher, gunzip_capped
+from scanner.net import ROBOTS_AGENT
+from scanner.redirects import RedirectResolver, Resolution
+from scanner.settings import ScanConfig
+from scanner.urls import SiteScope, normalize, under_prefix
+
+log = logging.getLogger(__name__)
+
+_ASSET_SUFFIXES = (
+    ".jpg", ".jpeg", ".png", ".gif", ".webp", ".svg", ".ico", ".bmp", ".avif", ".css", ".js",
+    ".mjs", ".json", ".pdf", ".zip", ".gz", ".rar", ".7z", ".mp3", ".mp4", ".webm", ".mov",
+    ".avi", ".woff", ".woff2", ".ttf", ".eot", ".xml", ".txt", ".csv", ".doc", ".docx", ".xls",
+    ".xlsx", ".ppt", ".pptx", ".exe", ".dmg",
+)  # fmt: skip
+_WELL_KNOWN_SITEMAPS = ("/sitemap.xml", "/sitemap_index.xml", "/wp-sitemap.xml")
+_CACHE_LIMIT = 500_000
+
+# Classification of one absolute URL, cached per crawl.
+_INTERNAL, _AMAZON, _SHORT, _CLOAK, _OTHER = range(5)
+_Class = tuple[int, int, AmazonTarget | None, str]  # (class, internal id, target, href)
+
+
+@dataclass(slots=True)
+class FailedPage:
+    url: str
+    status: int | None
+    error: str
+
+
+@dataclass(slots=True)
+class LinkOccurrence:
+    page: str
+    href: str
+    kind: LinkKind
+    target: AmazonTarget
+
+
+@dataclass(slots=True)
+class UnresolvedLink:
+    page: str
+    href: str
+    kind: Literal["short", "cloaked"]
+    error: str
+
+
+@dataclass(slots=True)
+class Progress:
+    """Live counters, read by whoever shows progress. The engine only writes them."""
+
+    phase: str = "starting"
+    pages_crawled: int = 0
+    pages_discovered: int = 0
+    products_found: int = 0
+    products_checked: int = 0
+    api_requests: int = 0
+
+
+@dataclass
+class CrawlResult:
+    pages: list[str] = field(default_factory=list)
+    failed: list[FailedPage] = field(default_factory=list)
+    links: list[LinkOccurrence] = field(default_factory=list)
+    unresolved: list[UnresolvedLink] = field(default_factory=list)
+    truncated: bool = False  # stopped at the page budget
+    robots_skipped: int = 0
+    start_redirect: str | None = None  # where the start URL sent us when nothing was scanned
+
+
+class Crawler:
+    def __init__(
+        self,
+        config: ScanConfig,
+        fetcher: Fetcher,
+        resolver: RedirectResolver,
+        on_target: Callable[[AmazonTarget], None],
+        progress: Progress | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        self._config = config
+        self._limits = config.limits
+        self._fetcher = fetcher
+        self._resolver = resolver
+        self._on_target = on_target
+        self.progress = progress or Progress()
+        self._workers = concurrency or config.limits.per_host_concurrency
+        self._scope = SiteScope.of(config.site)
+        self._robots: Protego | None = None
+        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._ids: dict[str, int] = {}  # normalised internal URL → id (also the "seen" set)
+        self._urls: list[str] = []  # id → normalised URL
+        self._classes: dict[str, _Class] = {}
+        self._page_keys: dict[str, int] = {}
+        self._internal_links: list[array[int]] = []  # per page: ids of internal links on it
+        self._direct: list[tuple[int, str, LinkKind, AmazonTarget]] = []
+        self._pending: list[tuple[int, str, Literal["short", "cloaked"]]] = []
+        self._redirects: dict[int, int | AmazonTarget | str] = {}  # id → next id / target / url
+        self.result = CrawlResult()
+
+    # ---- public -------------------------------------------------------------------------
+
+    async def run(self) -> CrawlResult:
+        self.progress.phase = "crawling"
+        start = normalize(self._config.site)
+        await self._load_robots(start)
+        self._discover(start)
+        workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
+        try:
+            await self._load_sitemaps(start)
+            await self._queue.join()
+            self.progress.phase = "resolving links"
+            resolutions = await self._resolver.results()
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        self._collect(resolutions)
+        if not self.result.pages:
+            first = self._redirects.get(0)
+            if isinstance(first, int):
+                first = self._urls[first]
+            if isinstance(first, str):
+                self.result.start_redirect = first
+        return self.result
+
+    # ---- seeds ----------------------------------------------------------------------------
+
+    async def _load_robots(self, start: str) -> None:
+        url = _origin(start) + "/robots.txt"
+        response = await self._fetcher.get(url, accept="any")
+        if response.status == 200 and response.body is not None:
+            self._robots = Protego.parse(response.body.decode("utf-8", errors="replace"))
+            delay = self._robots.crawl_delay(ROBOTS_AGENT)
+            if delay:
+                slot = self._fetcher.slot(host_of(start))
+                slot.interval = min(float(delay), self._limits.max_retry_after)
+
+    def _allowed(self, url: str) -> bool:
+        return self._robots is None or self._robots.can_fetch(url, ROBOTS_AGENT)
+
+    async def _load_sitemaps(self, start: str) -> None:
+        origin = _origin(start)
+        queue = [
+            *(self._robots.sitemaps if self._robots else ()),
+            *(origin + path for path in _WELL_KNOWN_SITEMAPS),
+        ]
+        seen: set[str] = set()
+        depth_of = {url: 0 for url in queue}
+        while queue and len(seen) < self._limits.max_sitemaps:
+            url = queue.pop(0)
+            if url in seen:
+                continue
+            seen.add(url)
+            for loc, is_index in await self._read_sitemap(url):
+                if is_index:
+                    if depth_of[url] < self._limits.max_sitemap_depth and loc not in depth_of:
+                        depth_of[loc] = depth_of[url] + 1
+                        queue.append(loc)
+                elif self._scope.contains(loc):
+                    self._discover(normalize(loc))
+
+    async def _read_sitemap(self, url: str) -> list[tuple[str, bool]]:
+        response = await self._fetcher.get(url, accept="any")
+        if response.status != 200 or response.body is None:
+            return []
+        body = response.body
+        try:
+            if body[:2] == b"\x1f\x8b":
+                body = gunzip_capped(body, self._limits.max_body)
+            root = ET.fromstring(body)  # noqa: S314 (expat limits entity expansion)
+        except (ValueError, ET.ParseError, OSError) as exc:
+            log.info("sitemap %s unreadable: %s", url, exc)
+            return []
+        is_index = root.tag.endswith("sitemapindex")
+        return [
+            (el.text.strip(), is_index)
+            for el in root.iter()
+            if el.tag.endswith("loc") and el.text and el.text.strip()
+        ]
+
+    # ---- the crawl ------------------------------------------------------------------------
+
+    def _discover(self, key: str) -> int:
+        uid = self._ids.get(key)
+        if uid is None:
+            uid = self._ids[key] = len(self._urls)
+            self._urls.append(key)
+            self._queue.put_nowait(uid)
+            self.progress.pages_discovered = len(self._urls)
+        return uid
+
+    async def _worker(self) -> None:
+        while True:
+            uid = await self._queue.get()
+            try:
+                await self._visit(uid)
+            except Exception:  # one bad page must not end the scan
+                log.exception("error while scanning %s", self._urls[uid])
+                self.result.failed.append(FailedPage(self._urls[uid], None, "internal error"))
+            finally:
+                self._queue.task_done()
+
+    def _budget_left(self) -> bool:
+        if len(self.result.pages) >= self._limits.max_pages:
+            self.result.truncated = True
+            return False
+        return True
+
+    async def _visit(self, uid: int) -> None:
+        url = self._urls[uid]
+        if not self._budget_left():
+            return
+        if not self._allowed(url):
+            self.result.robots_skipped += 1
+            return
+        response = await self._fetcher.get(url)
+        if response.is_redirect:
+            self._on_redirect(uid, response.location or "")
+            return
+        if response.status is None or response.status >= 400 or response.error:
+            self.result.failed.append(
+                FailedPage(url, response.status, response.error or f"HTTP {response.status}")
+            )
+            return
+        if response.body is None or not response.is_html:
+            return  # an asset, not a page
+        links = extract_links(response.body, url, response.charset)
+        key = url
+        if links.canonical and self._scope.contains(links.canonical):
+            canonical = normalize(links.canonical)
+            if canonical != url:
+                key = canonical
+                self._discover(canonical)
+        if key in self._page_keys or not self._budget_left():
+            return
+        page = len(self.result.pages)
+        self._page_keys[key] = page
+        self.result.pages.append(key)
+        self.progress.pages_crawled = page + 1
+        self._record_links(page, key, links.links)
+
+    def _record_links(self, page: int, page_url: str, links: list[str]) -> None:
+        internal: array[int] = array("I")
+        classes = self._classes
+        for url in links:
+            cls = classes.get(url)
+            if cls is None:
+                cls = self._classify(url)
+                if len(classes) < _CACHE_LIMIT:
+                    classes[url] = cls
+            kind = cls[0]
+            if kind == _INTERNAL:
+                internal.append(cls[1])
+            elif kind == _AMAZON:
+                target = cls[2]
+                assert target is not None
+                self._direct.append(
+                    (page, cls[3], "widget" if target.is_widget else "direct", target)
+                )
+            elif kind == _SHORT:
+                self._pending.append((page, cls[3], "short"))
+            elif kind == _CLOAK:
+                self._pending.append((page, cls[3], "cloaked"))
+        self._internal_links.append(internal)
+
+    def _classify(self, url: str) -> _Class:
+        if could_be_amazon(url):
+            href = normalize(url)
+            target = parse_amazon_url(href)
+            if target is not None:
+                self._on_target(target)
+                return (_AMAZON, -1, target, href)
+            if host_of(href) in SHORT_LINK_HOSTS:
+                self._resolver.start(href, cacheable=True)
+                return (_SHORT, -1, None, href)
+        if under_prefix(url, self._config.cloak_prefixes):
+            href = normalize(url)
+            self._resolver.start(href, cacheable=False)
+            return (_CLOAK, -1, None, href)
+        if self._scope.contains(url):
+            key = normalize(url)
+            if urlsplit(key).path.lower().endswith(_ASSET_SUFFIXES):
+                return (_OTHER, -1, None, url)  # images, PDFs…: never pages, never fetched
+            return (_INTERNAL, self._discover(key), None, key)
+        return (_OTHER, -1, None, url)
+
+    def _on_redirect(self, uid: int, location: str) -> None:
+        target = parse_amazon_url(location)
+        if target is not None:  # a same-site URL that redirects to Amazon: a cloaked link
+            self._redirects[uid] = target
+            self._on_target(target)
+        elif host_of(location) in SHORT_LINK_HOSTS:
+            self._redirects[uid] = location
+            self._resolver.start(normalize(location), cacheable=True)
+        elif self._scope.contains(location) and not is_amazon_host(host_of(location)):
+            self._redirects[uid] = self._discover(normalize(location))
+        else:
+            self._redirects[uid] = location
+
+    # ---- collection -----------------------------------------------------------------------
+
+    def _collect(self, resolutions: dict[str, Resolution]) -> None:
+        result = self.result
+        pages = result.pages
+        links = result.links
+        for page, href, kind, target in self._direct:
+            links.append(LinkOccurrence(pages[page], href, kind, target))
+        for page, href, kind in self._pending:
+            resolution = resolutions[href]
+            if resolution.target is not None:
+                links.append(LinkOccurrence(pages[page], href, kind, resolution.target))
+            else:
+                error = resolution.error or "does not lead to an Amazon product"
+                result.unresolved.append(UnresolvedLink(pages[page], href, kind, error))
+        cloaked = self._cloaked_targets(resolutions)
+        if cloaked:
+            for page, ids in enumerate(self._internal_links):
+                for uid in ids:
+                    leads_to = cloaked.get(uid)
+                    if leads_to is not None:
+                        links.append(
+                            LinkOccurrence(pages[page], self._urls[uid], "cloaked", leads_to)
+                        )
+
+    def _cloaked_targets(self, resolutions: dict[str, Resolution]) -> dict[int, AmazonTarget]:
+        """Internal URLs whose redirect chain (≤ max hops) ends at an Amazon product."""
+        out: dict[int, AmazonTarget] = {}
+        for uid in self._redirects:
+            step: int | AmazonTarget | str | None = uid
+            for _ in range(self._limits.max_redirect_hops + 1):
+                if not isinstance(step, int):
+                    break
+                step = self._redirects.get(step)
+            if isinstance(step, str):
+                resolved = resolutions.get(normalize(step))
+                step = resolved.target if resolved else None
+            if isinstance(step, AmazonTarget):
+                out[uid] = step
+        return out
+
+
+def _origin(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{rest.split('/', 1)[0]}"

@@ -1,0 +1,203 @@
+"""Polite fetching: per-host slots, Retry-After backoff, retries, timeouts and a body cap.
+
+Redirects are never followed here: the caller decides what a ``Location`` means (a same-site page,
+a cloaked affiliate link, or Amazon itself, which is never requested).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from scanner.net import BlockedAddress, NetworkPolicy
+from scanner.settings import CrawlLimits
+from scanner.urls import drop_fragment
+
+log = logging.getLogger(__name__)
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+@dataclass(slots=True)
+class Response:
+    url: str
+    status: int | None = None
+    content_type: str = ""
+    charset: str | None = None
+    body: bytes | None = None  # only for accepted content types
+    location: str | None = None  # absolute Location of a redirect
+    error: str | None = None
+    retry_after: float | None = None  # seconds a 429/503 asked to wait
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status is not None and 300 <= self.status < 400 and self.location is not None
+
+    @property
+    def is_html(self) -> bool:
+        return self.content_type in HTML_TYPES
+
+
+class HostSlot:
+    """At most ``concurrency`` requests in flight to one host, starts spaced by ``interval``
+    (robots.txt Crawl-delay), and a pause for the whole host after a 429/503."""
+
+    def __init__(self, concurrency: int, interval: float = 0.0) -> None:
+        self._sem = asyncio.Semaphore(concurrency)
+        self.interval = interval
+        self._next_start = 0.0
+
+    def pause(self, seconds: float) -> None:
+        self._next_start = max(self._next_start, time.monotonic() + seconds)
+
+    async def __aenter__(self) -> None:
+        await self._sem.acquire()
+        while (wait := self._next_start - time.monotonic()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(wait)  # a pause may grow while we wait: check again
+        if self.interval:
+            self._next_start = time.monotonic() + self.interval
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._sem.release()
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def gunzip_capped(data: bytes, cap: int) -> bytes:
+    """Decompress a ``.gz`` body, refusing one that inflates past ``cap`` bytes."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = inflater.decompress(data, cap + 1)
+    if len(out) > cap:
+        raise ValueError(f"decompresses to more than {cap // 1_000_000} MB")
+    return out
+
+
+class Fetcher:
+    def __init__(
+        self, session: aiohttp.ClientSession, policy: NetworkPolicy, limits: CrawlLimits
+    ) -> None:
+        self._session = session
+        self._policy = policy
+        self._limits = limits
+        self._slots: dict[str, HostSlot] = {}
+        self._timeout = aiohttp.ClientTimeout(
+            total=limits.timeout, sock_connect=limits.connect_timeout
+        )
+        self.requests = 0
+
+    def slot(self, host: str) -> HostSlot:
+        slot = self._slots.get(host)
+        if slot is None:
+            slot = self._slots[host] = HostSlot(self._limits.per_host_concurrency)
+        return slot
+
+    async def get(self, url: str, *, accept: str = "html") -> Response:
+        """GET ``url`` without following redirects.
+
+        The body is read, up to the body cap, for ``accept="html"`` pages, any ``"any"`` type,
+        never with ``"none"``. Never raises for network trouble: the Response carries the error.
+        """
+        limits = self._limits
+        host = urlsplit(url).hostname or ""
+        try:
+            self._policy.check_literal(host)
+        except BlockedAddress as exc:
+            return Response(url, error=str(exc))
+        slot = self.slot(host)
+        attempt = 0
+        while True:
+            delay: float | None = None
+            async with slot:
+                self.requests += 1
+                try:
+                    result = await self._once(url, accept)
+                except BlockedAddress as exc:
+                    return Response(url, error=str(exc))
+                except (aiohttp.ClientConnectorDNSError, aiohttp.InvalidURL) as exc:
+                    return Response(url, error=_describe(exc))
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    if isinstance(exc.__cause__, BlockedAddress):
+                        return Response(url, error=str(exc.__cause__))
+                    if attempt >= limits.retries:
+                        return Response(url, error=_describe(exc))
+                    delay = limits.backoff * 2**attempt
+                else:
+                    status = result.status or 0
+                    if attempt >= limits.retries or not (status == 429 or status >= 500):
+                        return result
+                    hinted = result.retry_after
+                    if status in (429, 503):
+                        wait = min(
+                            hinted if hinted is not None else limits.backoff * 2**attempt,
+                            limits.max_retry_after,
+                        )
+                        slot.pause(wait)  # the whole host slows down, not only this URL
+                        log.info(
+                            "host %s asked to slow down (%s): pausing %.1fs", host, status, wait
+                        )
+                    else:
+                        delay = limits.backoff * 2**attempt
+            attempt += 1
+            if delay:
+                await asyncio.sleep(delay)
+
+    async def _once(self, url: str, accept: str) -> Response:
+        limits = self._limits
+        async with self._session.get(
+            url, allow_redirects=False, timeout=self._timeout, max_line_size=16384
+        ) as resp:
+            status = resp.status
+            ctype = resp.content_type.lower()
+            out = Response(url, status=status, content_type=ctype, charset=resp.charset)
+            if 300 <= status < 400:
+                location = resp.headers.get("Location")
+                if location:
+                    out.location = drop_fragment(urljoin(url, location.strip()))
+                return out
+            if status >= 400:
+                out.retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+                out.error = f"HTTP {status}"
+                return out
+            if accept == "none" or (accept == "html" and ctype not in HTML_TYPES):
+                return out
+            length = resp.content_length
+            if length is not None and length > limits.max_body:
+                out.error = f"page larger than {limits.max_body // 1_000_000} MB: skipped"
+                return out
+            if length is not None:
+                out.body = await resp.read()
+            else:
+                buf = bytearray()
+                async for chunk in resp.content.iter_any():
+                    buf += chunk
+                    if len(buf) > limits.max_body:
+                        out.error = f"page larger than {limits.max_body // 1_000_000} MB: skipped"
+                        return out
+                out.body = bytes(buf)
+            return out
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timed out"
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:300]

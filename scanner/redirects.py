@@ -1,0 +1,90 @@
+"""Short (``amzn.to``) and cloaked (``site/go/…``) links: where do they lead?
+
+Each hop is requested without following redirects, so Amazon itself is never requested: the
+chain stops at the first Amazon URL. Results of short links never change and can be cached
+across scans (the cache is an interface; issue "persistent scans" backs it with Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+from scanner.amazon_urls import AmazonTarget, host_of, is_amazon_host, parse_amazon_url
+from scanner.fetch import Fetcher
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    final_url: str | None  # the Amazon URL the chain ends at
+    target: AmazonTarget | None  # the products it leads to (None: not an Amazon product)
+    error: str | None = None
+
+
+class LinkCache(Protocol):
+    async def get(self, url: str) -> str | None: ...
+    async def put(self, url: str, final_url: str) -> None: ...
+
+
+class MemoryLinkCache:
+    def __init__(self) -> None:
+        self._data: dict[str, str] = {}
+
+    async def get(self, url: str) -> str | None:
+        return self._data.get(url)
+
+    async def put(self, url: str, final_url: str) -> None:
+        self._data[url] = final_url
+
+
+class RedirectResolver:
+    """Resolves each distinct URL once per scan, however many pages carry it."""
+
+    def __init__(self, fetcher: Fetcher, cache: LinkCache, max_hops: int = 5) -> None:
+        self._fetcher = fetcher
+        self._cache = cache
+        self._max_hops = max_hops
+        self._tasks: dict[str, asyncio.Task[Resolution]] = {}
+
+    def start(self, url: str, *, cacheable: bool) -> asyncio.Task[Resolution]:
+        task = self._tasks.get(url)
+        if task is None:
+            task = self._tasks[url] = asyncio.create_task(self._resolve(url, cacheable))
+        return task
+
+    async def results(self) -> dict[str, Resolution]:
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values())
+        return {url: task.result() for url, task in self._tasks.items()}
+
+    def cancel(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+
+    async def _resolve(self, url: str, cacheable: bool) -> Resolution:
+        if cacheable and (final := await self._cache.get(url)) is not None:
+            return Resolution(final, parse_amazon_url(final))
+        result = await self.follow(url)
+        if cacheable and result.target is not None and result.final_url is not None:
+            await self._cache.put(url, result.final_url)
+        return result
+
+    async def follow(self, url: str) -> Resolution:
+        current = url
+        for hop in range(self._max_hops + 1):
+            target = parse_amazon_url(current)
+            if target is not None:
+                return Resolution(current, target)
+            if is_amazon_host(host_of(current)):
+                return Resolution(current, None, "leads to an Amazon page that is not a product")
+            if hop == self._max_hops:
+                break
+            response = await self._fetcher.get(current, accept="none")
+            if response.is_redirect and response.location:
+                current = response.location
+                continue
+            if response.error and response.status is None:
+                return Resolution(None, None, response.error)
+            return Resolution(None, None, f"does not redirect to Amazon (HTTP {response.status})")
+        return Resolution(None, None, f"more than {self._max_hops} redirects")

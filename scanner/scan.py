@@ -1,0 +1,228 @@
+"""One scan as a pipeline: the crawl feeds ASINs to the lookups while it goes on, full batches of
+10 are sent at once, and only the last partial batch waits for the end of the crawl — so a scan
+costs ⌈unique ASINs / 10⌉ API requests and takes about max(crawl time, API time)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiohttp
+
+from scanner.amazon import MAX_ASINS_PER_REQUEST, AmazonAccountError, ProductChecker, ProductResult
+from scanner.amazon_urls import AmazonTarget
+from scanner.classify import Status
+from scanner.crawl import Crawler, CrawlResult, FailedPage, LinkOccurrence, Progress, UnresolvedLink
+from scanner.fetch import Fetcher
+from scanner.ratelimit import RateLimiter
+from scanner.redirects import LinkCache, MemoryLinkCache, RedirectResolver
+from scanner.settings import AmazonAccess, ScanConfig
+
+log = logging.getLogger(__name__)
+
+ProductKey = tuple[str, str]  # (marketplace, ASIN)
+
+
+class ScanFailed(Exception):
+    """The scan could not be done; the message says why and what to do."""
+
+
+@dataclass
+class ScanReport:
+    site: str
+    marketplace: str
+    partner_tag: str | None
+    started_at: datetime
+    finished_at: datetime
+    pages: list[str]
+    failed: list[FailedPage]
+    links: list[LinkOccurrence]
+    unresolved: list[UnresolvedLink]
+    products: dict[ProductKey, ProductResult]
+    truncated: bool = False
+    robots_skipped: int = 0
+    api_requests: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class LookupQueue:
+    """Collects the products the crawl finds and checks them in batches of 10."""
+
+    def __init__(
+        self, checker: ProductChecker, progress: Progress, max_in_flight: int = 10
+    ) -> None:
+        self._checker = checker
+        self._marketplace = checker.access.marketplace
+        self._progress = progress
+        self._sem = asyncio.Semaphore(max_in_flight)
+        self._pending: list[str] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.results: dict[ProductKey, ProductResult] = {}
+        self._seen: set[ProductKey] = set()
+        self.fatal: AmazonAccountError | None = None
+        self.failed = asyncio.Event()
+        self.api_done_at = 0.0
+
+    def add(self, target: AmazonTarget) -> None:
+        for asin in target.asins:
+            key = (target.marketplace, asin)
+            if key in self._seen:
+                continue
+            self._seen.add(key)
+            self._progress.products_found += 1
+            if target.marketplace != self._marketplace:
+                self._store(
+                    ProductResult(
+                        asin,
+                        target.marketplace,
+                        Status.ERROR,
+                        error=(
+                            f"no Amazon credentials for {target.marketplace} in this scan "
+                            f"(it checks {self._marketplace})"
+                        ),
+                    )
+                )
+                continue
+            self._pending.append(asin)
+            if len(self._pending) >= MAX_ASINS_PER_REQUEST:
+                self._send(self._pending[:MAX_ASINS_PER_REQUEST])
+                del self._pending[:MAX_ASINS_PER_REQUEST]
+
+    async def finish(self) -> None:
+        """Send what is left and wait for every answer. Raises AmazonAccountError."""
+        while self._pending:
+            self._send(self._pending[:MAX_ASINS_PER_REQUEST])
+            del self._pending[:MAX_ASINS_PER_REQUEST]
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks))
+        if self.fatal is not None:
+            raise self.fatal
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    def _send(self, asins: list[str]) -> None:
+        task = asyncio.create_task(self._check(list(asins)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _check(self, asins: list[str]) -> None:
+        if self.fatal is not None:
+            return
+        async with self._sem:
+            try:
+                results = await self._checker.check(asins)
+            except AmazonAccountError as exc:
+                self.fatal = exc
+                self.failed.set()
+                return
+        for result in results:
+            self._store(result)
+        self._progress.api_requests = self._checker.requests
+        self.api_done_at = time.monotonic()
+
+    def _store(self, result: ProductResult) -> None:
+        self.results[(result.marketplace, result.asin)] = result
+        self._progress.products_checked = len(self.results)
+
+
+async def run_scan(
+    config: ScanConfig,
+    access: AmazonAccess,
+    *,
+    session: aiohttp.ClientSession,
+    limiter: RateLimiter,
+    link_cache: LinkCache | None = None,
+    progress: Progress | None = None,
+    concurrency: int | None = None,
+) -> ScanReport:
+    """Crawl ``config.site`` and check every product found. Raises ScanFailed."""
+    progress = progress or Progress()
+    started_at = datetime.now(UTC)
+    t0 = time.monotonic()
+    fetcher = Fetcher(session, config.network, config.limits)
+    resolver = RedirectResolver(
+        fetcher, link_cache or MemoryLinkCache(), config.limits.max_redirect_hops
+    )
+    try:
+        checker = ProductChecker(access, limiter)
+    except AmazonAccountError as exc:
+        raise ScanFailed(str(exc)) from None
+    async with checker:
+        progress.phase = "checking Amazon credentials"
+        try:
+            await checker.verify()
+        except AmazonAccountError as exc:
+            raise ScanFailed(str(exc)) from None
+        lookups = LookupQueue(checker, progress)
+        crawler = Crawler(config, fetcher, resolver, lookups.add, progress, concurrency)
+        crawl_task = asyncio.create_task(crawler.run())
+        fatal_task = asyncio.create_task(lookups.failed.wait())
+        try:
+            await asyncio.wait({crawl_task, fatal_task}, return_when=asyncio.FIRST_COMPLETED)
+            if lookups.fatal is not None:
+                raise ScanFailed(str(lookups.fatal))
+            crawl = crawl_task.result()
+            crawl_seconds = time.monotonic() - t0
+            _check_reached(config, crawl)
+            progress.phase = "checking products"
+            try:
+                await lookups.finish()
+            except AmazonAccountError as exc:
+                raise ScanFailed(str(exc)) from None
+        finally:
+            for task in (crawl_task, fatal_task):
+                task.cancel()
+            resolver.cancel()
+            lookups.cancel()
+            await asyncio.gather(crawl_task, fatal_task, return_exceptions=True)
+    progress.phase = "done"
+    progress.api_requests = checker.requests
+    total = time.monotonic() - t0
+    return ScanReport(
+        site=config.site,
+        marketplace=access.marketplace,
+        partner_tag=config.partner_tag or access.partner_tag or None,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        pages=crawl.pages,
+        failed=crawl.failed,
+        links=crawl.links,
+        unresolved=crawl.unresolved,
+        products=lookups.results,
+        truncated=crawl.truncated,
+        robots_skipped=crawl.robots_skipped,
+        api_requests=checker.requests,
+        timings={
+            "crawl_seconds": round(crawl_seconds, 3),
+            "total_seconds": round(total, 3),
+            "http_requests": fetcher.requests,
+        },
+    )
+
+
+def _check_reached(config: ScanConfig, crawl: CrawlResult) -> None:
+    """A scan that could not read a single page failed; say why and what to do."""
+    if crawl.pages:
+        return
+    if crawl.start_redirect:
+        raise ScanFailed(
+            f"{config.site} redirects to {crawl.start_redirect}, another site: scan that address "
+            "instead"
+        )
+    if crawl.robots_skipped and not crawl.failed:
+        raise ScanFailed(
+            f"robots.txt of {config.site} forbids the AffiliateLink crawler: allow the user-agent "
+            "AffiliateLink in robots.txt, then scan again"
+        )
+    if crawl.failed:
+        first = crawl.failed[0]
+        raise ScanFailed(
+            f"site unreachable: {first.url}: {first.error}. Check the address; if your host "
+            "limits crawlers, ask it to allow the user-agent AffiliateLink"
+        )
+    raise ScanFailed(f"no HTML page found at {config.site}: check the address")

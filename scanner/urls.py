@@ -1,0 +1,115 @@
+"""URL handling for the crawl: resolution like a browser, normalisation, same-site scope. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_SKIPPED_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "sms:", "ftp:", "file:")
+_STRIPPED = "\t\n\r"
+
+
+class BadSiteUrl(ValueError):
+    """The URL given for a scan cannot be crawled; the message says how to write it."""
+
+
+def site_url(raw: str) -> str:
+    """A user's site as a start URL: ``example.com`` becomes ``https://example.com/``."""
+    text = raw.strip()
+    if not text:
+        raise BadSiteUrl("the site URL is empty: give a domain such as example.com")
+    if "://" not in text:
+        text = "https://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in _DEFAULT_PORTS:
+        raise BadSiteUrl(f"{raw!r} is not a web address: use http:// or https://")
+    if not parts.hostname or ("." not in parts.hostname and parts.hostname != "localhost"):
+        raise BadSiteUrl(f"{raw!r} has no domain name: give one such as example.com")
+    try:
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError as exc:
+        raise BadSiteUrl(f"{raw!r} has an invalid port") from exc
+    return normalize(text)
+
+
+def normalize(url: str) -> str:
+    """Canonical form used as a crawl key: lower-case scheme and host, no default port,
+    no fragment, ``/`` for an empty path. Query order and case of the path are kept."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    port = parts.port
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def drop_fragment(url: str) -> str:
+    return url.split("#", 1)[0]
+
+
+def resolve(base: str, href: str) -> str | None:
+    """Absolute URL of ``href`` on a page at ``base``, as a browser resolves it, fragment dropped.
+
+    None for hrefs that lead nowhere crawlable (``javascript:``, ``mailto:``, empty, malformed).
+    """
+    href = href.strip()
+    if any(c in href for c in _STRIPPED):
+        href = href.translate({ord(c): None for c in _STRIPPED})
+    if not href or href.startswith("#"):
+        return None
+    low = href[:11].lower()
+    if low.startswith(_SKIPPED_SCHEMES):
+        return None
+    try:
+        absolute = href if low.startswith(("http://", "https://")) else urljoin(base, href)
+    except ValueError:
+        return None
+    if not absolute[:8].lower().startswith(("http://", "https://")):
+        return None
+    return drop_fragment(absolute)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteScope:
+    """Which URLs belong to the scanned site: same host, apex and ``www.`` being one site."""
+
+    key: str  # host without "www."
+    port: int | None  # an explicit non-default port of the start URL, else None
+
+    @classmethod
+    def of(cls, start_url: str) -> SiteScope:
+        parts = urlsplit(start_url)
+        host = (parts.hostname or "").rstrip(".")
+        port = parts.port
+        if port == _DEFAULT_PORTS.get(parts.scheme):
+            port = None
+        return cls(key=host.removeprefix("www."), port=port)
+
+    def contains(self, url: str) -> bool:
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").rstrip(".")
+            port = parts.port
+        except ValueError:
+            return False
+        if host.removeprefix("www.") != self.key:
+            return False
+        if port == _DEFAULT_PORTS.get(parts.scheme.lower()):
+            port = None
+        return port == self.port
+
+
+def under_prefix(url: str, prefixes: tuple[str, ...]) -> bool:
+    """Is ``url`` under one of the cloaking prefixes (compared on normalised scheme/host)?"""
+    if not prefixes:
+        return False
+    key = normalize(url)
+    return any(key.startswith(p) for p in prefixes)
+
+
+def cloak_prefix(raw: str) -> str:
+    """A user's cloaking prefix in the form ``under_prefix`` compares against."""
+    return normalize(raw.strip())
