@@ -301,11 +301,11 @@ class Crawler:
                 self._on_target(target)
                 return (_AMAZON, -1, target, href)
             if host_of(href) in SHORT_LINK_HOSTS:
-                self._resolver.start(href, cacheable=True)
+                self._resolver.start(href, cacheable=True, on_target=self._on_target)
                 return (_SHORT, -1, None, href)
         if under_prefix(url, self._config.cloak_prefixes):
             href = normalize(url)
-            self._resolver.start(href, cacheable=False)
+            self._resolver.start(href, cacheable=False, on_target=self._on_target)
             return (_CLOAK, -1, None, href)
         if self._scope.contains(url):
             key = normalize(url)
@@ -321,7 +321,7 @@ class Crawler:
             self._on_target(target)
         elif host_of(location) in SHORT_LINK_HOSTS:
             self._redirects[uid] = location
-            self._resolver.start(normalize(location), cacheable=True)
+            self._resolver.start(normalize(location), cacheable=True, on_target=self._on_target)
         elif self._scope.contains(location) and not is_amazon_host(host_of(location)):
             self._redirects[uid] = self._discover(normalize(location))
         else:

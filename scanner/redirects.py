@@ -8,6 +8,7 @@ across scans (the cache is an interface; issue "persistent scans" backs it with 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,11 +48,21 @@ class RedirectResolver:
         self._max_hops = max_hops
         self._tasks: dict[str, asyncio.Task[Resolution]] = {}
 
-    def start(self, url: str, *, cacheable: bool) -> asyncio.Task[Resolution]:
-        task = self._tasks.get(url)
-        if task is None:
-            task = self._tasks[url] = asyncio.create_task(self._resolve(url, cacheable))
-        return task
+    def start(
+        self, url: str, *, cacheable: bool, on_target: Callable[[AmazonTarget], None]
+    ) -> None:
+        """Resolve ``url`` in the background; ``on_target`` hears of the products it leads to."""
+        if url in self._tasks:
+            return
+        task = self._tasks[url] = asyncio.create_task(self._resolve(url, cacheable))
+
+        def done(task: asyncio.Task[Resolution]) -> None:
+            if not task.cancelled() and task.exception() is None:
+                target = task.result().target
+                if target is not None:
+                    on_target(target)
+
+        task.add_done_callback(done)
 
     async def results(self) -> dict[str, Resolution]:
         if self._tasks:
