@@ -66,10 +66,20 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", "-v", action="store_true", help="log what the crawler does")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("clickclickbankbank")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ccbb", description="ClickClickBankBank: find and check every Amazon link of a site."
     )
+    parser.add_argument("--version", action="version", version=f"ccbb {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     scan = sub.add_parser("scan", help="scan a site and print the report")
     scan.add_argument("site", metavar="SITE_URL")

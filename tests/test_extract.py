@@ -1,0 +1,195 @@
+"""Where ASINs hide: table tests of the pure URL and HTML functions (DESIGN §3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scanner.amazon_urls import AmazonTarget, parse_amazon_url
+from scanner.extract import extract_links
+from scanner.urls import SiteScope, normalize, resolve, site_url
+
+US, UK, DE, JP = "www.amazon.com", "www.amazon.co.uk", "www.amazon.de", "www.amazon.co.jp"
+
+
+@pytest.mark.parametrize(
+    ("url", "marketplace", "asins", "tag"),
+    [
+        ("https://www.amazon.com/dp/B00TEST123", US, ("B00TEST123",), None),
+        ("https://www.amazon.com/dp/B00TEST123?tag=me-20", US, ("B00TEST123",), "me-20"),
+        ("https://www.amazon.com/dp/b00test123/", US, ("B00TEST123",), None),
+        ("https://WWW.AMAZON.COM/DP/B00TEST123", US, ("B00TEST123",), None),
+        ("https://amazon.com/dp/B00TEST123", US, ("B00TEST123",), None),
+        ("https://smile.amazon.com/dp/B00TEST123", US, ("B00TEST123",), None),
+        ("https://www.amazon.co.uk/Kettle-Steel/dp/B00TEST123/ref=sr_1_1", UK, ("B00TEST123",), None),
+        ("https://www.amazon.de/%C3%9Cber-Produkt/dp/B00TEST123", DE, ("B00TEST123",), None),
+        ("https://www.amazon.co.jp/dp/product/B00TEST123", JP, ("B00TEST123",), None),
+        ("https://www.amazon.com/gp/product/B00TEST123?tag=x-20", US, ("B00TEST123",), "x-20"),
+        ("https://www.amazon.com/gp/aw/d/B00TEST123", US, ("B00TEST123",), None),
+        ("https://www.amazon.com/gp/offer-listing/B00TEST123", US, ("B00TEST123",), None),
+        ("https://www.amazon.com/product-reviews/B00TEST123", US, ("B00TEST123",), None),
+        ("https://www.amazon.com/exec/obidos/ASIN/B00TEST123/me-20", US, ("B00TEST123",), "me-20"),
+        ("https://www.amazon.com/exec/obidos/ASIN/0596009208", US, ("0596009208",), None),
+        ("https://www.amazon.com/o/ASIN/B00TEST123/ref=nosim/me-21", US, ("B00TEST123",), "me-21"),
+        ("https://www.amazon.com/gp/product/059600920X", US, ("059600920X",), None),
+        ("https://www.amazon.com/gp/redirect.html?creativeASIN=B00TEST123&tag=a-20", US,
+         ("B00TEST123",), "a-20"),
+        ("https://www.amazon.com/gp/aws/cart/add.html?ASIN.1=B00TEST123", US, ("B00TEST123",), None),
+        ("https://www.amazon.fr/s?k=x&asin=B00TEST123", "www.amazon.fr", ("B00TEST123",), None),
+        ("https://www.amazon.com/dp/B00TEST123?tag=me-20&region=us", US, ("B00TEST123",), "me-20"),
+        # widgets
+        ("https://ws-na.amazon-adsystem.com/widgets/q?ServiceVersion=20070822&MarketPlace=US"
+         "&tracking_id=me-20&asins=B00TEST123", US, ("B00TEST123",), "me-20"),
+        ("https://ws-eu.amazon-adsystem.com/widgets/q?MarketPlace=DE&asins=B00TEST123,B00TEST124"
+         "&tracking_id=de-21", DE, ("B00TEST123", "B00TEST124"), "de-21"),
+        ("https://ws-eu.amazon-adsystem.com/widgets/q?asins=B00TEST123", UK, ("B00TEST123",), None),
+        ("https://rcm.amazon.co.uk/e/cm?t=uk-21&o=2&asins=B00TEST123", UK, ("B00TEST123",), "uk-21"),
+        ("https://rcm-fe.amazon-adsystem.com/e/cm?t=jp-22&o=9&asins=B00TEST123", JP,
+         ("B00TEST123",), "jp-22"),
+        ("https://rcm-na.amazon-adsystem.com/e/cm?t=us-20&o=1&region=US&asins=B00TEST123", US,
+         ("B00TEST123",), "us-20"),
+    ],
+)  # fmt: skip
+def test_amazon_url_shapes(url: str, marketplace: str, asins: tuple[str, ...], tag: str) -> None:
+    target = parse_amazon_url(url)
+    assert target is not None, url
+    assert (target.marketplace, target.asins, target.tag) == (marketplace, asins, tag)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.org/dp/B00TEST123",  # /dp/ on another host
+        "https://www.amazon.com/s?k=kettle",  # a search, no product
+        "https://www.amazon.com/",  # home page
+        "https://www.amazon.com/dp/B00TEST12",  # 9 characters
+        "https://www.amazon.com/dp/B00TEST1234",  # 11 characters
+        "https://www.amazon.com/dp/ABCDEFGHIJ",  # 10 characters, not an ASIN shape
+        "https://www.amazon.com/gp/help/customer/display.html",
+        "https://www.amazon.cn/dp/B00TEST123",  # not a marketplace of the Creators API
+        "https://amazon.example.com/dp/B00TEST123",
+        "https://amzn.to/3abcdef",  # a short link is not a product until resolved
+        "https://ws-na.amazon-adsystem.com/widgets/q?asins=",
+        "mailto:someone@amazon.com",
+    ],
+)
+def test_not_product_urls(url: str) -> None:
+    assert parse_amazon_url(url) is None
+
+
+PAGE = "https://blog.example.com/reviews/kettles/"
+
+
+def links_of(html: str, page: str = PAGE, charset: str | None = None) -> list[str]:
+    return extract_links(html.encode(charset or "utf-8"), page, charset).links
+
+
+def test_entities_are_decoded_like_a_browser() -> None:
+    html = (
+        '<a href="https://www.amazon.com/dp/B00TEST123?tag=me-20&amp;th=1">a</a>'
+        '<a href="https://www.amazon.com/dp/B00TEST124?tag=me-20&region=us">b</a>'
+        '<a href="https://www.amazon.com/dp/B00TEST125?x=1&reg=2">c</a>'
+    )
+    assert links_of(html) == [
+        "https://www.amazon.com/dp/B00TEST123?tag=me-20&th=1",
+        "https://www.amazon.com/dp/B00TEST124?tag=me-20&region=us",  # not "®ion=us"
+        "https://www.amazon.com/dp/B00TEST125?x=1&reg=2",
+    ]
+
+
+def test_relative_and_protocol_relative_links_resolve_against_the_page() -> None:
+    html = (
+        '<a href="../toasters/">up</a><a href="best">rel</a><a href="/go/kettle">root</a>'
+        '<a href="//www.amazon.com/dp/B00TEST123">proto</a><a href="?page=2#c">query</a>'
+        '<a href="#top">frag</a><a href="javascript:void(0)">js</a><a href="mailto:a@b.c">m</a>'
+        '<a href=" https://www.amazon.com/dp/B00TEST124 \n">ws</a>'
+    )
+    assert links_of(html) == [
+        "https://blog.example.com/reviews/toasters/",
+        "https://blog.example.com/reviews/kettles/best",
+        "https://blog.example.com/go/kettle",
+        "https://www.amazon.com/dp/B00TEST123",
+        "https://blog.example.com/reviews/kettles/?page=2",
+        "https://www.amazon.com/dp/B00TEST124",
+    ]
+
+
+def test_base_href_and_canonical() -> None:
+    html = (
+        '<head><base href="https://blog.example.com/other/">'
+        '<link rel="canonical" href="/reviews/kettles/"></head>'
+        '<body><a href="x">x</a></body>'
+    )
+    page = extract_links(html.encode(), PAGE + "?replytocom=12")
+    assert page.links == ["https://blog.example.com/other/x"]
+    assert page.canonical == "https://blog.example.com/reviews/kettles/"
+
+
+def test_area_and_iframe_count_script_and_text_do_not() -> None:
+    html = (
+        "<p>Our pick: B00TEST123, also see /dp/B00TEST124</p>"
+        "<script>var u = '<a href=\"https://www.amazon.com/dp/B00TEST125\">';</script>"
+        '<map><area href="https://www.amazon.com/dp/B00TEST126"></map>'
+        '<iframe src="//ws-na.amazon-adsystem.com/widgets/q?asins=B00TEST127&MarketPlace=US">'
+        "</iframe>"
+        '<img src="https://www.amazon.com/dp/B00TEST128">'
+    )
+    assert links_of(html) == [
+        "https://www.amazon.com/dp/B00TEST126",
+        "https://ws-na.amazon-adsystem.com/widgets/q?asins=B00TEST127&MarketPlace=US",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("charset", "in_header"), [("windows-1252", False), ("iso-8859-1", True), ("utf-8", False)]
+)
+def test_charsets(charset: str, in_header: bool) -> None:
+    meta = "" if in_header else f'<meta charset="{charset}">'
+    html = f'<html><head>{meta}</head><body><a href="/caf\u00e9/">caf\u00e9</a></body></html>'
+    body = html.encode(charset)
+    page = extract_links(body, PAGE, charset if in_header else None)
+    assert page.links == ["https://blog.example.com/caf\u00e9/"]
+
+
+def test_upper_case_hosts_are_one_unique_link() -> None:
+    a = normalize("HTTPS://WWW.AMAZON.COM/dp/B00TEST123?tag=me-20")
+    b = normalize("https://www.amazon.com:443/dp/B00TEST123?tag=me-20")
+    assert a == b == "https://www.amazon.com/dp/B00TEST123?tag=me-20"
+    assert parse_amazon_url(a) == AmazonTarget(US, ("B00TEST123",), "me-20")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("example.com", "https://example.com/"),
+        ("  https://Example.com  ", "https://example.com/"),
+        ("http://www.example.com/blog", "http://www.example.com/blog"),
+        ("localhost:8080", "https://localhost:8080/"),
+    ],
+)
+def test_site_url(raw: str, expected: str) -> None:
+    assert site_url(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "ftp://example.com", "https://", "notadomain", "http://a.com:x"])
+def test_bad_site_url(raw: str) -> None:
+    from scanner.urls import BadSiteUrl
+
+    with pytest.raises(BadSiteUrl):
+        site_url(raw)
+
+
+def test_site_scope() -> None:
+    scope = SiteScope.of("https://example.com/")
+    assert scope.contains("https://www.example.com/a")
+    assert scope.contains("http://example.com/b")
+    assert not scope.contains("https://shop.example.com/")
+    assert not scope.contains("https://example.com:8443/")
+    local = SiteScope.of("http://127.0.0.1:8080/")
+    assert local.contains("http://127.0.0.1:8080/x")
+    assert not local.contains("http://127.0.0.1:8081/x")
+
+
+def test_resolve_drops_fragments_and_non_web_schemes() -> None:
+    assert resolve(PAGE, "https://a.com/x#frag") == "https://a.com/x"
+    assert resolve(PAGE, "tel:123") is None
+    assert resolve(PAGE, "") is None
