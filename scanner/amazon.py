@@ -219,9 +219,12 @@ class ProductChecker:
         access = self.access
         last: str = ""
         for attempt in range(access.retries + 1):
-            await self._limiter.acquire()
-            self.requests += 1
             try:
+                # The token first: fetched inside the paced slot, it would delay this request
+                # until it bunched up with the next one, and Amazon would answer 429.
+                await self._token()
+                await self._limiter.acquire()
+                self.requests += 1
                 items = await self._api.get_items(
                     list(asins), resources=RESOURCES, include_unavailable=True
                 )
@@ -255,6 +258,11 @@ class ProductChecker:
         return self._all_error(
             asins, f"Amazon API unavailable after {access.retries + 1} attempts: {last}"
         )
+
+    async def _token(self) -> None:
+        manager = getattr(self._api, "_token_manager", None)
+        if manager is not None:  # cached until it nearly expires
+            await manager.get_token()
 
     def _result(self, asin: str, item: ItemFacts | None, verdict: Verdict) -> ProductResult:
         return ProductResult(

@@ -28,12 +28,12 @@ from scanner.amazon_urls import (
     is_amazon_host,
     parse_amazon_url,
 )
-from scanner.extract import extract_links
+from scanner.extract import PageLinks, extract_links
 from scanner.fetch import Fetcher, gunzip_capped
 from scanner.net import ROBOTS_AGENT
 from scanner.redirects import RedirectResolver, Resolution
 from scanner.settings import ScanConfig
-from scanner.urls import SiteScope, normalize, under_prefix
+from scanner.urls import SiteScope, memo_key, normalize, origin_of, resolve, under_prefix
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class Crawler:
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._ids: dict[str, int] = {}  # normalised internal URL → id (also the "seen" set)
         self._urls: list[str] = []  # id → normalised URL
-        self._classes: dict[str, _Class] = {}
+        self._classes: dict[str, _Class] = {}  # memo: href (see memo_key) or URL → class
         self._page_keys: dict[str, int] = {}
         self._internal_links: list[array[int]] = []  # per page: ids of internal links on it
         self._direct: list[tuple[int, str, LinkKind, AmazonTarget]] = []
@@ -267,17 +267,28 @@ class Crawler:
         self._page_keys[key] = page
         self.result.pages.append(key)
         self.progress.pages_crawled = page + 1
-        self._record_links(page, key, links.links)
+        self._record_links(page, links)
 
-    def _record_links(self, page: int, page_url: str, links: list[str]) -> None:
+    def _record_links(self, page: int, links: PageLinks) -> None:
+        """The hot path: one memo look-up per link for the hrefs a site repeats on every page."""
         internal: array[int] = array("I")
         classes = self._classes
-        for url in links:
-            cls = classes.get(url)
+        base = links.base
+        origin = origin_of(base)
+        for href in links.hrefs:
+            key = memo_key(origin, href)
+            cls = classes.get(key) if key is not None else None
             if cls is None:
-                cls = self._classify(url)
-                if len(classes) < _CACHE_LIMIT:
-                    classes[url] = cls
+                url = resolve(base, href)
+                if url is None:
+                    continue
+                cls = classes.get(url)
+                if cls is None:
+                    cls = self._classify(url)
+                    if len(classes) < _CACHE_LIMIT:
+                        classes[url] = cls
+                if key is not None and len(classes) < _CACHE_LIMIT:
+                    classes[key] = cls
             kind = cls[0]
             if kind == _INTERNAL:
                 internal.append(cls[1])

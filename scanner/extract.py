@@ -20,10 +20,18 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]
 
 @dataclass(slots=True)
 class PageLinks:
-    """What a page links to. ``links`` keeps every occurrence, in document order."""
+    """What a page links to: every ``<a>``/``<area>`` ``href`` and ``<iframe>`` ``src`` as
+    written (entities decoded), in document order, and the base they resolve against."""
 
-    canonical: str | None = None
-    links: list[str] = field(default_factory=list)  # absolute, fragment dropped; a/area/iframe
+    base: str
+    hrefs: list[str] = field(default_factory=list)
+    canonical: str | None = None  # absolute
+
+    @property
+    def links(self) -> list[str]:
+        """The hrefs resolved as a browser does, fragments dropped; unusable ones left out."""
+        base = self.base
+        return [url for href in self.hrefs if (url := resolve(base, href)) is not None]
 
 
 def sniff_charset(body: bytes, header_charset: str | None) -> str:
@@ -42,14 +50,12 @@ def decode_body(body: bytes, charset: str) -> str:
 
 
 def extract_links(body: bytes, page_url: str, header_charset: str | None = None) -> PageLinks:
-    """Every ``<a>``/``<area>`` ``href`` and ``<iframe>`` ``src`` of a page, resolved against the
-    page (or its ``<base href>``), plus its ``rel=canonical`` URL."""
+    """The links of a page (see :class:`PageLinks`) and its ``rel=canonical`` URL."""
     charset = sniff_charset(body, header_charset)
     html: str | bytes = body if charset in ("utf-8", "utf8") else decode_body(body, charset)
     tree = LexborHTMLParser(html)
-    out = PageLinks()
-    base = page_url
-    raw: list[str] = []
+    out = PageLinks(page_url)
+    hrefs = out.hrefs
     canonical_raw: str | None = None
     for node in tree.css(_SELECTOR):
         tag = node.tag
@@ -61,15 +67,10 @@ def extract_links(body: bytes, page_url: str, header_charset: str | None = None)
             if canonical_raw is None and "canonical" in (attrs.get("rel") or "").lower().split():
                 canonical_raw = value
         elif tag == "base":
-            if base is page_url:
-                base = resolve(page_url, value) or page_url
+            if out.base is page_url:
+                out.base = resolve(page_url, value) or page_url
         else:
-            raw.append(value)
+            hrefs.append(value)
     if canonical_raw is not None:
-        out.canonical = resolve(base, canonical_raw)
-    links = out.links
-    for value in raw:
-        url = resolve(base, value)
-        if url is not None:
-            links.append(url)
+        out.canonical = resolve(out.base, canonical_raw)
     return out

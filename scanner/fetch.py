@@ -87,8 +87,17 @@ def gunzip_capped(data: bytes, cap: int) -> bytes:
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     out = inflater.decompress(data, cap + 1)
     if len(out) > cap:
-        raise ValueError(f"decompresses to more than {cap // 1_000_000} MB")
+        raise ValueError(f"decompresses to more than {_size(cap)}")
     return out
+
+
+def _size(n: int) -> str:
+    """``10 MB``, ``100 kB``, ``512 bytes``: a body cap as people read it."""
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:g} MB"
+    if n >= 1_000:
+        return f"{n / 1_000:g} kB"
+    return f"{n} bytes"
 
 
 class Fetcher:
@@ -133,6 +142,9 @@ class Fetcher:
                 except BlockedAddress as exc:
                     return Response(url, error=str(exc))
                 except (aiohttp.ClientConnectorDNSError, aiohttp.InvalidURL) as exc:
+                    # aiohttp wraps the resolver's refusal in a DNS error: say what happened
+                    if isinstance(exc.__cause__, BlockedAddress):
+                        return Response(url, error=str(exc.__cause__))
                     return Response(url, error=_describe(exc))
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     if isinstance(exc.__cause__, BlockedAddress):
@@ -179,20 +191,19 @@ class Fetcher:
                 return out
             if accept == "none" or (accept == "html" and ctype not in HTML_TYPES):
                 return out
+            too_large = f"page larger than {_size(limits.max_body)}: skipped"
             length = resp.content_length
             if length is not None and length > limits.max_body:
-                out.error = f"page larger than {limits.max_body // 1_000_000} MB: skipped"
+                out.error = too_large
                 return out
-            if length is not None:
-                out.body = await resp.read()
-            else:
-                buf = bytearray()
-                async for chunk in resp.content.iter_any():
-                    buf += chunk
-                    if len(buf) > limits.max_body:
-                        out.error = f"page larger than {limits.max_body // 1_000_000} MB: skipped"
-                        return out
-                out.body = bytes(buf)
+            # Content-Length counts compressed bytes: the cap applies to what is inflated.
+            buf = bytearray()
+            async for chunk in resp.content.iter_any():
+                buf += chunk
+                if len(buf) > limits.max_body:
+                    out.error = too_large
+                    return out
+            out.body = bytes(buf)
             return out
 
 

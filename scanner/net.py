@@ -8,6 +8,7 @@ reach local servers under real host names).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -41,9 +42,14 @@ def parse_connect_to(values: Iterable[str]) -> dict[tuple[str, int], tuple[str, 
             )
         host, port, host2, port2 = parts
         try:
-            mapping[(host.lower(), int(port))] = (host2.strip("[]"), int(port2))
+            ports = int(port), int(port2)
         except ValueError as exc:
-            raise BadConnectTo(f"--connect-to {value!r}: the ports must be numbers") from exc
+            raise BadConnectTo(
+                f"--connect-to {value!r}: the ports must be numbers from 1 to 65535"
+            ) from exc
+        if not all(0 < p < 65536 for p in ports):
+            raise BadConnectTo(f"--connect-to {value!r}: the ports must be numbers from 1 to 65535")
+        mapping[(host.lower(), ports[0])] = (host2.strip("[]"), ports[1])
     return mapping
 
 
@@ -69,7 +75,8 @@ def is_public(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return not (
-        ip.is_private
+        not ip.is_global  # also the shared space 100.64/10 (cloud metadata, carrier NAT)
+        or ip.is_private
         or ip.is_loopback
         or ip.is_link_local
         or ip.is_multicast
@@ -78,7 +85,9 @@ def is_public(address: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def literal_ip(host: str) -> str | None:
+    """The IP address an IP-literal host names (None for a host name)."""
     try:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:

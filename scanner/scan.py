@@ -162,6 +162,7 @@ async def run_scan(
         crawler = Crawler(config, fetcher, resolver, lookups.add, progress, concurrency)
         crawl_task = asyncio.create_task(crawler.run())
         fatal_task = asyncio.create_task(lookups.failed.wait())
+        finish_task: asyncio.Task[None] | None = None
         try:
             await asyncio.wait({crawl_task, fatal_task}, return_when=asyncio.FIRST_COMPLETED)
             if lookups.fatal is not None:
@@ -170,16 +171,19 @@ async def run_scan(
             crawl_seconds = time.monotonic() - t0
             _check_reached(config, crawl)
             progress.phase = "checking products"
-            try:
-                await lookups.finish()
-            except AmazonAccountError as exc:
-                raise ScanFailed(str(exc)) from None
+            # the first account error ends the lookups: the batches still queued are not sent
+            finish_task = asyncio.create_task(lookups.finish())
+            await asyncio.wait({finish_task, fatal_task}, return_when=asyncio.FIRST_COMPLETED)
+            if lookups.fatal is not None:
+                raise ScanFailed(str(lookups.fatal))
+            finish_task.result()
         finally:
-            for task in (crawl_task, fatal_task):
+            tasks = [t for t in (crawl_task, fatal_task, finish_task) if t is not None]
+            for task in tasks:
                 task.cancel()
             resolver.cancel()
             lookups.cancel()
-            await asyncio.gather(crawl_task, fatal_task, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
     progress.phase = "done"
     progress.api_requests = checker.requests
     total = time.monotonic() - t0

@@ -7,7 +7,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SKIPPED_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "sms:", "ftp:", "file:")
-_STRIPPED = "\t\n\r"
+_STRIP_TABLE = {ord(c): None for c in "\t\n\r"}
 
 
 class BadSiteUrl(ValueError):
@@ -56,8 +56,8 @@ def resolve(base: str, href: str) -> str | None:
     None for hrefs that lead nowhere crawlable (``javascript:``, ``mailto:``, empty, malformed).
     """
     href = href.strip()
-    if any(c in href for c in _STRIPPED):
-        href = href.translate({ord(c): None for c in _STRIPPED})
+    if "\n" in href or "\t" in href or "\r" in href:
+        href = href.translate(_STRIP_TABLE)
     if not href or href.startswith("#"):
         return None
     low = href[:11].lower()
@@ -69,7 +69,26 @@ def resolve(base: str, href: str) -> str | None:
         return None
     if not absolute[:8].lower().startswith(("http://", "https://")):
         return None
+    try:
+        urlsplit(absolute).port  # noqa: B018  (raises on a bad port or a broken [IPv6] host)
+    except ValueError:
+        return None
     return drop_fragment(absolute)
+
+
+def memo_key(origin: str, href: str) -> str | None:
+    """A key under which ``href`` resolves the same on every page of ``origin``
+    (``scheme://host[:port]``): absolute and root-relative hrefs. None for page-relative ones."""
+    if href.startswith(("http://", "https://")):
+        return href
+    if href.startswith("/") and not href.startswith("//"):
+        return origin + href
+    return None
+
+
+def origin_of(url: str) -> str:
+    end = url.find("/", url.find("//") + 2)
+    return url if end < 0 else url[:end]
 
 
 @dataclass(frozen=True, slots=True)
