@@ -160,7 +160,7 @@ async def progress_bar(progress: Progress, enabled: bool) -> AsyncIterator[None]
     if not enabled:
         yield
         return
-    bar = tqdm(total=1, unit="page", file=sys.stderr, dynamic_ncols=True, leave=False)
+    bar = tqdm(total=1, unit="page", file=sys.stderr, dynamic_ncols=True, leave=False, disable=None)
 
     def refresh() -> None:
         bar.total = max(progress.pages_discovered, 1)

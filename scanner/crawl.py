@@ -157,7 +157,11 @@ class Crawler:
 
     async def _load_robots(self, start: str) -> None:
         url = _origin(start) + "/robots.txt"
-        response = await self._fetcher.get(url, accept="any")
+        for _ in range(self._limits.max_redirect_hops + 1):  # e.g. apex → www. (RFC 9309 §2.3.1.2)
+            response = await self._fetcher.get(url, accept="any")
+            if not (response.location and self._scope.contains(response.location)):
+                break
+            url = response.location
         if response.status == 200 and response.body is not None:
             self._robots = Protego.parse(response.body.decode("utf-8", errors="replace"))
             delay = self._robots.crawl_delay(ROBOTS_AGENT)
@@ -181,6 +185,8 @@ class Crawler:
             if url in seen:
                 continue
             seen.add(url)
+            if not self._allowed(url):
+                continue
             for loc, is_index in await self._read_sitemap(url):
                 if is_index:
                     if depth_of[url] < self._limits.max_sitemap_depth and loc not in depth_of:
@@ -202,10 +208,12 @@ class Crawler:
             log.info("sitemap %s unreadable: %s", url, exc)
             return []
         is_index = root.tag.endswith("sitemapindex")
+        # <loc> of each <url>/<sitemap> only: not <image:loc> and such, deeper down
         return [
             (el.text.strip(), is_index)
-            for el in root.iter()
-            if el.tag.endswith("loc") and el.text and el.text.strip()
+            for entry in root
+            for el in entry
+            if el.tag.rpartition("}")[2] == "loc" and el.text and el.text.strip()
         ]
 
     # ---- the crawl ------------------------------------------------------------------------
@@ -368,7 +376,7 @@ class Crawler:
         out: dict[int, AmazonTarget] = {}
         for uid in self._redirects:
             step: int | AmazonTarget | str | None = uid
-            for _ in range(self._limits.max_redirect_hops + 1):
+            for _ in range(self._limits.max_redirect_hops):  # one redirect per step
                 if not isinstance(step, int):
                     break
                 step = self._redirects.get(step)

@@ -170,7 +170,9 @@ def test_site_url(raw: str, expected: str) -> None:
     assert site_url(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["", "ftp://example.com", "https://", "notadomain", "http://a.com:x"])
+@pytest.mark.parametrize(
+    "raw", ["", "ftp://example.com", "https://", "notadomain", "http://a.com:x"]
+)
 def test_bad_site_url(raw: str) -> None:
     from scanner.urls import BadSiteUrl
 
