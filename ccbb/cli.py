@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import resource
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from scanner.net import BadConnectTo, NetworkPolicy, make_session, parse_connect
 from scanner.ratelimit import LocalRateLimiter
 from scanner.report import to_csv, to_json, to_text
 from scanner.scan import ScanFailed, ScanReport, run_scan
-from scanner.settings import AmazonAccess, CrawlLimits, ScanConfig
+from scanner.settings import AmazonAccess, CrawlLimits, ScanConfig, default_parse_workers
 from scanner.urls import BadSiteUrl, cloak_prefix, site_url
 
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-\d{2,3}$")
@@ -53,6 +54,10 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tps", type=float, default=1.0, help="API requests per second allowed")
     p.add_argument("--concurrency", type=int, default=CrawlLimits.per_host_concurrency,
                    help="requests in flight to the site")  # fmt: skip
+    p.add_argument(
+        "--parse-workers", type=int, default=None, metavar="N",
+        help="processes parsing pages on other cores (default: one per core, at most 4; 0: none)",
+    )  # fmt: skip
     p.add_argument("--api-host", default=AmazonAccess.api_host, help=argparse.SUPPRESS)
     p.add_argument("--auth-endpoint", help=argparse.SUPPRESS)
     p.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:HOST2:PORT2")
@@ -132,7 +137,12 @@ def scan_inputs(args: argparse.Namespace, env: dict[str, str]) -> tuple[ScanConf
         except BadSiteUrl as exc:
             raise UsageError(f"--cloak: {exc}") from None
         prefixes.append(cloak_prefix(prefix))
-    limits = CrawlLimits(max_pages=args.max_pages, per_host_concurrency=args.concurrency)
+    workers = default_parse_workers() if args.parse_workers is None else args.parse_workers
+    if workers < 0:
+        raise UsageError("--parse-workers must be 0 or more")
+    limits = CrawlLimits(
+        max_pages=args.max_pages, per_host_concurrency=args.concurrency, parse_workers=workers
+    )
     config = ScanConfig(
         site=site,
         marketplace=marketplace,
@@ -202,7 +212,12 @@ async def scan_site(
 
 def render(report: ScanReport, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
+        data = to_json(report)
+        # peak memory of this process, in MB (Linux reports kB)
+        data["stats"]["peak_rss_mb"] = round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+        )
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         return to_csv(report)
     return to_text(report)

@@ -15,7 +15,6 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import urlsplit
 
 from protego import Protego
 
@@ -23,32 +22,21 @@ from scanner.amazon_urls import (
     SHORT_LINK_HOSTS,
     AmazonTarget,
     LinkKind,
-    could_be_amazon,
     host_of,
     is_amazon_host,
     parse_amazon_url,
 )
-from scanner.extract import PageLinks, extract_links
+from scanner.digest import PageDigest, page_key
 from scanner.fetch import Fetcher, gunzip_capped
 from scanner.net import ROBOTS_AGENT
+from scanner.parse_pool import Digester, InlineDigester
 from scanner.redirects import RedirectResolver, Resolution
 from scanner.settings import ScanConfig
-from scanner.urls import SiteScope, memo_key, normalize, origin_of, resolve, under_prefix
+from scanner.urls import SiteScope, normalize
 
 log = logging.getLogger(__name__)
 
-_ASSET_SUFFIXES = (
-    ".jpg", ".jpeg", ".png", ".gif", ".webp", ".svg", ".ico", ".bmp", ".avif", ".css", ".js",
-    ".mjs", ".json", ".pdf", ".zip", ".gz", ".rar", ".7z", ".mp3", ".mp4", ".webm", ".mov",
-    ".avi", ".woff", ".woff2", ".ttf", ".eot", ".xml", ".txt", ".csv", ".doc", ".docx", ".xls",
-    ".xlsx", ".ppt", ".pptx", ".exe", ".dmg",
-)  # fmt: skip
 _WELL_KNOWN_SITEMAPS = ("/sitemap.xml", "/sitemap_index.xml", "/wp-sitemap.xml")
-_CACHE_LIMIT = 500_000
-
-# Classification of one absolute URL, cached per crawl.
-_INTERNAL, _AMAZON, _SHORT, _CLOAK, _OTHER = range(5)
-_Class = tuple[int, int, AmazonTarget | None, str]  # (class, internal id, target, href)
 
 
 @dataclass(slots=True)
@@ -106,6 +94,7 @@ class Crawler:
         on_target: Callable[[AmazonTarget], None],
         progress: Progress | None = None,
         concurrency: int | None = None,
+        digester: Digester | None = None,
     ) -> None:
         self._config = config
         self._limits = config.limits
@@ -115,11 +104,11 @@ class Crawler:
         self.progress = progress or Progress()
         self._workers = concurrency or config.limits.per_host_concurrency
         self._scope = SiteScope.of(config.site)
+        self._digester = digester or InlineDigester(self._scope, config.cloak_prefixes)
         self._robots: Protego | None = None
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._ids: dict[str, int] = {}  # normalised internal URL → id (also the "seen" set)
         self._urls: list[str] = []  # id → normalised URL
-        self._classes: dict[str, _Class] = {}  # memo: href (see memo_key) or URL → class
         self._page_keys: dict[str, int] = {}
         self._internal_links: list[array[int]] = []  # per page: ids of internal links on it
         self._direct: list[tuple[int, str, LinkKind, AmazonTarget]] = []
@@ -131,7 +120,7 @@ class Crawler:
 
     async def run(self) -> CrawlResult:
         self.progress.phase = "crawling"
-        start = normalize(self._config.site)
+        start = page_key(self._config.site)
         await self._load_robots(start)
         self._discover(start)
         workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
@@ -193,7 +182,7 @@ class Crawler:
                         depth_of[loc] = depth_of[url] + 1
                         queue.append(loc)
                 elif self._scope.contains(loc):
-                    self._discover(normalize(loc))
+                    self._discover(page_key(loc))
 
     async def _read_sitemap(self, url: str) -> list[tuple[str, bool]]:
         response = await self._fetcher.get(url, accept="any")
@@ -262,76 +251,36 @@ class Crawler:
             return
         if response.body is None or not response.is_html:
             return  # an asset, not a page
-        links = extract_links(response.body, url, response.charset)
+        digest = await self._digester.digest(response.body, url, response.charset)
         key = url
-        if links.canonical and self._scope.contains(links.canonical):
-            canonical = normalize(links.canonical)
-            if canonical != url:
-                key = canonical
-                self._discover(canonical)
+        if digest.canonical and digest.canonical != url:
+            key = digest.canonical
+            self._discover(key)
         if key in self._page_keys or not self._budget_left():
             return
         page = len(self.result.pages)
         self._page_keys[key] = page
         self.result.pages.append(key)
         self.progress.pages_crawled = page + 1
-        self._record_links(page, links)
+        self._record(page, digest)
 
-    def _record_links(self, page: int, links: PageLinks) -> None:
-        """The hot path: one memo look-up per link for the hrefs a site repeats on every page."""
-        internal: array[int] = array("I")
-        classes = self._classes
-        base = links.base
-        origin = origin_of(base)
-        for href in links.hrefs:
-            key = memo_key(origin, href)
-            cls = classes.get(key) if key is not None else None
-            if cls is None:
-                url = resolve(base, href)
-                if url is None:
-                    continue
-                cls = classes.get(url)
-                if cls is None:
-                    cls = self._classify(url)
-                    if len(classes) < _CACHE_LIMIT:
-                        classes[url] = cls
-                if key is not None and len(classes) < _CACHE_LIMIT:
-                    classes[key] = cls
-            kind = cls[0]
-            if kind == _INTERNAL:
-                internal.append(cls[1])
-            elif kind == _AMAZON:
-                target = cls[2]
-                assert target is not None
-                self._direct.append(
-                    (page, cls[3], "widget" if target.is_widget else "direct", target)
-                )
-            elif kind == _SHORT:
-                self._pending.append((page, cls[3], "short"))
-            elif kind == _CLOAK:
-                self._pending.append((page, cls[3], "cloaked"))
-        self._internal_links.append(internal)
-
-    def _classify(self, url: str) -> _Class:
-        if could_be_amazon(url):
-            href = normalize(url)
-            target = parse_amazon_url(href)
-            if target is not None:
-                self._on_target(target)
-                return (_AMAZON, -1, target, href)
-            if host_of(href) in SHORT_LINK_HOSTS:
-                self._resolver.start(href, cacheable=True, on_target=self._on_target)
-                return (_SHORT, -1, None, href)
-        if under_prefix(url, self._config.cloak_prefixes):
-            href = normalize(url)
-            self._resolver.start(href, cacheable=False, on_target=self._on_target)
-            return (_CLOAK, -1, None, href)
-        if self._scope.contains(url):
-            key = normalize(url)
-            if urlsplit(key).path.lower().endswith(_ASSET_SUFFIXES):
-                return (_OTHER, -1, None, url)  # images, PDFs…: never pages, never fetched
-            return (_INTERNAL, self._discover(key), None, key)
-        return (_OTHER, -1, None, url)
+    def _record(self, page: int, digest: PageDigest) -> None:
+        ids = self._ids
+        discover = self._discover
+        self._internal_links.append(
+            array("I", [ids[k] if k in ids else discover(k) for k in digest.internal])
+        )
+        on_target = self._on_target
+        for href, target in digest.amazon:
+            kind: LinkKind = "widget" if target.is_widget else "direct"
+            self._direct.append((page, href, kind, target))
+            on_target(target)
+        for href in digest.short:
+            self._pending.append((page, href, "short"))
+            self._resolver.start(href, cacheable=True, on_target=on_target)
+        for href in digest.cloaked:
+            self._pending.append((page, href, "cloaked"))
+            self._resolver.start(href, cacheable=False, on_target=on_target)
 
     def _on_redirect(self, uid: int, location: str) -> None:
         target = parse_amazon_url(location)
@@ -342,7 +291,7 @@ class Crawler:
             self._redirects[uid] = location
             self._resolver.start(normalize(location), cacheable=True, on_target=self._on_target)
         elif self._scope.contains(location) and not is_amazon_host(host_of(location)):
-            self._redirects[uid] = self._discover(normalize(location))
+            self._redirects[uid] = self._discover(page_key(location))
         else:
             self._redirects[uid] = location
 

@@ -5,6 +5,7 @@ costs ⌈unique ASINs / 10⌉ API requests and takes about max(crawl time, API t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,9 +18,11 @@ from scanner.amazon_urls import AmazonTarget
 from scanner.classify import Status
 from scanner.crawl import Crawler, CrawlResult, FailedPage, LinkOccurrence, Progress, UnresolvedLink
 from scanner.fetch import Fetcher
+from scanner.parse_pool import InlineDigester, ParsePool
 from scanner.ratelimit import RateLimiter
 from scanner.redirects import LinkCache, MemoryLinkCache, RedirectResolver
 from scanner.settings import AmazonAccess, ScanConfig
+from scanner.urls import SiteScope
 
 log = logging.getLogger(__name__)
 
@@ -152,14 +155,22 @@ async def run_scan(
         checker = ProductChecker(access, limiter)
     except AmazonAccountError as exc:
         raise ScanFailed(str(exc)) from None
-    async with checker:
+    async with checker, contextlib.AsyncExitStack() as stack:
         progress.phase = "checking Amazon credentials"
         try:
             await checker.verify()
         except AmazonAccountError as exc:
             raise ScanFailed(str(exc)) from None
         lookups = LookupQueue(checker, progress)
-        crawler = Crawler(config, fetcher, resolver, lookups.add, progress, concurrency)
+        scope = SiteScope.of(config.site)
+        digester: ParsePool | InlineDigester = (
+            ParsePool(config.limits.parse_workers, scope, config.cloak_prefixes)
+            if config.limits.parse_workers > 0
+            else InlineDigester(scope, config.cloak_prefixes)
+        )
+        await stack.enter_async_context(digester)
+        crawler = Crawler(config, fetcher, resolver, lookups.add, progress, concurrency, digester)
+        crawl_t0 = time.monotonic()
         crawl_task = asyncio.create_task(crawler.run())
         fatal_task = asyncio.create_task(lookups.failed.wait())
         finish_task: asyncio.Task[None] | None = None
@@ -168,7 +179,7 @@ async def run_scan(
             if lookups.fatal is not None:
                 raise ScanFailed(str(lookups.fatal))
             crawl = crawl_task.result()
-            crawl_seconds = time.monotonic() - t0
+            crawl_seconds = time.monotonic() - crawl_t0
             _check_reached(config, crawl)
             progress.phase = "checking products"
             # the first account error ends the lookups: the batches still queued are not sent

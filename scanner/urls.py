@@ -63,10 +63,12 @@ def resolve(base: str, href: str) -> str | None:
     low = href[:11].lower()
     if low.startswith(_SKIPPED_SCHEMES):
         return None
-    try:
-        absolute = href if low.startswith(("http://", "https://")) else urljoin(base, href)
-    except ValueError:
-        return None
+    if low.startswith(("http://", "https://")):
+        absolute = href
+    elif href.startswith("//"):
+        absolute = base[: base.find(":") + 1] + href
+    else:  # relative to the page: same origin as ``base``, nothing to validate
+        return drop_fragment(_join_relative(base, href))
     if not absolute[:8].lower().startswith(("http://", "https://")):
         return None
     try:
@@ -76,13 +78,62 @@ def resolve(base: str, href: str) -> str | None:
     return drop_fragment(absolute)
 
 
+def _join_relative(base: str, href: str) -> str:
+    """RFC 3986 §5.2 for a reference without scheme or authority, on an absolute http(s) base:
+    the hot path of link extraction (urljoin does the same, several times slower)."""
+    cut = len(base)
+    for mark in "?#":
+        at = base.find(mark)
+        if 0 <= at < cut:
+            cut = at
+    path_start = base.find("/", base.find("//") + 2)
+    if path_start < 0 or path_start > cut:
+        origin, path = base[:cut], "/"
+    else:
+        origin, path = base[:path_start], base[path_start:cut]
+    if href.startswith("?"):
+        return origin + path + href
+    if href.startswith("/"):
+        merged = href
+    else:
+        merged = path[: path.rfind("/") + 1] + href
+    if "/." in merged or merged.startswith("."):
+        tail = ""
+        for mark in "?#":
+            at = merged.find(mark)
+            if at >= 0:
+                merged, tail = merged[:at], merged[at:] + tail
+                break
+        merged = _remove_dot_segments(merged) + tail
+    return origin + merged
+
+
+def _remove_dot_segments(path: str) -> str:
+    out: list[str] = []
+    segments = path.split("/")
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment == "..":
+            if len(out) > 1:
+                out.pop()
+            if last:
+                out.append("")
+        elif segment == ".":
+            if last:
+                out.append("")
+        else:
+            out.append(segment)
+    joined = "/".join(out)
+    return joined if joined.startswith("/") else "/" + joined
+
+
 def memo_key(origin: str, href: str) -> str | None:
     """A key under which ``href`` resolves the same on every page of ``origin``
     (``scheme://host[:port]``): absolute and root-relative hrefs. None for page-relative ones."""
     if href.startswith(("http://", "https://")):
         return href
-    if href.startswith("/") and not href.startswith("//"):
-        return origin + href
+    if href.startswith("/"):
+        return (origin[: origin.find(":") + 1] + href) if href.startswith("//") else origin + href
     return None
 
 

@@ -195,3 +195,33 @@ def test_resolve_drops_fragments_and_non_web_schemes() -> None:
     assert resolve(PAGE, "https://a.com/x#frag") == "https://a.com/x"
     assert resolve(PAGE, "tel:123") is None
     assert resolve(PAGE, "") is None
+
+
+RFC_BASE = "http://a/b/c/d;p?q"
+
+
+@pytest.mark.parametrize(
+    ("href", "expected"),
+    [  # RFC 3986 §5.4.1 and §5.4.2, fragments dropped
+        ("g", "http://a/b/c/g"), ("./g", "http://a/b/c/g"), ("g/", "http://a/b/c/g/"),
+        ("/g", "http://a/g"), ("//g", "http://g"), ("?y", "http://a/b/c/d;p?y"),
+        ("g?y", "http://a/b/c/g?y"), ("#s", None), ("g#s", "http://a/b/c/g"),
+        ("g?y#s", "http://a/b/c/g?y"), (";x", "http://a/b/c/;x"), ("g;x", "http://a/b/c/g;x"),
+        ("g;x?y#s", "http://a/b/c/g;x?y"), (".", "http://a/b/c/"), ("./", "http://a/b/c/"),
+        ("..", "http://a/b/"), ("../", "http://a/b/"), ("../g", "http://a/b/g"),
+        ("../..", "http://a/"), ("../../", "http://a/"), ("../../g", "http://a/g"),
+        ("../../../g", "http://a/g"), ("../../../../g", "http://a/g"), ("/./g", "http://a/g"),
+        ("/../g", "http://a/g"), ("g.", "http://a/b/c/g."), (".g", "http://a/b/c/.g"),
+        ("g..", "http://a/b/c/g.."), ("..g", "http://a/b/c/..g"), ("./../g", "http://a/b/g"),
+        ("./g/.", "http://a/b/c/g/"), ("g/./h", "http://a/b/c/g/h"), ("g/../h", "http://a/b/c/h"),
+        ("g;x=1/./y", "http://a/b/c/g;x=1/y"), ("g;x=1/../y", "http://a/b/c/y"),
+        ("g?y/./x", "http://a/b/c/g?y/./x"), ("g?y/../x", "http://a/b/c/g?y/../x"),
+    ],
+)  # fmt: skip
+def test_relative_resolution_follows_rfc_3986(href: str, expected: str | None) -> None:
+    assert resolve(RFC_BASE, href) == expected
+
+
+def test_page_relative_links_keep_what_browsers_keep() -> None:
+    assert resolve("http://a.com", "?y") == "http://a.com/?y"  # a URL always has a path
+    assert resolve("http://a.com/b/c", "..?") == "http://a.com/?"  # an empty query stays

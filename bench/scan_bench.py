@@ -1,0 +1,193 @@
+"""Scan-engine benchmark: ``ccbb scan`` against a loopback site served by another process, with
+Scrapy measured side by side on the same site, and the Amazon sandbox as the API.
+
+    .venv/bin/python bench/scan_bench.py [--pages 5000] [--page-bytes 40000] [--tps 50]
+                                         [--rss-pages 20000] [--concurrency 16] [--no-scrapy]
+
+Prints a table of figures, targets and ratios (issue "scan engine": ≥ 1,500 pages/s, ≥ 4× Scrapy,
+API requests = ⌈unique ASINs / 10⌉ + retries, wall ≤ 1.15 × max(crawl, API bound) + 2 s,
+peak RSS ≤ 250 MB at 20,000 pages). Scrapy goes into a throwaway venv under bench/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+SCRAPY_VENV = HERE / ".venv-scrapy"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(args: list[str], ready: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if ready in line:
+            return proc
+        if proc.poll() is not None:
+            raise SystemExit(f"could not start {args}: {proc.stderr.read() if proc.stderr else ''}")
+    raise SystemExit(f"{args} not ready in 120 s")
+
+
+class Servers:
+    """The site (its own process, like a real web server) and the sandbox Amazon API."""
+
+    def __init__(self, pages: int, page_bytes: int, tps: float, tmp: Path) -> None:
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.expected = tmp / f"expected-{pages}.json"
+        catalogue = tmp / f"catalogue-{pages}.json"
+        self.site = start(
+            [PY, "-m", "ccbb.sandbox.demo_site", "--pages", str(pages), "--page-bytes",
+             str(page_bytes), "--host-name", self.host, "--port", str(self.port),
+             "--expected-json", str(self.expected), "--catalogue-json", str(catalogue)],
+            "http://",
+        )  # fmt: skip
+        data = json.loads(catalogue.read_text())
+        data["credentials"][0]["tps"] = tps
+        catalogue.write_text(json.dumps(data))
+        self.credential = data["credentials"][0]
+        self.api_port = free_port()
+        self.api = start(
+            [PY, "-m", "ccbb.cli", "sandbox-amazon", "--port", str(self.api_port),
+             "--catalogue", str(catalogue)],
+            "http://",
+        )  # fmt: skip
+
+    def close(self) -> None:
+        for proc in (self.site, self.api):
+            proc.terminate()
+            proc.wait(10)
+
+
+def run_ccbb(servers: Servers, tps: float, concurrency: int) -> tuple[dict, float]:
+    connect = [f"{h}:{p}:127.0.0.1:{servers.port}" for h in ("amzn.to", "amzn.eu", "a.co")
+               for p in (80, 443)]  # fmt: skip
+    args = [
+        PY, "-m", "ccbb.cli", "scan", f"http://{servers.host}/", "--tag", "demo-20",
+        "--api-host", f"http://127.0.0.1:{servers.api_port}",
+        "--auth-endpoint", f"http://127.0.0.1:{servers.api_port}/auth/o2/token",
+        "--allow-private-network", "--tps", str(tps), "--concurrency", str(concurrency),
+        "--max-pages", "100000", "--format", "json", "--quiet",
+        "--cloak", f"http://{servers.host}/go/",
+    ]  # fmt: skip
+    for mapping in connect:
+        args += ["--connect-to", mapping]
+    env = {
+        **os.environ,
+        "CCBB_CREDENTIAL_ID": servers.credential["credential_id"],
+        "CCBB_CREDENTIAL_SECRET": servers.credential["credential_secret"],
+        "CCBB_CREDENTIAL_VERSION": servers.credential["version"],
+    }
+    t0 = time.perf_counter()
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"ccbb scan failed ({done.returncode}): {done.stderr}")
+    return json.loads(done.stdout), wall
+
+
+def ensure_scrapy() -> Path:
+    python = SCRAPY_VENV / "bin" / "python"
+    if not python.exists():
+        print("installing Scrapy into a throwaway venv (bench/.venv-scrapy)…", file=sys.stderr)
+        subprocess.run([PY, "-m", "venv", str(SCRAPY_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "scrapy"], check=True)
+    return python
+
+
+def run_scrapy(servers: Servers, concurrency: int) -> dict:
+    python = ensure_scrapy()
+    out = subprocess.run(
+        [str(python), str(HERE / "scrapy_spider.py"), f"http://{servers.host}/", str(concurrency)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=5000)
+    parser.add_argument("--page-bytes", type=int, default=40_000)
+    parser.add_argument("--tps", type=float, default=50.0)
+    parser.add_argument("--rss-pages", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--no-scrapy", action="store_true")
+    args = parser.parse_args()
+
+    rows: list[tuple[str, str, str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        servers = Servers(args.pages, args.page_bytes, args.tps, tmp)
+        try:
+            report, wall = run_ccbb(servers, args.tps, args.concurrency)
+            expected = json.loads(servers.expected.read_text())
+            scrapy = None if args.no_scrapy else run_scrapy(servers, args.concurrency)
+        finally:
+            servers.close()
+        rss_report = None
+        if args.rss_pages:
+            big = Servers(args.rss_pages, args.page_bytes, args.tps * 4, tmp)
+            try:
+                rss_report, _ = run_ccbb(big, args.tps * 4, args.concurrency)
+            finally:
+                big.close()
+
+    s, stats = report["summary"], report["stats"]
+    pages_per_s = s["urls_scanned"] / stats["crawl_seconds"]
+    rows.append(("pages scanned", f"{s['urls_scanned']}", "", ""))
+    rows.append(("crawl + extract", f"{pages_per_s:,.0f} pages/s", "≥ 1,500 pages/s",
+                 f"{pages_per_s / 1500:.2f}× target"))  # fmt: skip
+    if scrapy:
+        scrapy_rate = scrapy["pages"] / scrapy["crawl_seconds"]
+        rows.append(("Scrapy, same site", f"{scrapy_rate:,.0f} pages/s ({scrapy['pages']} pages)",
+                     "", ""))  # fmt: skip
+        rows.append(("ccbb / Scrapy", f"{pages_per_s / scrapy_rate:.2f}×", "≥ 4×", ""))
+    marketplace = report["marketplace"]
+    asins = sum(1 for p in report["products"] if p["marketplace"] == marketplace)
+    ideal = math.ceil(asins / 10)
+    rows.append(("Amazon requests", f"{stats['api_requests']} for {asins} ASINs", f"{ideal} + retries",
+                 f"{stats['api_requests'] / ideal:.2f}× ideal"))  # fmt: skip
+    api_bound = ideal / args.tps
+    bound = 1.15 * max(stats["crawl_seconds"], api_bound) + 2
+    rows.append(("scan wall time", f"{wall:.2f} s (crawl {stats['crawl_seconds']:.2f} s, API bound "
+                 f"{api_bound:.2f} s)", f"≤ {bound:.2f} s", f"{wall / bound:.2f}× limit"))  # fmt: skip
+    ok = s == expected["summary"] if "summary" in expected else None
+    rows.append(("summary = ground truth", str(ok), "True", ""))
+    if rss_report:
+        rss = rss_report["stats"]["peak_rss_mb"]
+        rows.append((f"peak RSS, {rss_report['summary']['urls_scanned']} pages", f"{rss:.0f} MB",
+                     "≤ 250 MB", f"{rss / 250:.2f}× limit"))  # fmt: skip
+        big_rate = rss_report["summary"]["urls_scanned"] / rss_report["stats"]["crawl_seconds"]
+        rows.append((f"crawl + extract, {rss_report['summary']['urls_scanned']} pages",
+                     f"{big_rate:,.0f} pages/s", "", ""))  # fmt: skip
+
+    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}; pages of ~{args.page_bytes // 1000} kB, "
+          f"concurrency {args.concurrency}, API at {args.tps:g} TPS\n")  # fmt: skip
+    print("| measure | result | target | ratio |\n|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""What one page brings to a scan, as plain data: its canonical URL, the site pages it links to
+and the Amazon, short and cloaked links on it. Pure: bytes in, data out, so it can run in the
+crawler's process or in a parse worker (``parse_pool``) on another core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from scanner.amazon_urls import SHORT_LINK_HOSTS, AmazonTarget, could_be_amazon, host_of
+from scanner.amazon_urls import parse_amazon_url as _parse_amazon_url
+from scanner.extract import extract_links
+from scanner.urls import SiteScope, memo_key, normalize, origin_of, resolve, under_prefix
+
+ASSET_SUFFIXES = (
+    ".jpg", ".jpeg", ".png", ".gif", ".webp", ".svg", ".ico", ".bmp", ".avif", ".css", ".js",
+    ".mjs", ".json", ".pdf", ".zip", ".gz", ".rar", ".7z", ".mp3", ".mp4", ".webm", ".mov",
+    ".avi", ".woff", ".woff2", ".ttf", ".eot", ".xml", ".txt", ".csv", ".doc", ".docx", ".xls",
+    ".xlsx", ".ppt", ".pptx", ".exe", ".dmg",
+)  # fmt: skip
+# Query parameters that never change a page: WordPress comment-reply links (a notorious crawl
+# trap: one duplicate of each post per comment) and campaign tracking. Dropped from crawl keys.
+NOISE_PARAMS = frozenset({"replytocom", "fbclid", "gclid", "msclkid", "mc_cid", "mc_eid"})
+_MEMO_LIMIT = 500_000
+
+# Link classes
+INTERNAL, AMAZON, SHORT, CLOAK, OTHER = range(5)
+
+
+def page_key(url: str) -> str:
+    """The crawl key of a same-site URL: normalised, without noise parameters."""
+    key = normalize(url)
+    if "?" not in key:
+        return key
+    parts = urlsplit(key)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if k.lower() not in NOISE_PARAMS and not k.startswith("utm_")]
+    if len(kept) == len(pairs):
+        return key
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
+
+
+@dataclass(slots=True)
+class PageDigest:
+    canonical: str | None = None  # crawl key of a same-site canonical URL, if any
+    internal: list[str] = field(default_factory=list)  # crawl keys, one per link occurrence
+    amazon: list[tuple[str, AmazonTarget]] = field(default_factory=list)  # (href, products)
+    short: list[str] = field(default_factory=list)  # short-link hrefs, to resolve
+    cloaked: list[str] = field(default_factory=list)  # hrefs under a cloaking prefix
+
+
+_Class = tuple[int, str, AmazonTarget | None]
+
+
+class PageDigester:
+    """Digests pages of one site; remembers how each href classifies (sites repeat them)."""
+
+    def __init__(self, scope: SiteScope, cloak_prefixes: tuple[str, ...]) -> None:
+        self.scope = scope
+        self.cloak_prefixes = cloak_prefixes
+        self._memo: dict[str, _Class] = {}
+
+    def digest(self, body: bytes, url: str, charset: str | None) -> PageDigest:
+        links = extract_links(body, url, charset)
+        out = PageDigest()
+        if links.canonical and self.scope.contains(links.canonical):
+            out.canonical = page_key(links.canonical)
+        memo = self._memo
+        base = links.base
+        origin = origin_of(base)
+        internal = out.internal
+        for href in links.hrefs:
+            key = memo_key(origin, href)
+            cls = memo.get(key) if key is not None else None
+            if cls is None:
+                absolute = resolve(base, href)
+                if absolute is None:
+                    continue
+                cls = memo.get(absolute)
+                if cls is None:
+                    cls = self.classify(absolute)
+                    if len(memo) < _MEMO_LIMIT:
+                        memo[absolute] = cls
+                if key is not None and len(memo) < _MEMO_LIMIT:
+                    memo[key] = cls
+            kind = cls[0]
+            if kind == INTERNAL:
+                internal.append(cls[1])
+            elif kind == AMAZON:
+                assert cls[2] is not None
+                out.amazon.append((cls[1], cls[2]))
+            elif kind == SHORT:
+                out.short.append(cls[1])
+            elif kind == CLOAK:
+                out.cloaked.append(cls[1])
+        return out
+
+    def classify(self, url: str) -> _Class:
+        """What an absolute URL is to this site: an Amazon product, a short link, a cloaked
+        link, a page of the site (to crawl), or something else."""
+        if could_be_amazon(url):
+            href = normalize(url)
+            target = _parse_amazon_url(href)
+            if target is not None:
+                return (AMAZON, href, target)
+            if host_of(href) in SHORT_LINK_HOSTS:
+                return (SHORT, href, None)
+        if under_prefix(url, self.cloak_prefixes):
+            return (CLOAK, normalize(url), None)
+        if self.scope.contains(url):
+            key = page_key(url)
+            if urlsplit(key).path.lower().endswith(ASSET_SUFFIXES):
+                return (OTHER, url, None)  # images, PDFs…: never pages, never fetched
+            return (INTERNAL, key, None)
+        return (OTHER, url, None)
