@@ -26,7 +26,7 @@ from scanner.net import BadConnectTo, NetworkPolicy, make_session, parse_connect
 from scanner.ratelimit import LocalRateLimiter
 from scanner.report import to_csv, to_json, to_text
 from scanner.scan import ScanFailed, ScanReport, run_scan
-from scanner.settings import AmazonAccess, CrawlLimits, ScanConfig, default_parse_workers
+from scanner.settings import AmazonAccess, CrawlLimits, ScanConfig, default_page_workers
 from scanner.urls import BadSiteUrl, cloak_prefix, site_url
 
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-\d{2,3}$")
@@ -55,8 +55,8 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, default=CrawlLimits.per_host_concurrency,
                    help="requests in flight to the site")  # fmt: skip
     p.add_argument(
-        "--parse-workers", type=int, default=None, metavar="N",
-        help="processes parsing pages on other cores (default: one per core, at most 4; 0: none)",
+        "--page-workers", type=int, default=None, metavar="N",
+        help="processes fetching and parsing pages (default: one per core, at most 4; 0: none)",
     )  # fmt: skip
     p.add_argument("--api-host", default=AmazonAccess.api_host, help=argparse.SUPPRESS)
     p.add_argument("--auth-endpoint", help=argparse.SUPPRESS)
@@ -137,11 +137,11 @@ def scan_inputs(args: argparse.Namespace, env: dict[str, str]) -> tuple[ScanConf
         except BadSiteUrl as exc:
             raise UsageError(f"--cloak: {exc}") from None
         prefixes.append(cloak_prefix(prefix))
-    workers = default_parse_workers() if args.parse_workers is None else args.parse_workers
+    workers = default_page_workers() if args.page_workers is None else args.page_workers
     if workers < 0:
-        raise UsageError("--parse-workers must be 0 or more")
+        raise UsageError("--page-workers must be 0 or more")
     limits = CrawlLimits(
-        max_pages=args.max_pages, per_host_concurrency=args.concurrency, parse_workers=workers
+        max_pages=args.max_pages, per_host_concurrency=args.concurrency, page_workers=workers
     )
     config = ScanConfig(
         site=site,

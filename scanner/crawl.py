@@ -29,7 +29,7 @@ from scanner.amazon_urls import (
 from scanner.digest import PageDigest, page_key
 from scanner.fetch import Fetcher, gunzip_capped
 from scanner.net import ROBOTS_AGENT
-from scanner.parse_pool import Digester, InlineDigester
+from scanner.page_workers import LocalPages, Pages
 from scanner.redirects import RedirectResolver, Resolution
 from scanner.settings import ScanConfig
 from scanner.urls import SiteScope, normalize
@@ -94,7 +94,7 @@ class Crawler:
         on_target: Callable[[AmazonTarget], None],
         progress: Progress | None = None,
         concurrency: int | None = None,
-        digester: Digester | None = None,
+        pages: Pages | None = None,
     ) -> None:
         self._config = config
         self._limits = config.limits
@@ -104,7 +104,9 @@ class Crawler:
         self.progress = progress or Progress()
         self._workers = concurrency or config.limits.per_host_concurrency
         self._scope = SiteScope.of(config.site)
-        self._digester = digester or InlineDigester(self._scope, config.cloak_prefixes)
+        self._pages = pages or LocalPages(
+            fetcher.session, config.limits, self._scope, config.cloak_prefixes
+        )
         self._robots: Protego | None = None
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._ids: dict[str, int] = {}  # normalised internal URL → id (also the "seen" set)
@@ -240,7 +242,7 @@ class Crawler:
         if not self._allowed(url):
             self.result.robots_skipped += 1
             return
-        response = await self._fetcher.get(url)
+        response, digest = await self._fetcher.retrying(url, lambda: self._pages.fetch(url))
         if response.is_redirect:
             self._on_redirect(uid, response.location or "")
             return
@@ -249,9 +251,8 @@ class Crawler:
                 FailedPage(url, response.status, response.error or f"HTTP {response.status}")
             )
             return
-        if response.body is None or not response.is_html:
+        if digest is None:
             return  # an asset, not a page
-        digest = await self._digester.digest(response.body, url, response.charset)
         key = url
         if digest.canonical and digest.canonical != url:
             key = digest.canonical

@@ -1,6 +1,6 @@
 """What one page brings to a scan, as plain data: its canonical URL, the site pages it links to
 and the Amazon, short and cloaked links on it. Pure: bytes in, data out, so it can run in the
-crawler's process or in a parse worker (``parse_pool``) on another core.
+crawler's process or in a page worker (``page_workers``) on another core.
 """
 
 from __future__ import annotations

@@ -10,8 +10,10 @@ import asyncio
 import logging
 import time
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -21,6 +23,8 @@ from scanner.settings import CrawlLimits
 from scanner.urls import drop_fragment
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
@@ -35,6 +39,7 @@ class Response:
     location: str | None = None  # absolute Location of a redirect
     error: str | None = None
     retry_after: float | None = None  # seconds a 429/503 asked to wait
+    transient: bool = False  # a network error that another attempt may not meet
 
     @property
     def is_redirect(self) -> bool:
@@ -101,16 +106,15 @@ def _size(n: int) -> str:
 
 
 class Fetcher:
+    """Politeness and retries (this process) around single attempts (here or in a worker)."""
+
     def __init__(
         self, session: aiohttp.ClientSession, policy: NetworkPolicy, limits: CrawlLimits
     ) -> None:
-        self._session = session
+        self.session = session
         self._policy = policy
         self._limits = limits
         self._slots: dict[str, HostSlot] = {}
-        self._timeout = aiohttp.ClientTimeout(
-            total=limits.timeout, sock_connect=limits.connect_timeout
-        )
         self.requests = 0
 
     def slot(self, host: str) -> HostSlot:
@@ -125,86 +129,103 @@ class Fetcher:
         The body is read, up to the body cap, for ``accept="html"`` pages, any ``"any"`` type,
         never with ``"none"``. Never raises for network trouble: the Response carries the error.
         """
+        response, _ = await self.retrying(url, lambda: self._get_once(url, accept))
+        return response
+
+    async def _get_once(self, url: str, accept: str) -> tuple[Response, None]:
+        return await attempt(self.session, url, accept, self._limits), None
+
+    async def retrying(
+        self, url: str, once: Callable[[], Awaitable[tuple[Response, T]]]
+    ) -> tuple[Response, T | None]:
+        """Run ``once`` (one GET of ``url``) within the host's slot, again after a 5xx, a 429 or a
+        network error, waiting as the server asks (Retry-After) or with exponential backoff."""
         limits = self._limits
         host = urlsplit(url).hostname or ""
         try:
             self._policy.check_literal(host)
         except BlockedAddress as exc:
-            return Response(url, error=str(exc))
+            return Response(url, error=str(exc)), None
         slot = self.slot(host)
-        attempt = 0
+        tries = 0
         while True:
-            delay: float | None = None
+            delay = 0.0
             async with slot:
                 self.requests += 1
-                try:
-                    result = await self._once(url, accept)
-                except BlockedAddress as exc:
-                    return Response(url, error=str(exc))
-                except (aiohttp.ClientConnectorDNSError, aiohttp.InvalidURL) as exc:
-                    # aiohttp wraps the resolver's refusal in a DNS error: say what happened
-                    if isinstance(exc.__cause__, BlockedAddress):
-                        return Response(url, error=str(exc.__cause__))
-                    return Response(url, error=_describe(exc))
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    if isinstance(exc.__cause__, BlockedAddress):
-                        return Response(url, error=str(exc.__cause__))
-                    if attempt >= limits.retries:
-                        return Response(url, error=_describe(exc))
-                    delay = limits.backoff * 2**attempt
+                response, extra = await once()
+                status = response.status or 0
+                retry = response.transient or status == 429 or status >= 500
+                if tries >= limits.retries or not retry:
+                    return response, extra
+                wait = limits.backoff * 2**tries
+                if status in (429, 503):
+                    if response.retry_after is not None:
+                        wait = response.retry_after
+                    wait = min(wait, limits.max_retry_after)
+                    slot.pause(wait)  # the whole host slows down, not only this URL
+                    log.info("%s asked to slow down (%s): pausing %.1fs", host, status, wait)
                 else:
-                    status = result.status or 0
-                    if attempt >= limits.retries or not (status == 429 or status >= 500):
-                        return result
-                    hinted = result.retry_after
-                    if status in (429, 503):
-                        wait = min(
-                            hinted if hinted is not None else limits.backoff * 2**attempt,
-                            limits.max_retry_after,
-                        )
-                        slot.pause(wait)  # the whole host slows down, not only this URL
-                        log.info(
-                            "host %s asked to slow down (%s): pausing %.1fs", host, status, wait
-                        )
-                    else:
-                        delay = limits.backoff * 2**attempt
-            attempt += 1
+                    delay = wait
+            tries += 1
             if delay:
                 await asyncio.sleep(delay)
 
-    async def _once(self, url: str, accept: str) -> Response:
-        limits = self._limits
-        async with self._session.get(
-            url, allow_redirects=False, timeout=self._timeout, max_line_size=16384
-        ) as resp:
-            status = resp.status
-            ctype = resp.content_type.lower()
-            out = Response(url, status=status, content_type=ctype, charset=resp.charset)
-            if 300 <= status < 400:
-                location = resp.headers.get("Location")
-                if location:
-                    out.location = drop_fragment(urljoin(url, location.strip()))
-                return out
-            if status >= 400:
-                out.retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-                out.error = f"HTTP {status}"
-                return out
-            if accept == "none" or (accept == "html" and ctype not in HTML_TYPES):
-                return out
-            too_large = f"page larger than {_size(limits.max_body)}: skipped"
-            length = resp.content_length
-            if length is not None and length > limits.max_body:
+
+async def attempt(
+    session: aiohttp.ClientSession, url: str, accept: str, limits: CrawlLimits
+) -> Response:
+    """One GET, no redirect followed, never raising: network trouble is in ``error``, with
+    ``transient`` set when trying again may help."""
+    try:
+        return await _once(session, url, accept, limits)
+    except BlockedAddress as exc:
+        return Response(url, error=str(exc))
+    except (aiohttp.ClientConnectorDNSError, aiohttp.InvalidURL) as exc:
+        # aiohttp wraps the resolver's refusal in a DNS error: say what happened
+        if isinstance(exc.__cause__, BlockedAddress):
+            return Response(url, error=str(exc.__cause__))
+        return Response(url, error=_describe(exc))
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        if isinstance(exc.__cause__, BlockedAddress):
+            return Response(url, error=str(exc.__cause__))
+        return Response(url, error=_describe(exc), transient=True)
+
+
+async def _once(
+    session: aiohttp.ClientSession, url: str, accept: str, limits: CrawlLimits
+) -> Response:
+    timeout = aiohttp.ClientTimeout(total=limits.timeout, sock_connect=limits.connect_timeout)
+    async with session.get(
+        url, allow_redirects=False, timeout=timeout, max_line_size=16384
+    ) as resp:
+        status = resp.status
+        ctype = resp.content_type.lower()
+        out = Response(url, status=status, content_type=ctype, charset=resp.charset)
+        if 300 <= status < 400:
+            location = resp.headers.get("Location")
+            if location:
+                out.location = drop_fragment(urljoin(url, location.strip()))
+            return out
+        if status >= 400:
+            out.retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+            out.error = f"HTTP {status}"
+            return out
+        if accept == "none" or (accept == "html" and ctype not in HTML_TYPES):
+            return out
+        too_large = f"page larger than {_size(limits.max_body)}: skipped"
+        length = resp.content_length
+        if length is not None and length > limits.max_body:
+            out.error = too_large
+            return out
+        # Content-Length counts compressed bytes: the cap applies to what is inflated.
+        buf = bytearray()
+        async for chunk in resp.content.iter_any():
+            buf += chunk
+            if len(buf) > limits.max_body:
                 out.error = too_large
                 return out
-            # Content-Length counts compressed bytes: the cap applies to what is inflated.
-            buf = bytearray()
-            async for chunk in resp.content.iter_any():
-                buf += chunk
-                if len(buf) > limits.max_body:
-                    out.error = too_large
-                    return out
-            out.body = bytes(buf)
-            return out
+        out.body = bytes(buf)
+        return out
 
 
 def _describe(exc: BaseException) -> str:

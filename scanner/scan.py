@@ -18,7 +18,7 @@ from scanner.amazon_urls import AmazonTarget
 from scanner.classify import Status
 from scanner.crawl import Crawler, CrawlResult, FailedPage, LinkOccurrence, Progress, UnresolvedLink
 from scanner.fetch import Fetcher
-from scanner.parse_pool import InlineDigester, ParsePool
+from scanner.page_workers import LocalPages, PageWorkers
 from scanner.ratelimit import RateLimiter
 from scanner.redirects import LinkCache, MemoryLinkCache, RedirectResolver
 from scanner.settings import AmazonAccess, ScanConfig
@@ -163,13 +163,16 @@ async def run_scan(
             raise ScanFailed(str(exc)) from None
         lookups = LookupQueue(checker, progress)
         scope = SiteScope.of(config.site)
-        digester: ParsePool | InlineDigester = (
-            ParsePool(config.limits.parse_workers, scope, config.cloak_prefixes)
-            if config.limits.parse_workers > 0
-            else InlineDigester(scope, config.cloak_prefixes)
+        limits = config.limits
+        pages: PageWorkers | LocalPages = (
+            PageWorkers(
+                limits.page_workers, session, config.network, limits, scope, config.cloak_prefixes
+            )
+            if limits.page_workers > 0
+            else LocalPages(session, limits, scope, config.cloak_prefixes)
         )
-        await stack.enter_async_context(digester)
-        crawler = Crawler(config, fetcher, resolver, lookups.add, progress, concurrency, digester)
+        await stack.enter_async_context(pages)
+        crawler = Crawler(config, fetcher, resolver, lookups.add, progress, concurrency, pages)
         crawl_t0 = time.monotonic()
         crawl_task = asyncio.create_task(crawler.run())
         fatal_task = asyncio.create_task(lookups.failed.wait())

@@ -21,12 +21,11 @@ class CrawlLimits:
     max_redirect_hops: int = 5  # for short and cloaked links
     max_sitemaps: int = 500
     max_sitemap_depth: int = 3
-    parse_workers: int = 0  # processes parsing pages on other cores; 0: in the crawler's process
+    page_workers: int = 0  # processes fetching and parsing pages; 0: the crawler's own process
 
 
-def default_parse_workers() -> int:
-    """One parse worker per core, at most 4: the crawler's own process mostly waits on the
-    network, so on 2 cores 2 workers digest ~25 % more pages per second than 1."""
+def default_page_workers() -> int:
+    """One page worker per core, at most 4 (the crawler's own process mostly waits)."""
     return max(1, min(4, os.cpu_count() or 1))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SKIPPED_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "sms:", "ftp:", "file:")
@@ -93,10 +93,7 @@ def _join_relative(base: str, href: str) -> str:
         origin, path = base[:path_start], base[path_start:cut]
     if href.startswith("?"):
         return origin + path + href
-    if href.startswith("/"):
-        merged = href
-    else:
-        merged = path[: path.rfind("/") + 1] + href
+    merged = href if href.startswith("/") else path[: path.rfind("/") + 1] + href
     if "/." in merged or merged.startswith("."):
         tail = ""
         for mark in "?#":
