@@ -17,6 +17,7 @@ import math
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,65 +125,81 @@ def run_scrapy(servers: Servers, concurrency: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--pages", type=int, default=5000)
     parser.add_argument("--page-bytes", type=int, default=40_000)
-    parser.add_argument("--tps", type=float, default=50.0)
+    parser.add_argument("--tps", type=float, default=10.0, help="the credential's TPS")
+    parser.add_argument("--runs", type=int, default=3, help="ccbb scans of the site (median)")
     parser.add_argument("--rss-pages", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--no-scrapy", action="store_true")
     args = parser.parse_args()
 
-    rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         servers = Servers(args.pages, args.page_bytes, args.tps, tmp)
         try:
-            report, wall = run_ccbb(servers, args.tps, args.concurrency)
+            runs = [run_ccbb(servers, args.tps, args.concurrency) for _ in range(args.runs)]
             expected = json.loads(servers.expected.read_text())
             scrapy = None if args.no_scrapy else run_scrapy(servers, args.concurrency)
         finally:
             servers.close()
-        rss_report = None
+        big = None
         if args.rss_pages:
-            big = Servers(args.rss_pages, args.page_bytes, args.tps * 4, tmp)
+            # 4× the TPS: the API bound stays near the crawl time, as on the small site
+            big_servers = Servers(args.rss_pages, args.page_bytes, args.tps * 4, tmp)
             try:
-                rss_report, _ = run_ccbb(big, args.tps * 4, args.concurrency)
+                big = run_ccbb(big_servers, args.tps * 4, args.concurrency)
             finally:
-                big.close()
+                big_servers.close()
 
+    rates = sorted(r["summary"]["urls_scanned"] / r["stats"]["crawl_seconds"] for r, _ in runs)
+    rate = statistics.median(rates)
+    report, wall = runs[len(runs) // 2]
     s, stats = report["summary"], report["stats"]
-    pages_per_s = s["urls_scanned"] / stats["crawl_seconds"]
-    rows.append(("pages scanned", f"{s['urls_scanned']}", "", ""))
-    rows.append(("crawl + extract", f"{pages_per_s:,.0f} pages/s", "≥ 1,500 pages/s",
-                 f"{pages_per_s / 1500:.2f}× target"))  # fmt: skip
+    truth = {k: expected[k] for k in s}
+    rows = [
+        ("pages scanned (= ground truth)", f"{s['urls_scanned']} ({s == truth})", "", ""),
+        ("crawl + extract, median of runs", f"{rate:,.0f} pages/s",
+         "≥ 1,500 pages/s", f"{rate / 1500:.2f}× target"),
+        ("  each run", ", ".join(f"{r:,.0f}" for r in rates), "", ""),
+    ]  # fmt: skip
     if scrapy:
         scrapy_rate = scrapy["pages"] / scrapy["crawl_seconds"]
-        rows.append(("Scrapy, same site", f"{scrapy_rate:,.0f} pages/s ({scrapy['pages']} pages)",
-                     "", ""))  # fmt: skip
-        rows.append(("ccbb / Scrapy", f"{pages_per_s / scrapy_rate:.2f}×", "≥ 4×", ""))
-    marketplace = report["marketplace"]
-    asins = sum(1 for p in report["products"] if p["marketplace"] == marketplace)
+        rows.append(("Scrapy on the same site", f"{scrapy_rate:,.0f} pages/s "
+                     f"({scrapy['pages']} pages)", "", ""))  # fmt: skip
+        rows.append(("ccbb / Scrapy", f"{rate / scrapy_rate:.1f}×", "≥ 4×", ""))
+    asins = sum(1 for p in report["products"] if p["marketplace"] == report["marketplace"])
     ideal = math.ceil(asins / 10)
-    rows.append(("Amazon requests", f"{stats['api_requests']} for {asins} ASINs", f"{ideal} + retries",
-                 f"{stats['api_requests'] / ideal:.2f}× ideal"))  # fmt: skip
+    rows.append(("Amazon requests", f"{stats['api_requests']} for {asins} ASINs",
+                 f"{ideal} + retries", f"{stats['api_requests'] / ideal:.2f}× ideal"))  # fmt: skip
     api_bound = ideal / args.tps
     bound = 1.15 * max(stats["crawl_seconds"], api_bound) + 2
-    rows.append(("scan wall time", f"{wall:.2f} s (crawl {stats['crawl_seconds']:.2f} s, API bound "
-                 f"{api_bound:.2f} s)", f"≤ {bound:.2f} s", f"{wall / bound:.2f}× limit"))  # fmt: skip
-    ok = s == expected["summary"] if "summary" in expected else None
-    rows.append(("summary = ground truth", str(ok), "True", ""))
-    if rss_report:
-        rss = rss_report["stats"]["peak_rss_mb"]
-        rows.append((f"peak RSS, {rss_report['summary']['urls_scanned']} pages", f"{rss:.0f} MB",
-                     "≤ 250 MB", f"{rss / 250:.2f}× limit"))  # fmt: skip
-        big_rate = rss_report["summary"]["urls_scanned"] / rss_report["stats"]["crawl_seconds"]
-        rows.append((f"crawl + extract, {rss_report['summary']['urls_scanned']} pages",
-                     f"{big_rate:,.0f} pages/s", "", ""))  # fmt: skip
+    rows.append(("scan wall time", f"{wall:.2f} s (crawl {stats['crawl_seconds']:.2f} s, "
+                 f"API bound {api_bound:.2f} s)", f"≤ {bound:.2f} s",
+                 f"{wall / bound:.2f}× limit"))  # fmt: skip
+    if big:
+        b_report, b_wall = big
+        b_s, b_stats = b_report["summary"], b_report["stats"]
+        b_rate = b_s["urls_scanned"] / b_stats["crawl_seconds"]
+        b_asins = sum(
+            1 for p in b_report["products"] if p["marketplace"] == b_report["marketplace"]
+        )
+        b_bound = 1.15 * max(b_stats["crawl_seconds"], math.ceil(b_asins / 10) / (args.tps * 4))
+        rows += [
+            (f"crawl + extract, {b_s['urls_scanned']:,} pages", f"{b_rate:,.0f} pages/s",
+             "≥ 1,500 pages/s", f"{b_rate / 1500:.2f}× target"),
+            (f"peak RSS, {b_s['urls_scanned']:,} pages", f"{b_stats['peak_rss_mb']:.0f} MB",
+             "≤ 250 MB", f"{b_stats['peak_rss_mb'] / 250:.2f}× limit"),
+            (f"scan wall time, {b_s['urls_scanned']:,} pages", f"{b_wall:.2f} s",
+             f"≤ {b_bound + 2:.2f} s", f"{b_wall / (b_bound + 2):.2f}× limit"),
+        ]  # fmt: skip
 
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}; pages of ~{args.page_bytes // 1000} kB, "
-          f"concurrency {args.concurrency}, API at {args.tps:g} TPS\n")  # fmt: skip
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; {args.pages:,} pages of ~{args.page_bytes // 1000} kB "
+        f"served by another process; concurrency {args.concurrency}; API at {args.tps:g} TPS\n"
+    )
     print("| measure | result | target | ratio |\n|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")

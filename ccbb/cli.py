@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
+import csv
 import logging
 import os
 import re
@@ -24,7 +24,7 @@ from scanner.amazon_urls import marketplace_for_country
 from scanner.crawl import Progress
 from scanner.net import BadConnectTo, NetworkPolicy, make_session, parse_connect_to
 from scanner.ratelimit import LocalRateLimiter
-from scanner.report import to_csv, to_json, to_text
+from scanner.report import CSV_COLUMNS, csv_rows, iter_json, to_text
 from scanner.scan import ScanFailed, ScanReport, run_scan
 from scanner.settings import AmazonAccess, CrawlLimits, ScanConfig, default_page_workers
 from scanner.urls import BadSiteUrl, cloak_prefix, site_url
@@ -210,24 +210,32 @@ async def scan_site(
         )
 
 
-def render(report: ScanReport, fmt: str) -> str:
-    if fmt == "json":
-        data = to_json(report)
-        # peak memory of this process, in MB (Linux reports kB)
-        data["stats"]["peak_rss_mb"] = round(
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
-        )
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    if fmt == "csv":
-        return to_csv(report)
-    return to_text(report)
+def _peak_memory() -> dict[str, float]:
+    """Peak resident memory in MB of this process and of its largest page worker."""
+    return {
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "page_worker_peak_rss_mb": round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+        ),
+    }
 
 
-def write_output(text: str, output: str | None) -> None:
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+def write_report(report: ScanReport, fmt: str, output: str | None) -> None:
+    """Stream the report to ``output`` (stdout when None): large reports never sit in memory."""
+    with (
+        open(output, "w", encoding="utf-8", newline="")
+        if output
+        else contextlib.nullcontext(sys.stdout)
+    ) as out:
+        if fmt == "json":
+            for chunk in iter_json(report, _peak_memory):
+                out.write(chunk)
+        elif fmt == "csv":
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(CSV_COLUMNS)
+            writer.writerows(csv_rows(report))
+        else:
+            out.write(to_text(report))
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
@@ -237,7 +245,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     report = asyncio.run(
         scan_site(config, access, show_progress=not args.quiet, concurrency=args.concurrency)
     )
-    write_output(render(report, args.format), args.output)
+    write_report(report, args.format, args.output)
     return 0
 
 
@@ -247,7 +255,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.output:
         _check_writable(args.output)
     report = asyncio.run(run_demo(pages=args.pages, show_progress=not args.quiet))
-    write_output(render(report, args.format), args.output)
+    write_report(report, args.format, args.output)
     return 0
 
 

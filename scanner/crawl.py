@@ -113,7 +113,9 @@ class Crawler:
         self._urls: list[str] = []  # id → normalised URL
         self._page_keys: dict[str, int] = {}
         self._internal_links: list[array[int]] = []  # per page: ids of internal links on it
-        self._direct: list[tuple[int, str, LinkKind, AmazonTarget]] = []
+        # one str / AmazonTarget object per distinct link: a site repeats its links on every
+        # page, and each digest from a page worker brings fresh copies
+        self._interned: dict[str, tuple[str, AmazonTarget]] = {}
         self._pending: list[tuple[int, str, Literal["short", "cloaked"]]] = []
         self._redirects: dict[int, int | AmazonTarget | str] = {}  # id → next id / target / url
         self.result = CrawlResult()
@@ -272,10 +274,16 @@ class Crawler:
             array("I", [ids[k] if k in ids else discover(k) for k in digest.internal])
         )
         on_target = self._on_target
+        page_url = self.result.pages[page]
+        links = self.result.links
+        interned = self._interned
         for href, target in digest.amazon:
+            known = interned.get(href)
+            if known is None:
+                known = interned[href] = (href, target)
+                on_target(target)
             kind: LinkKind = "widget" if target.is_widget else "direct"
-            self._direct.append((page, href, kind, target))
-            on_target(target)
+            links.append(LinkOccurrence(page_url, known[0], kind, known[1]))
         for href in digest.short:
             self._pending.append((page, href, "short"))
             self._resolver.start(href, cacheable=True, on_target=on_target)
@@ -302,8 +310,6 @@ class Crawler:
         result = self.result
         pages = result.pages
         links = result.links
-        for page, href, kind, target in self._direct:
-            links.append(LinkOccurrence(pages[page], href, kind, target))
         for page, href, kind in self._pending:
             resolution = resolutions[href]
             if resolution.target is not None:

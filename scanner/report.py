@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from scanner.amazon import ProductResult
 from scanner.classify import Status
 from scanner.crawl import LinkOccurrence
 from scanner.scan import ProductKey, ScanReport
@@ -49,34 +51,64 @@ def links_by_product(report: ScanReport) -> dict[ProductKey, list[LinkOccurrence
     return out
 
 
+def product_json(product: ProductResult, links: list[LinkOccurrence]) -> dict[str, Any]:
+    return {
+        "asin": product.asin,
+        "marketplace": product.marketplace,
+        "title": product.title,
+        "status": product.status.value,
+        "availability": product.availability,
+        "detail_page_url": product.detail_page_url,
+        "error": product.error,
+        "links": [
+            {"href": x.href, "page": x.page, "kind": x.kind, "tag": x.target.tag} for x in links
+        ],
+    }
+
+
 def to_json(report: ScanReport) -> dict[str, Any]:
     """The stable JSON shape of ``ccbb scan --format json`` (keys may be added, never renamed)."""
     links = links_by_product(report)
-    products = []
-    for key in sorted(report.products):
-        product = report.products[key]
-        products.append(
-            {
-                "asin": product.asin,
-                "marketplace": product.marketplace,
-                "title": product.title,
-                "status": product.status.value,
-                "availability": product.availability,
-                "detail_page_url": product.detail_page_url,
-                "error": product.error,
-                "links": [
-                    {"href": x.href, "page": x.page, "kind": x.kind, "tag": x.target.tag}
-                    for x in links.get(key, [])
-                ],
-            }
-        )
+    return {
+        **_head(report),
+        "products": [
+            product_json(report.products[key], links.get(key, []))
+            for key in sorted(report.products)
+        ],
+        **_tail(report),
+    }
+
+
+def iter_json(
+    report: ScanReport, extra_stats: Callable[[], dict[str, Any]] | None = None
+) -> Iterator[str]:
+    """:func:`to_json` as text, one product at a time: a report of a million links is written
+    without holding its text in memory. ``extra_stats`` is called last (peak memory…)."""
+    links = links_by_product(report)
+    head = json.dumps(_head(report), indent=2, ensure_ascii=False)
+    yield head[:-2] + ',\n  "products": ['
+    for n, key in enumerate(sorted(report.products)):
+        item = json.dumps(product_json(report.products[key], links.get(key, [])), indent=2,
+                          ensure_ascii=False)  # fmt: skip
+        yield ("," if n else "") + "\n    " + item.replace("\n", "\n    ")
+    tail = _tail(report)
+    if extra_stats is not None:
+        tail["stats"].update(extra_stats())
+    yield "\n  ],\n  " + json.dumps(tail, indent=2, ensure_ascii=False)[4:] + "\n"
+
+
+def _head(report: ScanReport) -> dict[str, Any]:
     return {
         "site": report.site,
         "marketplace": report.marketplace,
         "started_at": report.started_at.isoformat(),
         "finished_at": report.finished_at.isoformat(),
         "summary": summary(report),
-        "products": products,
+    }
+
+
+def _tail(report: ScanReport) -> dict[str, Any]:
+    return {
         "pages_failed": [
             {"url": f.url, "status": f.status, "error": f.error}
             for f in sorted(report.failed, key=lambda f: f.url)

@@ -184,3 +184,13 @@ async def test_demo_command() -> None:
     assert code == 0, err
     report = json.loads(out)
     assert report["summary"] == generate_site(pages=60).expected.summary()
+
+
+async def test_streamed_json_is_the_same_document_as_to_json() -> None:
+    from ccbb.demo import run_demo
+    from scanner.report import iter_json, to_json
+
+    report = await run_demo(pages=30, show_progress=False)
+    streamed = json.loads("".join(iter_json(report, lambda: {"extra": 1})))
+    assert streamed["stats"].pop("extra") == 1
+    assert streamed == to_json(report)
