@@ -74,7 +74,7 @@ class Progress:
     api_requests: int = 0
 
 
-@dataclass
+@dataclass(repr=False)  # see ScanReport: never print a whole crawl
 class CrawlResult:
     pages: list[str] = field(default_factory=list)
     failed: list[FailedPage] = field(default_factory=list)
@@ -83,6 +83,9 @@ class CrawlResult:
     truncated: bool = False  # stopped at the page budget
     robots_skipped: int = 0
     start_redirect: str | None = None  # where the start URL sent us when nothing was scanned
+
+    def __repr__(self) -> str:
+        return f"<CrawlResult pages={len(self.pages)} links={len(self.links)}>"
 
 
 class Crawler:

@@ -33,7 +33,7 @@ class ScanFailed(Exception):
     """The scan could not be done; the message says why and what to do."""
 
 
-@dataclass
+@dataclass(repr=False)  # a full repr of a large scan is tens of MB (asyncio.run makes one)
 class ScanReport:
     site: str
     marketplace: str
@@ -49,6 +49,12 @@ class ScanReport:
     robots_skipped: int = 0
     api_requests: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ScanReport {self.site} pages={len(self.pages)} links={len(self.links)} "
+            f"products={len(self.products)}>"
+        )
 
 
 class LookupQueue:
