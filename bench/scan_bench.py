@@ -51,14 +51,15 @@ def start(args: list[str], ready: str) -> subprocess.Popen[str]:
 class Servers:
     """The site (its own process, like a real web server) and the sandbox Amazon API."""
 
-    def __init__(self, pages: int, page_bytes: int, tps: float, tmp: Path) -> None:
+    def __init__(self, pages: int, page_bytes: int, products: int, tps: float, tmp: Path) -> None:
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.expected = tmp / f"expected-{pages}.json"
         catalogue = tmp / f"catalogue-{pages}.json"
         self.site = start(
             [PY, "-m", "ccbb.sandbox.demo_site", "--pages", str(pages), "--page-bytes",
-             str(page_bytes), "--host-name", self.host, "--port", str(self.port),
+             str(page_bytes), "--products", str(products),
+             "--host-name", self.host, "--port", str(self.port),
              "--expected-json", str(self.expected), "--catalogue-json", str(catalogue)],
             "http://",
         )  # fmt: skip
@@ -129,7 +130,8 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=5000)
     parser.add_argument("--page-bytes", type=int, default=40_000)
     parser.add_argument("--tps", type=float, default=10.0, help="the credential's TPS")
-    parser.add_argument("--runs", type=int, default=3, help="ccbb scans of the site (median)")
+    parser.add_argument("--products", type=int, default=500, help="US products on the site")
+    parser.add_argument("--runs", type=int, default=5, help="ccbb scans of the site (median)")
     parser.add_argument("--rss-pages", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--no-scrapy", action="store_true")
@@ -137,7 +139,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        servers = Servers(args.pages, args.page_bytes, args.tps, tmp)
+        servers = Servers(args.pages, args.page_bytes, args.products, args.tps, tmp)
         try:
             runs = [run_ccbb(servers, args.tps, args.concurrency) for _ in range(args.runs)]
             expected = json.loads(servers.expected.read_text())
@@ -146,8 +148,9 @@ def main() -> int:
             servers.close()
         big = None
         if args.rss_pages:
-            # 4× the TPS: the API bound stays near the crawl time, as on the small site
-            big_servers = Servers(args.rss_pages, args.page_bytes, args.tps * 4, tmp)
+            # 4× the pages and products at 4× the TPS: the API bound stays near the crawl time
+            big_products = args.products * args.rss_pages // args.pages
+            big_servers = Servers(args.rss_pages, args.page_bytes, big_products, args.tps * 4, tmp)
             try:
                 big = run_ccbb(big_servers, args.tps * 4, args.concurrency)
             finally:

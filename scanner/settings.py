@@ -15,7 +15,7 @@ class CrawlLimits:
     connect_timeout: float = 10.0
     max_body: int = 10_000_000  # bytes of one page or sitemap, decompressed
     retries: int = 2  # extra attempts after a 5xx, 429 or network error
-    backoff: float = 0.25  # seconds before the first retry, doubled each time
+    backoff: float = 0.1  # seconds before the first retry after a 5xx, doubled each time
     max_retry_after: float = 60.0  # longest Retry-After / Crawl-delay honoured
     max_pages: int = 10_000  # pages scanned per scan (the plan's budget)
     max_redirect_hops: int = 5  # for short and cloaked links
