@@ -1,20 +1,22 @@
-"""``ccbb demo``: a real scan of the bundled demo site against the bundled Amazon sandbox, both
-served on loopback; no Amazon account, Redis or database needed."""
+"""``ccbb demo``: the bundled demo site and the bundled Amazon sandbox, served on loopback, and
+the scan configuration that reaches them; no Amazon account, Redis or database needed."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from ccbb.sandbox.amazon_api import Catalogue, running_sandbox
 from ccbb.sandbox.demo_site import generate_site, running_site
-from scanner.net import NetworkPolicy, make_session, parse_connect_to
-from scanner.ratelimit import LocalRateLimiter
-from scanner.scan import ScanReport, run_scan
+from scanner.net import NetworkPolicy, parse_connect_to
+from scanner.scan import ScanReport
 from scanner.settings import AmazonAccess, ScanConfig
 
 
-async def run_demo(pages: int = 60, show_progress: bool = True) -> ScanReport:
-    from ccbb.cli import progress_bar  # the CLI owns how progress is shown
-    from scanner.crawl import Progress
-
+@asynccontextmanager
+async def demo_environment(pages: int = 60) -> AsyncIterator[tuple[ScanConfig, AmazonAccess]]:
+    """Serve a generated site of ``pages`` pages and the sandbox API while inside; yield what a
+    scan of that site needs."""
     site = generate_site(pages=pages)
     catalogue = Catalogue.from_dict(site.catalogue)
     credential = catalogue.credentials[0]
@@ -37,12 +39,11 @@ async def run_demo(pages: int = 60, show_progress: bool = True) -> ScanReport:
             auth_endpoint=sandbox.auth_endpoint,
             tps=credential.tps,
         )
-        progress = Progress()
-        async with make_session(network) as session, progress_bar(progress, show_progress):
-            return await run_scan(
-                config,
-                access,
-                session=session,
-                limiter=LocalRateLimiter(access.tps),
-                progress=progress,
-            )
+        yield config, access
+
+
+async def run_demo(pages: int = 60, show_progress: bool = True) -> ScanReport:
+    from ccbb.cli import scan_site
+
+    async with demo_environment(pages) as (config, access):
+        return await scan_site(config, access, show_progress=show_progress, concurrency=None)
