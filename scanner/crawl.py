@@ -141,13 +141,23 @@ class Crawler:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
         self._collect(resolutions)
+        self._finish()
+        return self.result
+
+    def partial_result(self) -> CrawlResult:
+        """What the crawl found until it was cancelled (links still resolving are reported as
+        unresolved)."""
+        self._resolver.cancel()
+        self._collect(self._resolver.finished())
+        return self.result
+
+    def _finish(self) -> None:
         if not self.result.pages:
             first = self._redirects.get(0)
             if isinstance(first, int):
                 first = self._urls[first]
             if isinstance(first, str):
                 self.result.start_redirect = first
-        return self.result
 
     # ---- seeds ----------------------------------------------------------------------------
 
@@ -314,7 +324,7 @@ class Crawler:
         pages = result.pages
         links = result.links
         for page, href, kind in self._pending:
-            resolution = resolutions[href]
+            resolution = resolutions.get(href) or Resolution(None, None, "not resolved: cancelled")
             if resolution.target is not None:
                 links.append(LinkOccurrence(pages[page], href, kind, resolution.target))
             else:

@@ -69,6 +69,14 @@ class RedirectResolver:
             await asyncio.gather(*self._tasks.values())
         return {url: task.result() for url, task in self._tasks.items()}
 
+    def finished(self) -> dict[str, Resolution]:
+        """The resolutions done so far."""
+        return {
+            url: task.result()
+            for url, task in self._tasks.items()
+            if task.done() and not task.cancelled() and task.exception() is None
+        }
+
     def cancel(self) -> None:
         for task in self._tasks.values():
             task.cancel()

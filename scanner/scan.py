@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -46,6 +47,7 @@ class ScanReport:
     unresolved: list[UnresolvedLink]
     products: dict[ProductKey, ProductResult]
     truncated: bool = False
+    cancelled: bool = False
     robots_skipped: int = 0
     api_requests: int = 0
     timings: dict[str, float] = field(default_factory=dict)
@@ -61,8 +63,16 @@ class LookupQueue:
     """Collects the products the crawl finds and checks them in batches of 10."""
 
     def __init__(
-        self, checker: ProductChecker, progress: Progress, max_in_flight: int = 10
+        self,
+        checker: ProductChecker,
+        progress: Progress,
+        max_in_flight: int = 10,
+        *,
+        known: dict[ProductKey, ProductResult] | None = None,
+        on_results: Callable[[list[ProductResult]], None] | None = None,
     ) -> None:
+        self._known = known or {}
+        self._on_results = on_results
         self._checker = checker
         self._marketplace = checker.access.marketplace
         self._progress = progress
@@ -82,6 +92,10 @@ class LookupQueue:
                 continue
             self._seen.add(key)
             self._progress.products_found += 1
+            known = self._known.get(key)
+            if known is not None:  # checked by an earlier attempt of this scan
+                self._store(known)
+                continue
             if target.marketplace != self._marketplace:
                 self._store(
                     ProductResult(
@@ -114,6 +128,13 @@ class LookupQueue:
         for task in self._tasks:
             task.cancel()
 
+    def abandon(self, reason: str) -> None:
+        """Stop now: products found but not checked yet get ``error`` with ``reason``."""
+        self.cancel()
+        self._pending.clear()
+        for marketplace, asin in self._seen - self.results.keys():
+            self._store(ProductResult(asin, marketplace, Status.ERROR, error=reason))
+
     def _send(self, asins: list[str]) -> None:
         task = asyncio.create_task(self._check(list(asins)))
         self._tasks.add(task)
@@ -131,6 +152,8 @@ class LookupQueue:
                 return
         for result in results:
             self._store(result)
+        if self._on_results is not None:
+            self._on_results(results)
         self._progress.api_requests = self._checker.requests
         self.api_done_at = time.monotonic()
 
@@ -148,8 +171,17 @@ async def run_scan(
     link_cache: LinkCache | None = None,
     progress: Progress | None = None,
     concurrency: int | None = None,
+    stop: asyncio.Event | None = None,
+    known_products: dict[ProductKey, ProductResult] | None = None,
+    on_results: Callable[[list[ProductResult]], None] | None = None,
 ) -> ScanReport:
-    """Crawl ``config.site`` and check every product found. Raises ScanFailed."""
+    """Crawl ``config.site`` and check every product found. Raises ScanFailed.
+
+    ``stop`` ends the scan early (a user's cancel): what was found so far is reported, with
+    ``cancelled`` set. ``known_products`` are results of an earlier attempt of the same scan,
+    not asked again; ``on_results`` hears of each batch Amazon answers (to checkpoint them).
+    """
+    stop = stop or asyncio.Event()
     progress = progress or Progress()
     started_at = datetime.now(UTC)
     t0 = time.monotonic()
@@ -167,7 +199,7 @@ async def run_scan(
             await checker.verify()
         except AmazonAccountError as exc:
             raise ScanFailed(str(exc)) from None
-        lookups = LookupQueue(checker, progress)
+        lookups = LookupQueue(checker, progress, known=known_products, on_results=on_results)
         scope = SiteScope.of(config.site)
         limits = config.limits
         pages: PageWorkers | LocalPages = (
@@ -182,29 +214,46 @@ async def run_scan(
         crawl_t0 = time.monotonic()
         crawl_task = asyncio.create_task(crawler.run())
         fatal_task = asyncio.create_task(lookups.failed.wait())
+        stop_task = asyncio.create_task(stop.wait())
         finish_task: asyncio.Task[None] | None = None
+        cancelled = False
         try:
-            await asyncio.wait({crawl_task, fatal_task}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {crawl_task, fatal_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+            )
             if lookups.fatal is not None:
                 raise ScanFailed(str(lookups.fatal))
-            crawl = crawl_task.result()
+            if stop.is_set() and not crawl_task.done():
+                cancelled = True
+                crawl_task.cancel()
+                await asyncio.gather(crawl_task, return_exceptions=True)
+                crawl = crawler.partial_result()
+            else:
+                crawl = crawl_task.result()
             crawl_seconds = time.monotonic() - crawl_t0
-            _check_reached(config, crawl)
-            progress.phase = "checking products"
-            # the first account error ends the lookups: the batches still queued are not sent
-            finish_task = asyncio.create_task(lookups.finish())
-            await asyncio.wait({finish_task, fatal_task}, return_when=asyncio.FIRST_COMPLETED)
-            if lookups.fatal is not None:
-                raise ScanFailed(str(lookups.fatal))
-            finish_task.result()
+            if not cancelled:
+                _check_reached(config, crawl)
+                progress.phase = "checking products"
+                # the first account error ends the lookups: the batches still queued are not sent
+                finish_task = asyncio.create_task(lookups.finish())
+                await asyncio.wait(
+                    {finish_task, fatal_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if lookups.fatal is not None:
+                    raise ScanFailed(str(lookups.fatal))
+                cancelled = stop.is_set() and not finish_task.done()
+                if not cancelled:
+                    finish_task.result()
+            if cancelled:
+                lookups.abandon("not checked: the scan was cancelled")
         finally:
-            tasks = [t for t in (crawl_task, fatal_task, finish_task) if t is not None]
+            tasks = [t for t in (crawl_task, fatal_task, stop_task, finish_task) if t]
             for task in tasks:
                 task.cancel()
             resolver.cancel()
             lookups.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-    progress.phase = "done"
+    progress.phase = "cancelled" if cancelled else "done"
     progress.api_requests = checker.requests
     total = time.monotonic() - t0
     return ScanReport(
@@ -219,6 +268,7 @@ async def run_scan(
         unresolved=crawl.unresolved,
         products=lookups.results,
         truncated=crawl.truncated,
+        cancelled=cancelled,
         robots_skipped=crawl.robots_skipped,
         api_requests=checker.requests,
         timings={
