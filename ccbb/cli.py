@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", "-q", action="store_true")
     demo.add_argument("--verbose", "-v", action="store_true")
     sub.add_parser("sandbox-amazon", help="serve the sandbox Creators API (see --help)")
+    sub.add_parser(
+        "worker",
+        help="run a background worker (scans queued from the web); without REDIS_URL it starts "
+        "or joins the embedded Redis of the data directory, without DATABASE_URL it uses SQLite",
+    )
+    sub.add_parser("migrate", help="bring the database schema up to date (production: once)")
     return parser
 
 
@@ -282,6 +288,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_scan(args)
         if args.command == "demo":
             return _cmd_demo(args)
+        if args.command == "worker":
+            from ccbb.services import run_worker
+
+            return run_worker()
+        if args.command == "migrate":
+            from ccbb.services import migrate
+
+            return migrate()
     except UsageError as exc:
         parser.exit(2, f"ccbb: error: {exc}\n")
     except ScanFailed as exc:

@@ -1,0 +1,90 @@
+"""Starting the application's processes: what they need first (database schema, Redis) and the
+one clear line when it is not there."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+
+from ccbb.embedded import EmbeddedRedis, EmbeddedRedisError, RedisUnavailable, check_redis
+from ccbb.settings import Settings, get_settings
+from store.db import DatabaseUnavailable, check_database, make_engine
+from store.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+
+class ServiceUnavailable(Exception):
+    """Redis or the database cannot be used; the message says which and what to do."""
+
+
+@contextlib.contextmanager
+def redis_url(settings: Settings) -> Iterator[str]:
+    """``REDIS_URL``, or the embedded Redis of the data directory (started or joined)."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    try:
+        embedded = EmbeddedRedis(settings.data_dir)
+        embedded.start()
+    except EmbeddedRedisError as exc:
+        raise ServiceUnavailable(str(exc)) from None
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
+
+
+def prepare_database(settings: Settings) -> None:
+    """Check the database answers; on the embedded SQLite, also bring its schema up to date."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.sqlalchemy_url
+
+    async def check() -> None:
+        engine = make_engine(url)
+        try:
+            await check_database(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(check())
+    except DatabaseUnavailable as exc:
+        raise ServiceUnavailable(str(exc)) from None
+    if not settings.database_url:
+        upgrade(url)
+
+
+def migrate() -> int:
+    settings = get_settings()
+    try:
+        prepare_database(settings)
+        upgrade(settings.sqlalchemy_url)
+    except ServiceUnavailable as exc:
+        sys.stderr.write(f"ccbb: {exc}\n")
+        return 1
+    return 0
+
+
+def run_worker() -> int:
+    from arq.worker import run_worker as arq_run_worker
+
+    from ccbb.worker import WorkerSettings, redis_settings
+
+    settings = get_settings()
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        prepare_database(settings)
+        with redis_url(settings) as url:
+            try:
+                asyncio.run(check_redis(url))
+            except RedisUnavailable as exc:
+                raise ServiceUnavailable(str(exc)) from None
+            arq_run_worker(WorkerSettings, redis_settings=redis_settings(url))  # type: ignore[arg-type]
+    except ServiceUnavailable as exc:
+        sys.stderr.write(f"ccbb: {exc}\n")
+        return 1
+    return 0

@@ -1,0 +1,66 @@
+"""The application's one settings object, read once from the environment (and ``.env``).
+
+Without ``DATABASE_URL`` the app uses a SQLite file in the data directory; without ``REDIS_URL``
+it starts its own private Redis there (see ``ccbb.embedded``). The server key that encrypts
+users' Amazon secrets comes from ``CCBB_SECRET_KEY``; in embedded mode one is made on first use
+and kept in the data directory, readable by its owner only.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), validation_alias="CCBB_DATA_DIR")
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    secret_key: SecretStr | None = Field(default=None, validation_alias="CCBB_SECRET_KEY")
+    # Crawl from the workers: loopback/private addresses are refused unless this is set.
+    allow_private_network: bool = Field(
+        default=False, validation_alias="CCBB_ALLOW_PRIVATE_NETWORK"
+    )
+    # Where the workers reach Amazon's Creators API (the sandbox, in tests and the demo).
+    amazon_api_host: str = Field(
+        default="https://creatorsapi.amazon", validation_alias="CCBB_AMAZON_API_HOST"
+    )
+    amazon_auth_endpoint: str | None = Field(default=None, validation_alias="CCBB_AMAZON_AUTH")
+    # curl-style HOST:PORT:HOST2:PORT2 mappings for the crawler, comma-separated (tests, demo).
+    connect_to_list: str = Field(default="", validation_alias="CCBB_CONNECT_TO")
+    # arq queue name: several deployments may share one Redis.
+    queue_name: str = Field(default="ccbb:queue", validation_alias="CCBB_QUEUE")
+    # Processes fetching and parsing pages for each scan a worker runs (0: none).
+    page_workers: int = Field(default=1, validation_alias="CCBB_PAGE_WORKERS")
+    # Scans one worker process runs at once.
+    max_scans: int = Field(default=4, validation_alias="CCBB_MAX_SCANS")
+    # A worker holds a scan's lease while it runs it; a lease not renewed for this long means
+    # the worker died, and the scan is started again elsewhere.
+    lease_seconds: int = Field(default=15, validation_alias="CCBB_LEASE_SECONDS")
+    heartbeat_seconds: float = Field(default=1.0, validation_alias="CCBB_HEARTBEAT_SECONDS")
+
+    @property
+    def connect_to(self) -> list[str]:
+        return [item.strip() for item in self.connect_to_list.split(",") if item.strip()]
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The async SQLAlchemy URL: ``postgresql+asyncpg://…`` or ``sqlite+aiosqlite:///…``."""
+        url = self.database_url
+        if not url:
+            return f"sqlite+aiosqlite:///{(self.data_dir / 'ccbb.sqlite3').resolve()}"
+        if url.startswith(("postgres://", "postgresql://")):
+            return "postgresql+asyncpg://" + url.split("://", 1)[1]
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+        return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,4 @@
+"""Storage: SQLModel tables (``models``), engines (``db``), migrations (``migrate``), and
+keyword-only CRUD functions on an ``AsyncSession``: ``scans``, ``users``, ``credentials``;
+Amazon secrets encrypted at rest (``crypto``). SQLite in embedded mode, PostgreSQL in
+production."""

@@ -1,0 +1,528 @@
+"""Scans: keyword-only CRUD functions on an ``AsyncSession`` (each commits its own work).
+
+Life of a scan: :func:`create_scan` (``queued``) → :func:`mark_running` each time a worker
+starts it (``running``, ``attempt`` + 1) → :func:`save_progress` and :func:`save_products`
+while it runs → :func:`finish_scan` (``done``) or :func:`fail_scan` (``failed``). The user may
+:func:`cancel_scan` a queued or running scan. :func:`finish_scan` replaces everything an earlier
+attempt of the same scan wrote, in one transaction: a retried job never leaves duplicates.
+
+Bulk writes: PostgreSQL (asyncpg) gets binary ``COPY`` on the session's own connection, inside
+its transaction; other databases get ``executemany`` in chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from itertools import islice
+from typing import Any, TypeVar
+
+from sqlalchemy import Executable, Table, delete, insert, update
+from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from scanner.amazon import ProductResult
+from scanner.amazon_urls import AmazonTarget, LinkKind
+from scanner.classify import Status
+from scanner.crawl import FailedPage, LinkOccurrence, Progress, UnresolvedLink
+from scanner.report import summary, to_json
+from scanner.scan import ProductKey, ScanReport
+from store.credentials import get_credential
+from store.models import (
+    ACTIVE_STATES,
+    FINDINGS_TABLES,
+    LINK_TABLE,
+    PAGE_TABLE,
+    PRODUCT_TABLE,
+    UNRESOLVED_TABLE,
+    Scan,
+    ScanState,
+    table_of,
+    utcnow,
+)
+
+__all__ = [  # get_credential is here too, for the worker's convenience
+    "ScanNotFound", "ScanStateError", "cancel_scan", "create_scan", "fail_scan", "finish_scan",
+    "get_credential", "get_scan", "list_scans", "load_products", "load_report", "mark_running",
+    "report_json", "save_products", "save_progress", "unfinished_scans",
+]  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+SCAN_TABLE = table_of(Scan)
+CHUNK = 5_000  # rows per executemany (SQLite) and per upsert statement
+_T = TypeVar("_T")
+
+_PAGE_COLUMNS = ("scan_id", "seq", "url", "ok", "status", "error")
+_LINK_COLUMNS = ("scan_id", "occurrence", "page", "href", "kind", "tag", "marketplace", "asin")
+_PRODUCT_COLUMNS = (
+    "scan_id", "marketplace", "asin", "status", "title", "availability", "detail_page_url",
+    "error",
+)  # fmt: skip
+_UNRESOLVED_COLUMNS = ("scan_id", "seq", "page", "href", "kind", "error")
+
+
+class ScanNotFound(LookupError):
+    """No such scan (or it belongs to another user)."""
+
+
+class ScanStateError(Exception):
+    """The scan is not in a state that allows this (e.g. starting a cancelled scan)."""
+
+
+# ---- the scan row -----------------------------------------------------------------------
+
+
+async def create_scan(
+    session: AsyncSession,
+    *,
+    user_id: int | None,
+    site: str,
+    marketplace: str,
+    partner_tag: str | None,
+    options: dict[str, Any] | None = None,
+    credential_id: int | None = None,
+) -> Scan:
+    """A new ``queued`` scan. ``site`` should be the normalised start URL (``ScanConfig.site``);
+    ``options`` is what the worker needs to rebuild the ScanConfig (cloak prefixes, max_pages…),
+    stored as JSON."""
+    scan = Scan(
+        user_id=user_id,
+        site=site,
+        marketplace=marketplace,
+        partner_tag=partner_tag,
+        options=dict(options or {}),
+        credential_id=credential_id,
+    )
+    session.add(scan)
+    await session.commit()
+    await session.refresh(scan)
+    return scan
+
+
+async def get_scan(
+    session: AsyncSession, *, scan_id: int, user_id: int | None = None
+) -> Scan | None:
+    """The scan, freshly read; None if there is none or, when ``user_id`` is given, if it
+    belongs to someone else."""
+    scan = await session.get(Scan, scan_id, populate_existing=True)
+    if scan is None or (user_id is not None and scan.user_id != user_id):
+        return None
+    return scan
+
+
+async def list_scans(
+    session: AsyncSession, *, user_id: int, limit: int = 50, offset: int = 0
+) -> list[Scan]:
+    """The user's scans, newest first."""
+    stmt = (
+        select(Scan)
+        .where(col(Scan.user_id) == user_id)
+        .order_by(col(Scan.created_at).desc(), col(Scan.id).desc())
+        .limit(limit)
+        .offset(offset)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def unfinished_scans(session: AsyncSession, *, limit: int | None = None) -> list[Scan]:
+    """Scans queued or running, oldest first (for the reaper that restarts lost scans)."""
+    stmt = (
+        select(Scan)
+        .where(col(Scan.state).in_(ACTIVE_STATES))
+        .order_by(col(Scan.id))
+        .limit(limit)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def mark_running(session: AsyncSession, *, scan_id: int) -> int:
+    """A worker starts (or starts again) the scan; returns the attempt number (1 the first
+    time). Raises ScanNotFound, or ScanStateError if it is done, failed or cancelled: the job
+    then has nothing to do."""
+    stmt = (
+        update(SCAN_TABLE)
+        .where(SCAN_TABLE.c.id == scan_id, SCAN_TABLE.c.state.in_(ACTIVE_STATES))
+        .values(
+            state=ScanState.RUNNING.value,
+            attempt=SCAN_TABLE.c.attempt + 1,
+            started_at=utcnow(),
+            finished_at=None,
+            error=None,
+            phase="starting",
+        )
+        .returning(SCAN_TABLE.c.attempt)
+    )
+    attempt = (await _execute(session, stmt)).scalar_one_or_none()
+    await session.commit()
+    if attempt is None:
+        raise await _state_error(session, scan_id, "started")
+    return int(attempt)
+
+
+async def save_progress(session: AsyncSession, *, scan_id: int, progress: Progress) -> bool:
+    """Store the live counters. Returns False when the scan is no longer running (the user
+    cancelled it): the worker should stop."""
+    stmt = (
+        update(SCAN_TABLE)
+        .where(SCAN_TABLE.c.id == scan_id, SCAN_TABLE.c.state == ScanState.RUNNING.value)
+        .values(
+            phase=progress.phase[:64],
+            pages_crawled=progress.pages_crawled,
+            pages_discovered=progress.pages_discovered,
+            products_found=progress.products_found,
+            products_checked=progress.products_checked,
+            api_requests=progress.api_requests,
+        )
+        .returning(SCAN_TABLE.c.id)
+    )
+    still_running = (await _execute(session, stmt)).first() is not None
+    await session.commit()
+    return still_running
+
+
+async def fail_scan(session: AsyncSession, *, scan_id: int, reason: str) -> bool:
+    """A queued or running scan failed; ``reason`` is shown to the user as is (one line, the
+    cause and what to do). Returns False if the scan had already ended."""
+    return await _end(session, scan_id, ScanState.FAILED, error=reason)
+
+
+async def cancel_scan(session: AsyncSession, *, scan_id: int) -> bool:
+    """The user stops a queued or running scan. What was saved so far (checked products) is
+    kept. Returns False if the scan had already ended."""
+    return await _end(session, scan_id, ScanState.CANCELLED, error=None)
+
+
+async def _end(session: AsyncSession, scan_id: int, state: ScanState, error: str | None) -> bool:
+    stmt = (
+        update(SCAN_TABLE)
+        .where(SCAN_TABLE.c.id == scan_id, SCAN_TABLE.c.state.in_(ACTIVE_STATES))
+        .values(state=state.value, error=error, finished_at=utcnow(), phase=state.value)
+        .returning(SCAN_TABLE.c.id)
+    )
+    changed = (await _execute(session, stmt)).first() is not None
+    await session.commit()
+    return changed
+
+
+async def _state_error(session: AsyncSession, scan_id: int, verb: str) -> Exception:
+    stmt = core_select(SCAN_TABLE.c.state).where(SCAN_TABLE.c.id == scan_id)
+    state = (await _execute(session, stmt)).scalar_one_or_none()
+    if state is None:
+        return ScanNotFound(f"no scan {scan_id}")
+    return ScanStateError(f"scan {scan_id} is {state}: it cannot be {verb}")
+
+
+# ---- the report -------------------------------------------------------------------------
+
+
+async def finish_scan(session: AsyncSession, *, scan_id: int, report: ScanReport) -> None:
+    """Store everything the scan found, in one transaction, and mark it ``done`` — or
+    ``cancelled`` when the report says it was stopped (``report.cancelled``) or the scan was
+    cancelled meanwhile: what a cancelled scan found is kept. Rows an earlier attempt left
+    (checkpointed products, a previous finish) are replaced. The scan row takes the report's
+    site, marketplace, partner tag and times. Raises ScanNotFound."""
+    try:
+        # the first statement locks the scan row (PostgreSQL) or the database (SQLite) until
+        # commit, so a concurrent cancel either comes first (and wins) or waits
+        lock = (
+            update(SCAN_TABLE)
+            .where(SCAN_TABLE.c.id == scan_id)
+            .values(phase="saving")
+            .returning(SCAN_TABLE.c.state)
+        )
+        state = (await _execute(session, lock)).scalar_one_or_none()
+        if state is None:
+            raise ScanNotFound(f"no scan {scan_id}")
+        cancelled = state == ScanState.CANCELLED.value or report.cancelled
+        conn = await session.connection()
+        for table in FINDINGS_TABLES:
+            await conn.execute(delete(table).where(table.c.scan_id == scan_id))
+        await _bulk_insert(conn, PAGE_TABLE, _PAGE_COLUMNS, _page_rows(scan_id, report))
+        await _bulk_insert(conn, LINK_TABLE, _LINK_COLUMNS, _link_rows(scan_id, report.links))
+        await _bulk_insert(
+            conn, PRODUCT_TABLE, _PRODUCT_COLUMNS, _product_rows(scan_id, report.products.items())
+        )
+        await _bulk_insert(
+            conn, UNRESOLVED_TABLE, _UNRESOLVED_COLUMNS, _unresolved_rows(scan_id, report)
+        )
+        done = (
+            update(SCAN_TABLE)
+            .where(SCAN_TABLE.c.id == scan_id)
+            .values(
+                state=(ScanState.CANCELLED if cancelled else ScanState.DONE).value,
+                error=None,
+                site=report.site,
+                marketplace=report.marketplace,
+                partner_tag=report.partner_tag,
+                started_at=report.started_at,
+                finished_at=report.finished_at,
+                phase="cancelled" if cancelled else "done",
+                pages_crawled=len(report.pages),
+                products_found=len(report.products),
+                products_checked=len(report.products),
+                api_requests=report.api_requests,
+                truncated=report.truncated,
+                summary=summary(report),
+                stats=_stats(report),
+            )
+        )
+        await conn.execute(done)
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+
+
+async def load_report(
+    session: AsyncSession, *, scan_id: int, user_id: int | None = None
+) -> ScanReport:
+    """The scan's :class:`~scanner.scan.ScanReport`, rebuilt from the database in the scan's own
+    order, for ``scanner.report`` (``to_json``, ``iter_json``, ``to_csv``, ``to_text``). A scan
+    that did not finish gives what was saved: its checked products, no pages or links.
+    Raises ScanNotFound (also when ``user_id`` is given and the scan is someone else's)."""
+    scan = await get_scan(session, scan_id=scan_id, user_id=user_id)
+    if scan is None:
+        raise ScanNotFound(f"no scan {scan_id}")
+    pages: list[str] = []
+    failed: list[FailedPage] = []
+    stmt = (
+        core_select(PAGE_TABLE.c.ok, PAGE_TABLE.c.url, PAGE_TABLE.c.status, PAGE_TABLE.c.error)
+        .where(PAGE_TABLE.c.scan_id == scan_id)
+        .order_by(PAGE_TABLE.c.ok.desc(), PAGE_TABLE.c.seq)
+    )
+    for ok, url, status, error in await _rows(session, stmt):
+        if ok:
+            pages.append(url)
+        else:
+            failed.append(FailedPage(url, status, error or ""))
+    unresolved = [
+        UnresolvedLink(page, href, kind, error)
+        for page, href, kind, error in await _rows(
+            session,
+            core_select(
+                UNRESOLVED_TABLE.c.page,
+                UNRESOLVED_TABLE.c.href,
+                UNRESOLVED_TABLE.c.kind,
+                UNRESOLVED_TABLE.c.error,
+            )
+            .where(UNRESOLVED_TABLE.c.scan_id == scan_id)
+            .order_by(UNRESOLVED_TABLE.c.seq),
+        )
+    ]
+    links = [link async for link in _load_links(session, scan_id, pages)]
+    products = await load_products(session, scan_id=scan_id)
+    stats = dict(scan.stats or {})
+    api_requests = int(stats.pop("api_requests", scan.api_requests))
+    robots_skipped = int(stats.pop("robots_skipped", 0))
+    started_at = scan.started_at or scan.created_at
+    return ScanReport(
+        site=scan.site,
+        marketplace=scan.marketplace,
+        partner_tag=scan.partner_tag,
+        started_at=started_at,
+        finished_at=scan.finished_at or started_at,
+        pages=pages,
+        failed=failed,
+        links=links,
+        unresolved=unresolved,
+        products=products,
+        truncated=scan.truncated,
+        cancelled=scan.state == ScanState.CANCELLED.value,
+        robots_skipped=robots_skipped,
+        api_requests=api_requests,
+        timings=stats,
+    )
+
+
+async def report_json(
+    session: AsyncSession, *, scan_id: int, user_id: int | None = None
+) -> dict[str, Any]:
+    """The report in the shape of ``scanner.report.to_json`` (the same JSON the CLI prints for
+    the same scan). Raises ScanNotFound."""
+    return to_json(await load_report(session, scan_id=scan_id, user_id=user_id))
+
+
+# ---- product checkpoints ----------------------------------------------------------------
+
+
+async def save_products(
+    session: AsyncSession, *, scan_id: int, results: Iterable[ProductResult]
+) -> None:
+    """Insert or update checked products while the scan runs, so a scan picked up again after
+    a crash does not ask Amazon again (see :func:`load_products`). Idempotent."""
+    latest = {(r.marketplace, r.asin): r for r in results}  # one row per key per statement
+    if not latest:
+        return
+    conn = await session.connection()
+    dialect = conn.dialect.name
+    for chunk in _chunks(_product_rows(scan_id, latest.items()), CHUNK):
+        values = [dict(zip(_PRODUCT_COLUMNS, row, strict=True)) for row in chunk]
+        if dialect == "postgresql":
+            pg = pg_insert(PRODUCT_TABLE)
+            await conn.execute(
+                pg.on_conflict_do_update(
+                    index_elements=["scan_id", "marketplace", "asin"],
+                    set_={c: pg.excluded[c] for c in _PRODUCT_COLUMNS[3:]},
+                ),
+                values,
+            )
+        elif dialect == "sqlite":
+            lite = sqlite_insert(PRODUCT_TABLE)
+            await conn.execute(
+                lite.on_conflict_do_update(
+                    index_elements=["scan_id", "marketplace", "asin"],
+                    set_={c: lite.excluded[c] for c in _PRODUCT_COLUMNS[3:]},
+                ),
+                values,
+            )
+        else:  # portable fallback: replace the rows
+            for row in values:
+                await conn.execute(
+                    delete(PRODUCT_TABLE).where(
+                        PRODUCT_TABLE.c.scan_id == scan_id,
+                        PRODUCT_TABLE.c.marketplace == row["marketplace"],
+                        PRODUCT_TABLE.c.asin == row["asin"],
+                    )
+                )
+            await conn.execute(insert(PRODUCT_TABLE), values)
+    await session.commit()
+
+
+async def load_products(session: AsyncSession, *, scan_id: int) -> dict[ProductKey, ProductResult]:
+    """The products saved for the scan, by (marketplace, ASIN)."""
+    t = PRODUCT_TABLE
+    stmt = core_select(*(t.c[name] for name in _PRODUCT_COLUMNS[1:])).where(t.c.scan_id == scan_id)
+    out: dict[ProductKey, ProductResult] = {}
+    for marketplace, asin, status, title, availability, url, error in await _rows(session, stmt):
+        out[(marketplace, asin)] = ProductResult(
+            asin, marketplace, Status(status), title, availability, url, error
+        )
+    return out
+
+
+# ---- rows -------------------------------------------------------------------------------
+
+
+def _stats(report: ScanReport) -> dict[str, Any]:
+    """The report's ``stats`` object, as ``to_json`` writes it."""
+    return {
+        "api_requests": report.api_requests,
+        "robots_skipped": report.robots_skipped,
+        **report.timings,
+    }
+
+
+def _page_rows(scan_id: int, report: ScanReport) -> Iterator[tuple[Any, ...]]:
+    for n, url in enumerate(report.pages):
+        yield (scan_id, n, url, True, None, None)
+    for n, f in enumerate(report.failed):
+        yield (scan_id, n, f.url, False, f.status, f.error)
+
+
+def _link_rows(scan_id: int, links: Sequence[LinkOccurrence]) -> Iterator[tuple[Any, ...]]:
+    for n, link in enumerate(links):
+        target = link.target
+        for asin in target.asins:
+            yield (scan_id, n, link.page, link.href, link.kind, target.tag, target.marketplace,
+                   asin)  # fmt: skip
+
+
+def _product_rows(
+    scan_id: int, products: Iterable[tuple[ProductKey, ProductResult]]
+) -> Iterator[tuple[Any, ...]]:
+    for (marketplace, asin), p in products:
+        yield (scan_id, marketplace, asin, Status(p.status).value, p.title, p.availability,
+               p.detail_page_url, p.error)  # fmt: skip
+
+
+def _unresolved_rows(scan_id: int, report: ScanReport) -> Iterator[tuple[Any, ...]]:
+    for n, u in enumerate(report.unresolved):
+        yield (scan_id, n, u.page, u.href, u.kind, u.error)
+
+
+def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+async def _bulk_insert(
+    conn: AsyncConnection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Iterable[tuple[Any, ...]],
+) -> None:
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg":
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        if not raw.is_in_transaction():  # COPY must belong to the session's transaction
+            raise RuntimeError("bulk insert outside a transaction")
+        await raw.copy_records_to_table(
+            table.name, records=rows, columns=list(columns), schema_name=table.schema
+        )
+        return
+    stmt = insert(table)
+    for chunk in _chunks(rows, CHUNK):
+        await conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in chunk])
+
+
+async def _execute(session: AsyncSession, stmt: Executable) -> Any:
+    """A Core statement on the session's connection (and in its transaction)."""
+    conn = await session.connection()
+    return await conn.execute(stmt)
+
+
+async def _rows(session: AsyncSession, stmt: Executable) -> list[Any]:
+    return list((await _execute(session, stmt)).all())
+
+
+async def _load_links(
+    session: AsyncSession, scan_id: int, pages: list[str]
+) -> AsyncIterator[LinkOccurrence]:
+    """Link occurrences in the scan's order, one per ``occurrence`` (its rows' ASINs
+    together), sharing one string per page and one target per distinct link."""
+    t = LINK_TABLE
+    stmt = (
+        core_select(
+            t.c.occurrence, t.c.page, t.c.href, t.c.kind, t.c.tag, t.c.marketplace, t.c.asin
+        )
+        .where(t.c.scan_id == scan_id)
+        .order_by(t.c.occurrence, t.c.id)
+    )
+    shared_pages = {p: p for p in pages}
+    targets: dict[tuple[str, tuple[str, ...], str | None, bool], AmazonTarget] = {}
+    hrefs: dict[str, str] = {}
+    current: int | None = None
+    head: tuple[str, str, LinkKind, str | None, str] = ("", "", "direct", None, "")
+    asins: list[str] = []
+
+    def occurrence() -> LinkOccurrence:
+        page, href, kind, tag, marketplace = head
+        key = (marketplace, tuple(asins), tag, kind == "widget")
+        target = targets.get(key)
+        if target is None:
+            target = targets[key] = AmazonTarget(*key)
+        return LinkOccurrence(
+            shared_pages.setdefault(page, page), hrefs.setdefault(href, href), kind, target
+        )
+
+    conn = await session.connection()
+    result = await conn.stream(stmt.execution_options(yield_per=CHUNK))
+    async for partition in result.partitions():
+        for n, page, href, kind, tag, marketplace, asin in partition:
+            if n != current:
+                if current is not None:
+                    yield occurrence()
+                current = n
+                head = (page, href, kind, tag, marketplace)
+                asins = []
+            asins.append(asin)
+    if current is not None:
+        yield occurrence()

@@ -1,0 +1,204 @@
+"""Persistent scans end to end: real worker processes (``ccbb worker``), the real database and
+Redis, the demo site and the sandbox Amazon API on loopback. A worker killed with SIGKILL in the
+middle of a scan: another one finishes it, with exactly the counts of an uninterrupted scan."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+from ccbb.jobs import PROGRESS_KEY, enqueue_scan, request_cancel
+from ccbb.sandbox.amazon_api import Catalogue, RunningSandbox, running_sandbox
+from ccbb.sandbox.demo_site import DemoSite, RunningSite, generate_site, running_site
+from ccbb.settings import Settings
+from store import credentials, scans, users
+from store.crypto import SecretBox
+from store.db import make_engine, session_factory
+from store.migrate import upgrade
+from tests.conftest import PG_ENV
+
+
+@dataclass
+class World:
+    env: dict[str, str]
+    site: DemoSite
+    web: RunningSite
+    sandbox: RunningSandbox
+    sessions: Any
+    redis: ArqRedis
+    box: SecretBox
+    procs: list[subprocess.Popen[bytes]]
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ccbb.cli", "worker"], env=self.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    async def new_scan(self, tps: float = 50.0) -> int:
+        async with self.sessions() as session:
+            user = await users.create_user(session, email=f"{uuid.uuid4().hex}@x.test",
+                                           password_hash="x")  # fmt: skip
+            cred = self.site.catalogue["credentials"][0]
+            credential = await credentials.create_credential(
+                session, box=self.box, user_id=user.id, credential_id=cred["credential_id"],
+                secret=cred["credential_secret"], version=cred["version"],
+                partner_tag=self.site.partner_tag,
+            )  # fmt: skip
+            scan = await scans.create_scan(
+                session, user_id=user.id, site=self.site.base_url, marketplace="www.amazon.com",
+                partner_tag=self.site.partner_tag, credential_id=credential.id,
+                options={"cloak_prefixes": list(self.site.cloak_prefixes), "tps": tps},
+            )  # fmt: skip
+        assert scan.id is not None
+        await enqueue_scan(self.redis, scan)
+        return scan.id
+
+    async def state(self, scan_id: int) -> str:
+        async with self.sessions() as session:
+            scan = await scans.get_scan(session, scan_id=scan_id)
+            assert scan is not None
+            return scan.state
+
+    async def wait_state(self, scan_id: int, states: set[str], timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = await self.state(scan_id)
+            if state in states:
+                return state
+            if all(p.poll() is not None for p in self.procs):
+                break  # every worker died: say why
+            await asyncio.sleep(0.2)
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(10)
+        errors = [p.stderr.read().decode()[-3000:] for p in self.procs if p.stderr]
+        raise AssertionError(f"scan {scan_id} still {await self.state(scan_id)}; {errors}")
+
+    async def progress(self, scan_id: int) -> dict[str, str]:
+        raw = await self.redis.hgetall(PROGRESS_KEY.format(scan_id))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    async def report(self, scan_id: int) -> dict[str, Any]:
+        async with self.sessions() as session:
+            return await scans.report_json(session, scan_id=scan_id)
+
+
+@pytest.fixture
+async def world(
+    tmp_path: Path, test_redis_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[World]:
+    REDIS_URL = test_redis_url
+    try:
+        redis = await create_pool(
+            RedisSettings.from_dsn(REDIS_URL), default_queue_name=f"q-{uuid.uuid4().hex}"
+        )
+        await redis.ping()
+        await redis.flushdb()  # this test database is ours: scan ids restart at 1 in each test
+    except Exception as exc:
+        pytest.skip(f"no Redis at {REDIS_URL} ({exc}): set CCBB_TEST_REDIS_URL")
+    queue = redis.default_queue_name
+    if os.environ.get(PG_ENV):  # a fresh schema of the shared PostgreSQL database
+        db_url = request.getfixturevalue("pg_schemas")()
+    else:
+        db_url = f"sqlite:///{tmp_path / 'ccbb.sqlite3'}"
+    settings = Settings(CCBB_DATA_DIR=tmp_path, DATABASE_URL=db_url)  # type: ignore[call-arg]
+    await asyncio.to_thread(upgrade, settings.sqlalchemy_url)
+    site = generate_site(pages=300, seed=11)
+    catalogue = dict(site.catalogue)
+    catalogue["credentials"] = [{**catalogue["credentials"][0], "tps": 60.0}]
+    engine = make_engine(settings.sqlalchemy_url)
+    async with (
+        running_site(site) as web,
+        running_sandbox(Catalogue.from_dict(catalogue)) as sandbox,
+    ):
+        key = SecretBox.from_settings(settings)
+        env = {
+            **os.environ, "CCBB_DATA_DIR": str(tmp_path), "DATABASE_URL": db_url,
+            "REDIS_URL": REDIS_URL, "CCBB_QUEUE": queue, "CCBB_ALLOW_PRIVATE_NETWORK": "1",
+            "CCBB_CONNECT_TO": ",".join(web.connect_to), "CCBB_AMAZON_API_HOST": sandbox.url,
+            "CCBB_AMAZON_AUTH": sandbox.auth_endpoint, "CCBB_LEASE_SECONDS": "3",
+            "CCBB_PAGE_WORKERS": "0",
+        }  # fmt: skip
+        world = World(env, site, web, sandbox, session_factory(engine), redis, key, [])
+        try:
+            yield world
+        finally:
+            for proc in world.procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in world.procs:
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            await redis.aclose()
+            await engine.dispose()
+
+
+async def test_a_queued_scan_runs_in_a_worker_and_is_stored(world: World) -> None:
+    world.start_worker()
+    scan_id = await world.new_scan()
+    assert await world.wait_state(scan_id, {"done", "failed"}) == "done"
+    report = await world.report(scan_id)
+    assert report["summary"] == world.site.expected.summary()
+    progress = await world.progress(scan_id)
+    assert progress["state"] == "done"
+    assert int(progress["pages_crawled"]) == world.site.expected.urls_scanned
+
+
+async def test_a_killed_worker_is_replaced_and_the_counts_are_exact(world: World) -> None:
+    first = world.start_worker()
+    scan_id = await world.new_scan(tps=8.0)  # ~20 s of lookups: time to kill it mid-way
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        progress = await world.progress(scan_id)
+        if int(progress.get("products_checked", 0)) >= 40:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"the scan did not progress: {progress}")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    world.start_worker()
+    assert await world.wait_state(scan_id, {"done", "failed"}, timeout=90) == "done"
+    report = await world.report(scan_id)
+    assert report["summary"] == world.site.expected.summary()
+    got = {(p["marketplace"], p["asin"]): p["status"] for p in report["products"]}
+    assert got == {k: str(v) for k, v in world.site.expected.products.items()}
+    # what the first attempt checked was not asked again (at most one batch was in flight)
+    us = sum(1 for k in world.site.expected.products if k[0] == "www.amazon.com")
+    assert len(world.sandbox.requests()) <= -(-us // 10) + 1
+
+
+async def test_cancel_stops_the_scan_and_keeps_what_it_found(world: World) -> None:
+    world.start_worker()
+    scan_id = await world.new_scan(tps=4.0)
+    deadline = time.monotonic() + 30
+    while int((await world.progress(scan_id)).get("products_checked", 0)) < 10:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    await request_cancel(world.redis, scan_id)
+    t0 = time.monotonic()
+    assert (
+        await world.wait_state(scan_id, {"cancelled", "done", "failed"}, timeout=10) == "cancelled"
+    )
+    assert time.monotonic() - t0 < 5
+    report = await world.report(scan_id)
+    assert report["summary"]["urls_scanned"] > 0
+    assert any(p["error"] == "not checked: the scan was cancelled" for p in report["products"])
