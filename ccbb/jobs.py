@@ -20,6 +20,7 @@ import uuid
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from ccbb.limiter import RedisLinkCache, RedisRateLimiter
 from ccbb.settings import Settings
@@ -158,25 +159,41 @@ async def _run(
                 await store_scans.save_products(session, scan_id=scan_id, results=batch)
 
     async def heartbeat() -> None:
-        nonlocal lost_lease
-        last_db = 0.0
-        key = PROGRESS_KEY.format(scan_id)
         while True:
             await asyncio.sleep(settings.heartbeat_seconds)
-            if await redis.get(LEASE_KEY.format(scan_id)) != ctx["worker_id"].encode():
-                lost_lease = True  # another worker took over: stop, write nothing
-                stop.set()
-                return
-            await redis.expire(LEASE_KEY.format(scan_id), settings.lease_seconds)
-            await redis.hset(key, mapping=progress_fields(progress, "running"))  # type: ignore[misc]
-            await redis.expire(key, PROGRESS_TTL)
-            if await redis.exists(CANCEL_KEY.format(scan_id)):
-                stop.set()
-            if time.monotonic() - last_db >= DB_PROGRESS_EVERY:
-                last_db = time.monotonic()
-                await checkpoint()
-                async with sessions() as session:
-                    await store_scans.save_progress(session, scan_id=scan_id, progress=progress)
+            try:
+                if not await beat_once():
+                    return
+            except (RedisError, OSError) as exc:  # Redis restarting: the scan goes on
+                log.warning("scan %s: heartbeat failed (%s); trying again", scan_id, exc)
+
+    last_db = 0.0
+
+    async def beat_once() -> bool:
+        """Renew the lease, publish progress, look for a cancel; False once the lease is lost."""
+        nonlocal lost_lease, last_db
+        key = PROGRESS_KEY.format(scan_id)
+        holder = await redis.get(LEASE_KEY.format(scan_id))
+        if holder is None:  # Redis lost it (a restart): take it again if nobody did
+            await redis.set(
+                LEASE_KEY.format(scan_id), ctx["worker_id"], nx=True, ex=settings.lease_seconds
+            )
+            holder = await redis.get(LEASE_KEY.format(scan_id))
+        if holder != ctx["worker_id"].encode():
+            lost_lease = True  # another worker took over: stop, write nothing
+            stop.set()
+            return False
+        await redis.expire(LEASE_KEY.format(scan_id), settings.lease_seconds)
+        await redis.hset(key, mapping=progress_fields(progress, "running"))  # type: ignore[misc]
+        await redis.expire(key, PROGRESS_TTL)
+        if await redis.exists(CANCEL_KEY.format(scan_id)):
+            stop.set()
+        if time.monotonic() - last_db >= DB_PROGRESS_EVERY:
+            last_db = time.monotonic()
+            await checkpoint()
+            async with sessions() as session:
+                await store_scans.save_progress(session, scan_id=scan_id, progress=progress)
+        return True
 
     beat = asyncio.create_task(heartbeat())
     try:

@@ -77,12 +77,12 @@ def run_worker() -> int:
     settings = get_settings()
     logging.getLogger().setLevel(logging.INFO)
     try:
-        prepare_database(settings)
         with redis_url(settings) as url:
             try:
                 asyncio.run(check_redis(url))
             except RedisUnavailable as exc:
                 raise ServiceUnavailable(str(exc)) from None
+            prepare_database(settings)
             arq_run_worker(WorkerSettings, redis_settings=redis_settings(url))  # type: ignore[arg-type]
     except ServiceUnavailable as exc:
         sys.stderr.write(f"ccbb: {exc}\n")

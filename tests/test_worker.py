@@ -202,3 +202,51 @@ async def test_cancel_stops_the_scan_and_keeps_what_it_found(world: World) -> No
     report = await world.report(scan_id)
     assert report["summary"]["urls_scanned"] > 0
     assert any(p["error"] == "not checked: the scan was cancelled" for p in report["products"])
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}, "127.0.0.1:1"),
+        ({"DATABASE_URL": "postgresql://app:hunter2@127.0.0.1:1/ccbb"}, "127.0.0.1:1"),
+    ],
+)
+def test_a_worker_without_its_services_says_so_in_one_line(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    full = {**os.environ, "CCBB_DATA_DIR": str(tmp_path), **env}
+    if "REDIS_URL" not in env:
+        full.pop("REDIS_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "ccbb.cli", "worker"], env=full, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("ccbb:")]
+    assert len(errors) == 1, done.stderr  # one line says what is wrong (info lines may precede)
+    assert message in errors[0] and "hunter2" not in done.stderr
+
+
+async def test_a_redis_restart_during_a_scan_does_not_corrupt_it(
+    world: World, tmp_path: Path
+) -> None:
+    from ccbb.embedded import EmbeddedRedis
+
+    if os.environ.get("CCBB_TEST_REDIS_URL"):
+        pytest.skip("needs the embedded Redis, which the test can restart")
+    world.start_worker()
+    scan_id = await world.new_scan(tps=8.0)
+    deadline = time.monotonic() + 30
+    while int((await world.progress(scan_id)).get("products_checked", 0)) < 20:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    socket_dir = Path(world.env["REDIS_URL"].removeprefix("unix://")).parent.parent
+    server = EmbeddedRedis(socket_dir)
+    server.start()  # joins the running one
+    server.stop(force=True)
+    await asyncio.sleep(1.0)
+    EmbeddedRedis(socket_dir).start()
+    assert await world.wait_state(scan_id, {"done", "failed"}, timeout=90) == "done"
+    report = await world.report(scan_id)
+    assert report["summary"] == world.site.expected.summary()
