@@ -1,0 +1,16 @@
+# One image for every process: `ccbb worker`, `ccbb migrate` (and the web app, with the dashboard).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 CCBB_DATA_DIR=/data
+WORKDIR /app
+COPY pyproject.toml README.md alembic.ini ./
+COPY scanner ./scanner
+COPY ccbb ./ccbb
+COPY store ./store
+COPY migrations ./migrations
+COPY worker.py ./
+# editable: the Alembic migrations are read from /app/migrations
+RUN pip install -e . && useradd --create-home --uid 10001 ccbb && mkdir -p /data \
+    && chown ccbb /data
+USER ccbb
+CMD ["ccbb", "worker"]
