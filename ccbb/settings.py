@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # the worker died, and the scan is started again elsewhere.
     lease_seconds: int = Field(default=15, validation_alias="CCBB_LEASE_SECONDS")
     heartbeat_seconds: float = Field(default=1.0, validation_alias="CCBB_HEARTBEAT_SECONDS")
+    # Session and CSRF cookies only over HTTPS (production behind TLS).
+    secure_cookies: bool = Field(default=False, validation_alias="CCBB_SECURE_COOKIES")
 
     @property
     def connect_to(self) -> list[str]:

@@ -1,0 +1,127 @@
+"""The dashboard: a Starlette app whose ``lifespan`` owns the database engine, the Redis pool
+(also arq's, to queue scans) and the secret box; routes are plain data."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from arq.connections import RedisSettings, create_pool
+from asgi_csrf import asgi_csrf
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ccbb.settings import Settings, get_settings
+from store.crypto import SecretBox
+from store.db import make_engine, session_factory
+from web import auth, scans
+
+STATIC = Path(__file__).parent / "static"
+
+
+def session_secret(settings: Settings) -> str:
+    """Signs session cookies: derived from CCBB_SECRET_KEY, else a key kept in the data dir."""
+    if settings.secret_key is not None:
+        key = settings.secret_key.get_secret_value().encode()
+        return hmac.new(key, b"ccbb session cookies", hashlib.sha256).hexdigest()
+    path = settings.data_dir / "session.key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+class AuthGate:
+    """Puts the logged-in user in ``scope["user"]``; pages need one (else /login), the JSON API
+    answers 401."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        user = await auth.current_user(request)
+        scope["user"] = user
+        path = scope["path"]
+        if user is None and not path.startswith(auth.PUBLIC_PATHS):
+            response: Response
+            if path.startswith("/api/"):
+                response = JSONResponse(
+                    {"error": "unauthenticated", "message": "Log in first."}, status_code=401
+                )
+            else:
+                response = RedirectResponse(f"/login?next={path}", status_code=303)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def healthz(request: Request) -> Response:
+    await request.app.state.redis.ping()
+    return JSONResponse({"ok": True})
+
+
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        engine = make_engine(settings.sqlalchemy_url)
+        redis = await create_pool(
+            RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379"),
+            default_queue_name=settings.queue_name,
+        )
+        app.state.settings = settings
+        app.state.sessions = session_factory(engine)
+        app.state.redis = redis
+        app.state.box = SecretBox.from_settings(settings)
+        try:
+            yield {}
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    routes = [
+        Route("/healthz", healthz),
+        Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
+        *auth.routes,
+        *scans.routes,
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=session_secret(settings),
+                session_cookie="ccbb_session",
+                same_site="lax",
+                https_only=settings.secure_cookies,
+                max_age=14 * 24 * 3600,
+            ),
+            Middleware(AuthGate),
+        ],
+    )
+    protected: ASGIApp = asgi_csrf(
+        app,
+        signing_secret=session_secret(settings),
+        cookie_secure=settings.secure_cookies,
+    )
+    return protected

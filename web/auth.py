@@ -1,0 +1,179 @@
+"""Accounts: sign up, log in, log out, change password. argon2id hashes, signed HttpOnly
+SameSite session cookies, CSRF on every form (asgi-csrf), login attempts throttled per account
+and per IP in Redis, and errors that never tell which e-mails exist."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from store import users as store_users
+from store.models import User
+from web.templating import render
+
+hasher = PasswordHasher()  # argon2id with the library's recommended parameters
+# hashed once so that an unknown e-mail costs the same time as a wrong password
+_DUMMY_HASH = hasher.hash("not a password of anyone")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 10
+ACCOUNT_LIMIT, IP_LIMIT, WINDOW = 5, 30, 15 * 60  # failures allowed per 15 minutes
+
+
+def hash_password(password: str) -> str:
+    return hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_problem(password: str) -> str | None:
+    if len(password) < MIN_PASSWORD:
+        return f"Use at least {MIN_PASSWORD} characters."
+    return None
+
+
+async def current_user(request: Request) -> User | None:
+    user_id = request.session.get("user_id")
+    if not isinstance(user_id, int):
+        return None
+    async with request.app.state.sessions() as session:
+        user = await store_users.get_user(session, user_id=user_id)
+    if user is None or request.session.get("pw") != _pw_stamp(user):
+        request.session.clear()  # deleted user, or password changed elsewhere
+        return None
+    return user
+
+
+def _pw_stamp(user: User) -> str:
+    """Changes when the password does: sessions made with the old one end."""
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def _login(request: Request, user: User) -> None:
+    request.session.clear()
+    request.session["user_id"] = user.id
+    request.session["pw"] = _pw_stamp(user)
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _throttled(request: Request, email: str) -> bool:
+    redis = request.app.state.redis
+    account = f"ccbb:login:acct:{hashlib.sha256(email.encode()).hexdigest()}"
+    ip = f"ccbb:login:ip:{_client_ip(request)}"
+    counts = [int(await redis.get(account) or 0), int(await redis.get(ip) or 0)]
+    return counts[0] >= ACCOUNT_LIMIT or counts[1] >= IP_LIMIT
+
+
+async def _record_failure(request: Request, email: str) -> None:
+    redis = request.app.state.redis
+    for key in (
+        f"ccbb:login:acct:{hashlib.sha256(email.encode()).hexdigest()}",
+        f"ccbb:login:ip:{_client_ip(request)}",
+    ):
+        await redis.incr(key)
+        await redis.expire(key, WINDOW, nx=True)
+
+
+async def login(request: Request) -> Response:
+    if request.method == "GET":
+        return render(request, "login.html", {"next": request.query_params.get("next", "/")})
+    form = await request.form()
+    email = store_users.normalize_email(str(form.get("email", "")))
+    password = str(form.get("password", ""))
+    nxt = str(form.get("next", "/"))
+    if not nxt.startswith("/") or nxt.startswith("//"):
+        nxt = "/"
+    if await _throttled(request, email):
+        error = "Too many attempts. Wait 15 minutes, then try again."
+        return render(request, "login.html", {"email": email, "next": nxt, "error": error}, 429)
+    async with request.app.state.sessions() as session:
+        user = await store_users.get_user_by_email(session, email=email)
+    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    if user is None or not ok:
+        await _record_failure(request, email)
+        return render(request, "login.html", {"email": email, "next": nxt,
+                      "error": "Wrong e-mail or password."}, 400)  # fmt: skip
+    await request.app.state.redis.delete(
+        f"ccbb:login:acct:{hashlib.sha256(email.encode()).hexdigest()}"
+    )
+    _login(request, user)
+    return RedirectResponse(nxt, status_code=303)
+
+
+async def signup(request: Request) -> Response:
+    if request.method == "GET":
+        return render(request, "signup.html")
+    form = await request.form()
+    email = store_users.normalize_email(str(form.get("email", "")))
+    password = str(form.get("password", ""))
+    errors: dict[str, str] = {}
+    if not EMAIL_RE.match(email):
+        errors["email"] = "Enter an e-mail address such as you@example.com."
+    if problem := password_problem(password):
+        errors["password"] = problem
+    if not errors:
+        try:
+            async with request.app.state.sessions() as session:
+                user = await store_users.create_user(
+                    session, email=email, password_hash=hash_password(password)
+                )
+        except IntegrityError:
+            # same page as a success would lead to, without saying the account exists
+            errors["email"] = "This address cannot be used. Log in if you already have an account."
+        else:
+            _login(request, user)
+            return RedirectResponse("/", status_code=303)
+    return render(request, "signup.html", {"email": email, "errors": errors}, 400)
+
+
+async def logout(request: Request) -> Response:
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+async def account(request: Request) -> Response:
+    user = request.scope["user"]
+    if request.method == "GET":
+        return render(request, "account.html")
+    form = await request.form()
+    errors: dict[str, Any] = {}
+    if not verify_password(user.password_hash, str(form.get("current", ""))):
+        errors["current"] = "This is not your current password."
+    new = str(form.get("new", ""))
+    if problem := password_problem(new):
+        errors["new"] = problem
+    if errors:
+        return render(request, "account.html", {"errors": errors}, 400)
+    async with request.app.state.sessions() as session:
+        fresh = await session.get(User, user.id)
+        assert fresh is not None
+        fresh.password_hash = hash_password(new)
+        session.add(fresh)
+        await session.commit()
+        await session.refresh(fresh)
+    _login(request, fresh)
+    return render(request, "account.html", {"message": "Password changed."})
+
+
+routes = [
+    Route("/login", login, methods=["GET", "POST"]),
+    Route("/signup", signup, methods=["GET", "POST"]),
+    Route("/logout", logout, methods=["POST"]),
+    Route("/account", account, methods=["GET", "POST"]),
+]
+PUBLIC_PATHS = ("/login", "/signup", "/healthz", "/static/")

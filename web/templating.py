@@ -1,0 +1,25 @@
+"""Jinja2 templates of the dashboard (server-rendered; autoescaped)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.templating import Jinja2Templates
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def csrf_token(request: Request) -> str:
+    """The CSRF token for forms (asgi-csrf sets its cookie on the response)."""
+    make = request.scope.get("csrftoken")
+    return str(make()) if make else ""
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
+    ctx = {"user": request.scope.get("user"), "csrf_token": csrf_token(request), **(context or {})}
+    return templates.TemplateResponse(request, name, ctx, status_code=status_code)
