@@ -102,6 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
         "or joins the embedded Redis of the data directory, without DATABASE_URL it uses SQLite",
     )
     sub.add_parser("migrate", help="bring the database schema up to date (production: once)")
+    for name, text in (
+        ("web", "serve the dashboard"),
+        ("run", "the dashboard and a worker together (embedded Redis and SQLite by default)"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--host", default="127.0.0.1")
+        cmd.add_argument("--port", type=int, default=8000)
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command")
+    create = user.add_parser("create", help="create a user (the first admin, say)")
+    create.add_argument("email")
+    create.add_argument("--password-stdin", action="store_true", required=True,
+                        help="read the password from standard input")  # fmt: skip
+    create.add_argument("--admin", action="store_true")
     return parser
 
 
@@ -296,6 +309,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ccbb.services import migrate
 
             return migrate()
+        if args.command in ("web", "run"):
+            from ccbb import services
+
+            runner = services.run_web if args.command == "web" else services.run_all
+            return runner(args.host, args.port)
+        if args.command == "user" and args.user_command == "create":
+            from ccbb.services import create_user
+
+            password = sys.stdin.readline().rstrip("\n")
+            return create_user(args.email, password, admin=args.admin)
     except UsageError as exc:
         parser.exit(2, f"ccbb: error: {exc}\n")
     except ScanFailed as exc:

@@ -88,3 +88,108 @@ def run_worker() -> int:
         sys.stderr.write(f"ccbb: {exc}\n")
         return 1
     return 0
+
+
+def _resolved(settings: Settings, url: str) -> Settings:
+    return settings.model_copy(update={"redis_url": url})
+
+
+def run_web(host: str, port: int) -> int:
+    import uvicorn
+
+    from web.app import create_app
+
+    settings = get_settings()
+    try:
+        with redis_url(settings) as url:
+            try:
+                asyncio.run(check_redis(url))
+            except RedisUnavailable as exc:
+                raise ServiceUnavailable(str(exc)) from None
+            prepare_database(settings)
+            uvicorn.run(
+                create_app(_resolved(settings, url)), host=host, port=port, log_level="info"
+            )
+    except ServiceUnavailable as exc:
+        sys.stderr.write(f"ccbb: {exc}\n")
+        return 1
+    return 0
+
+
+def run_all(host: str, port: int) -> int:
+    """The web app and a worker together, on the embedded Redis and SQLite unless REDIS_URL and
+    DATABASE_URL say otherwise: one command for one machine."""
+    import os
+    import subprocess
+
+    import uvicorn
+
+    from web.app import create_app
+
+    settings = get_settings()
+    try:
+        with redis_url(settings) as url:
+            try:
+                asyncio.run(check_redis(url))
+            except RedisUnavailable as exc:
+                raise ServiceUnavailable(str(exc)) from None
+            prepare_database(settings)
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "ccbb.cli", "worker"],
+                env={**os.environ, "REDIS_URL": url, "CCBB_DATA_DIR": str(settings.data_dir)},
+            )
+            try:
+                sys.stderr.write(f"ccbb: dashboard at http://{host}:{port}/ (Ctrl-C stops)\n")
+                uvicorn.run(
+                    create_app(_resolved(settings, url)), host=host, port=port, log_level="info"
+                )
+            finally:
+                worker.terminate()
+                try:
+                    worker.wait(30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+    except ServiceUnavailable as exc:
+        sys.stderr.write(f"ccbb: {exc}\n")
+        return 1
+    return 0
+
+
+def create_user(email: str, password: str, *, admin: bool) -> int:
+    from sqlalchemy.exc import IntegrityError
+
+    from store import users
+    from store.db import session_factory
+    from web.auth import EMAIL_RE, hash_password, password_problem
+
+    settings = get_settings()
+    email = users.normalize_email(email)
+    if not EMAIL_RE.match(email):
+        sys.stderr.write(f"ccbb: {email!r} is not an e-mail address\n")
+        return 2
+    if problem := password_problem(password):
+        sys.stderr.write(f"ccbb: {problem}\n")
+        return 2
+    try:
+        prepare_database(settings)
+    except ServiceUnavailable as exc:
+        sys.stderr.write(f"ccbb: {exc}\n")
+        return 1
+
+    async def make() -> None:
+        engine = make_engine(settings.sqlalchemy_url)
+        try:
+            async with session_factory(engine)() as session:
+                await users.create_user(
+                    session, email=email, password_hash=hash_password(password), is_admin=admin
+                )
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(make())
+    except IntegrityError:
+        sys.stderr.write(f"ccbb: a user {email} exists already\n")
+        return 1
+    sys.stderr.write(f"ccbb: user {email} created{' (admin)' if admin else ''}\n")
+    return 0

@@ -85,8 +85,8 @@ async def _record_failure(request: Request, email: str) -> None:
         f"ccbb:login:acct:{hashlib.sha256(email.encode()).hexdigest()}",
         f"ccbb:login:ip:{_client_ip(request)}",
     ):
-        await redis.incr(key)
-        await redis.expire(key, WINDOW, nx=True)
+        if await redis.incr(key) == 1:  # the window starts with the first failure
+            await redis.expire(key, WINDOW)
 
 
 async def login(request: Request) -> Response:
