@@ -1,4 +1,4 @@
-# One image for every process: `ccbb worker`, `ccbb migrate` (and the web app, with the dashboard).
+# One image for every process: `ccbb web`, `ccbb worker`, `ccbb migrate`.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 CCBB_DATA_DIR=/data
@@ -7,6 +7,7 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY scanner ./scanner
 COPY ccbb ./ccbb
 COPY store ./store
+COPY web ./web
 COPY migrations ./migrations
 COPY worker.py ./
 # editable: the Alembic migrations are read from /app/migrations

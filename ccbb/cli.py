@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--host", default="127.0.0.1")
         cmd.add_argument("--port", type=int, default=8000)
+        if name == "run":
+            cmd.add_argument("--demo", action="store_true",
+                             help="also serve the demo site and the sandbox Amazon API, with a "
+                             "demo account (no Amazon account needed)")  # fmt: skip
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command")
     create = user.add_parser("create", help="create a user (the first admin, say)")
     create.add_argument("email")
@@ -312,8 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("web", "run"):
             from ccbb import services
 
-            runner = services.run_web if args.command == "web" else services.run_all
-            return runner(args.host, args.port)
+            if args.command == "web":
+                return services.run_web(args.host, args.port)
+            return services.run_all(args.host, args.port, demo=args.demo)
         if args.command == "user" and args.user_command == "create":
             from ccbb.services import create_user
 

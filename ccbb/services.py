@@ -8,6 +8,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 from ccbb.embedded import EmbeddedRedis, EmbeddedRedisError, RedisUnavailable, check_redis
 from ccbb.settings import Settings, get_settings
@@ -116,7 +117,7 @@ def run_web(host: str, port: int) -> int:
     return 0
 
 
-def run_all(host: str, port: int) -> int:
+def run_all(host: str, port: int, demo: bool = False) -> int:
     """The web app and a worker together, on the embedded Redis and SQLite unless REDIS_URL and
     DATABASE_URL say otherwise: one command for one machine."""
     import os
@@ -134,21 +135,25 @@ def run_all(host: str, port: int) -> int:
             except RedisUnavailable as exc:
                 raise ServiceUnavailable(str(exc)) from None
             prepare_database(settings)
+            extra_env, helpers = demo_services(settings) if demo else ({}, [])
             worker = subprocess.Popen(
                 [sys.executable, "-m", "ccbb.cli", "worker"],
-                env={**os.environ, "REDIS_URL": url, "CCBB_DATA_DIR": str(settings.data_dir)},
-            )
+                env={**os.environ, **extra_env, "REDIS_URL": url,
+                     "CCBB_DATA_DIR": str(settings.data_dir)},
+            )  # fmt: skip
             try:
                 sys.stderr.write(f"ccbb: dashboard at http://{host}:{port}/ (Ctrl-C stops)\n")
                 uvicorn.run(
                     create_app(_resolved(settings, url)), host=host, port=port, log_level="info"
                 )
             finally:
-                worker.terminate()
-                try:
-                    worker.wait(30)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+                for proc in (worker, *helpers):
+                    proc.terminate()
+                for proc in (worker, *helpers):
+                    try:
+                        proc.wait(30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
     except ServiceUnavailable as exc:
         sys.stderr.write(f"ccbb: {exc}\n")
         return 1
@@ -193,3 +198,97 @@ def create_user(email: str, password: str, *, admin: bool) -> int:
         return 1
     sys.stderr.write(f"ccbb: user {email} created{' (admin)' if admin else ''}\n")
     return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_and_wait(args: list[str], ready: str, env: dict[str, str] | None = None) -> Any:
+    import subprocess
+
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)  # noqa: S603
+    assert proc.stdout is not None
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            raise ServiceUnavailable(f"could not start {' '.join(args[:4])}")
+        if ready in line:
+            return proc
+
+
+def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
+    """For ``ccbb run --demo``: the demo site and the sandbox Amazon API as processes of their own,
+    a demo account with its sandbox credentials saved; returns the workers' environment."""
+    import json
+    import secrets as secrets_mod
+
+    site_port, api_port = _free_port(), _free_port()
+    catalogue = settings.data_dir / "demo-catalogue.json"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    site = _start_and_wait(
+        [sys.executable, "-m", "ccbb.sandbox.demo_site", "--pages", "300", "--port",
+         str(site_port), "--catalogue-json", str(catalogue)], "http://",
+    )  # fmt: skip
+    data = json.loads(catalogue.read_text())
+    data["credentials"][0]["tps"] = 5.0
+    catalogue.write_text(json.dumps(data))
+    api = _start_and_wait(
+        [sys.executable, "-m", "ccbb.cli", "sandbox-amazon", "--port", str(api_port),
+         "--catalogue", str(catalogue)], "http://",
+    )  # fmt: skip
+    mappings = [f"{h}:{p}:127.0.0.1:{site_port}" for h in ("demo.example", "amzn.to", "amzn.eu",
+                "a.co") for p in (80, 443)]  # fmt: skip
+    env = {
+        "CCBB_AMAZON_API_HOST": f"http://127.0.0.1:{api_port}",
+        "CCBB_AMAZON_AUTH": f"http://127.0.0.1:{api_port}/auth/o2/token",
+        "CCBB_ALLOW_PRIVATE_NETWORK": "1",
+        "CCBB_CONNECT_TO": ",".join(mappings),
+    }
+    password = secrets_mod.token_urlsafe(9)
+    credential = data["credentials"][0]
+
+    async def account() -> None:
+        from sqlalchemy.exc import IntegrityError
+
+        from store import credentials, users
+        from store.crypto import SecretBox
+        from store.db import session_factory
+        from web.auth import hash_password
+
+        engine = make_engine(settings.sqlalchemy_url)
+        try:
+            async with session_factory(engine)() as session:
+                existing = await users.get_user_by_email(session, email="demo@example.com")
+                if existing is not None:
+                    existing.password_hash = hash_password(password)
+                    session.add(existing)
+                    await session.commit()
+                    return
+                try:
+                    user = await users.create_user(
+                        session, email="demo@example.com", password_hash=hash_password(password)
+                    )
+                except IntegrityError:
+                    return
+                assert user.id is not None
+                await credentials.create_credential(
+                    session, box=SecretBox.from_settings(settings), user_id=user.id,
+                    credential_id=credential["credential_id"],
+                    secret=credential["credential_secret"], version=credential["version"],
+                    partner_tag="demo-20", label="Demo sandbox",
+                )  # fmt: skip
+        finally:
+            await engine.dispose()
+
+    asyncio.run(account())
+    sys.stderr.write(
+        "ccbb: demo mode — log in as demo@example.com with the password "
+        f"{password}, click New Scan, scan http://demo.example/ with the saved 'Demo sandbox' "
+        "credentials and the tag demo-20 (cloaking prefix http://demo.example/go/)\n"
+    )
+    return env, [site, api]
