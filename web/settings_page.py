@@ -22,6 +22,13 @@ VERSIONS = ("2.1", "2.2", "2.3", "3.1", "3.2", "3.3")
 COUNTRIES = tuple(code for code in COUNTRY_MARKETPLACES if code != "GB")
 
 
+def user_id(request: Request) -> int:
+    """The logged-in user's id (the AuthGate lets no anonymous request through)."""
+    user: User = request.scope["user"]
+    assert user.id is not None
+    return user.id
+
+
 def tag_problem(tag: str) -> str | None:
     if not tag:
         return "Give your partner tag (tracking ID), such as yourname-20."
@@ -38,7 +45,7 @@ def credential_problems(form: dict[str, str], *, need_tag: bool = True) -> dict[
     elif len(form["credential_id"]) > 200:
         errors["credential_id"] = "This Credential ID is too long (200 characters at most)."
     if not form.get("secret"):
-        errors["secret"] = "Give the Credential Secret that goes with this Credential ID."
+        errors["secret"] = "Give the Credential Secret that goes with this Credential ID."  # noqa: S105
     if form.get("version") not in VERSIONS:
         errors["version"] = "Choose the version shown next to your credentials."
     if form.get("country") not in COUNTRIES:
@@ -72,7 +79,7 @@ async def _page(
 ) -> Response:
     box = request.app.state.box
     async with request.app.state.sessions() as session:
-        saved = await store_credentials.list_credentials(session, user_id=user.id)
+        saved = await store_credentials.list_credentials(session, user_id=user_id(request))
     rows = []
     for c in saved:
         try:
@@ -96,9 +103,7 @@ async def settings_page(request: Request) -> Response:
     if request.method == "GET":
         saved = request.query_params.get("saved")
         deleted = request.query_params.get("deleted")
-        message = (
-            "Credentials saved." if saved else "Credentials deleted." if deleted else None
-        )
+        message = "Credentials saved." if saved else "Credentials deleted." if deleted else None
         return await _page(request, user, message=message)
     raw = await request.form()
     form = {
@@ -115,7 +120,7 @@ async def settings_page(request: Request) -> Response:
         await store_credentials.create_credential(
             session,
             box=request.app.state.box,
-            user_id=user.id,
+            user_id=user_id(request),
             credential_id=form["credential_id"],
             secret=form["secret"],
             version=form["version"],
@@ -127,11 +132,10 @@ async def settings_page(request: Request) -> Response:
 
 
 async def delete_credential(request: Request) -> Response:
-    user: User = request.scope["user"]
     credential_id = request.path_params["credential_id"]
     async with request.app.state.sessions() as session:
         deleted = await store_credentials.delete_credential(
-            session, credential_id=credential_id, user_id=user.id
+            session, credential_id=credential_id, user_id=user_id(request)
         )
     if not deleted:
         raise HTTPException(status_code=404, detail="No such credentials.")
@@ -140,7 +144,5 @@ async def delete_credential(request: Request) -> Response:
 
 routes = [
     Route("/settings", settings_page, methods=["GET", "POST"]),
-    Route(
-        "/settings/credentials/{credential_id:int}/delete", delete_credential, methods=["POST"]
-    ),
+    Route("/settings/credentials/{credential_id:int}/delete", delete_credential, methods=["POST"]),
 ]
