@@ -49,14 +49,14 @@ class World:
         self.procs.append(proc)
         return proc
 
-    async def new_scan(self, tps: float = 50.0) -> int:
+    async def new_scan(self, tps: float = 50.0, secret: str | None = None) -> int:
         async with self.sessions() as session:
             user = await users.create_user(session, email=f"{uuid.uuid4().hex}@x.test",
                                            password_hash="x")  # fmt: skip
             cred = self.site.catalogue["credentials"][0]
             credential = await credentials.create_credential(
                 session, box=self.box, user_id=user.id, credential_id=cred["credential_id"],
-                secret=cred["credential_secret"], version=cred["version"],
+                secret=secret or cred["credential_secret"], version=cred["version"],
                 partner_tag=self.site.partner_tag,
             )  # fmt: skip
             scan = await scans.create_scan(
@@ -250,3 +250,14 @@ async def test_a_redis_restart_during_a_scan_does_not_corrupt_it(
     assert await world.wait_state(scan_id, {"done", "failed"}, timeout=90) == "done"
     report = await world.report(scan_id)
     assert report["summary"] == world.site.expected.summary()
+
+
+async def test_refused_credentials_fail_the_scan_with_the_fix(world: World) -> None:
+    world.start_worker()
+    scan_id = await world.new_scan(secret="not-the-secret")
+    assert await world.wait_state(scan_id, {"done", "failed"}) == "failed"
+    async with world.sessions() as session:
+        scan = await scans.get_scan(session, scan_id=scan_id)
+    assert scan is not None and "refused the credentials" in (scan.error or "")
+    assert "not-the-secret" not in (scan.error or "")
+    assert (await world.progress(scan_id))["state"] == "failed"
