@@ -13,7 +13,6 @@ import csv
 import logging
 import os
 import re
-import resource
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from tqdm import tqdm
 from scanner.amazon_urls import marketplace_for_country
 from scanner.crawl import Progress
 from scanner.net import BadConnectTo, NetworkPolicy, make_session, parse_connect_to
+from scanner.page_workers import peak_rss_mb
 from scanner.ratelimit import LocalRateLimiter
 from scanner.report import CSV_COLUMNS, csv_rows, iter_json, to_text
 from scanner.scan import ScanFailed, ScanReport, run_scan
@@ -234,13 +234,8 @@ async def scan_site(
 
 
 def _peak_memory() -> dict[str, float]:
-    """Peak resident memory in MB of this process and of its largest page worker."""
-    return {
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "page_worker_peak_rss_mb": round(
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
-        ),
-    }
+    """Peak resident memory in MB of this process (its page workers' is in the report)."""
+    return {"peak_rss_mb": peak_rss_mb()}
 
 
 def write_report(report: ScanReport, fmt: str, output: str | None) -> None:

@@ -72,6 +72,7 @@ class Progress:
     products_found: int = 0
     products_checked: int = 0
     api_requests: int = 0
+    page_worker_peak_rss_mb: float = 0.0
 
 
 @dataclass(repr=False)  # see ScanReport: never print a whole crawl

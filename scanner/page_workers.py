@@ -94,6 +94,7 @@ class PageWorkers:
         self._workers: list[_Worker] = []
         self._ids = itertools.count()
         self._closing = False
+        self.peak_rss_mb = 0.0
 
     async def __aenter__(self) -> PageWorkers:
         for _ in range(self._count):
@@ -118,6 +119,8 @@ class PageWorkers:
 
     async def __aexit__(self, *exc: object) -> None:
         self._closing = True
+        for worker in self._workers:  # read before they exit: the largest worker's peak memory
+            self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb(worker.proc.pid))
         for worker in self._workers:
             if worker.proc.stdin is not None:
                 worker.proc.stdin.close()
@@ -180,6 +183,19 @@ class PageWorkers:
 
 class _WorkerGone(Exception):
     pass
+
+
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """Peak resident memory of a process in MB (Linux ``VmHWM``; 0 where unknown). Unlike
+    ``ru_maxrss``, it does not count what the parent held when it forked the process."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
 
 
 async def _serve() -> None:

@@ -209,6 +209,7 @@ async def run_scan(
             if limits.page_workers > 0
             else LocalPages(session, limits, scope, config.cloak_prefixes)
         )
+        stack.callback(_note_worker_memory, pages, progress)  # runs after the workers close
         await stack.enter_async_context(pages)
         crawler = Crawler(config, fetcher, resolver, lookups.add, progress, concurrency, pages)
         crawl_t0 = time.monotonic()
@@ -275,8 +276,13 @@ async def run_scan(
             "crawl_seconds": round(crawl_seconds, 3),
             "total_seconds": round(total, 3),
             "http_requests": fetcher.requests,
+            "page_worker_peak_rss_mb": progress.page_worker_peak_rss_mb,
         },
     )
+
+
+def _note_worker_memory(pages: object, progress: Progress) -> None:
+    progress.page_worker_peak_rss_mb = getattr(pages, "peak_rss_mb", 0.0)
 
 
 def _check_reached(config: ScanConfig, crawl: CrawlResult) -> None:
