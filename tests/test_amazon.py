@@ -250,7 +250,7 @@ async def test_requests_are_paced_at_the_credential_tps(sandbox: RunningSandbox)
     assert [r["status"] for r in records] == [200] * len(chunks)  # no 429
     times = sorted(r["t"] for r in records)
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 1 / tps - 0.005, gaps
+    assert min(gaps) >= 1 / tps - 0.02, gaps  # arrival jitter on a loaded 2-core VM
     assert sorted(map(tuple, (r["item_ids"] for r in records))) == sorted(map(tuple, chunks))
     assert all(len(r) == len(c) for r, c in zip(results, chunks, strict=True))
 
@@ -265,7 +265,7 @@ async def test_retries_are_paced_too(sandbox: RunningSandbox) -> None:
     records = sandbox.requests()
     assert [r["status"] for r in records] == [503, 200, 200]
     gaps = [b - a for a, b in itertools.pairwise(r["t"] for r in records)]
-    assert min(gaps) >= 1 / tps - 0.005, gaps
+    assert min(gaps) >= 1 / tps - 0.02, gaps  # arrival jitter on a loaded 2-core VM
 
 
 # --------------------------------------------------------------------------

@@ -110,7 +110,7 @@ async def test_pacing_in_one_process(redis: Redis, prefix: str) -> None:
         await limiter.acquire()
         times.append(time.monotonic())
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= interval - 0.005, gaps
+    assert min(gaps) >= interval - 0.015, gaps  # a late wake-up shortens the next gap
     assert times[-1] - started == pytest.approx(19 * interval, abs=0.05)
     # idle keys go away on their own, soon after the last reserved slot
     ttl = await redis.pttl(limiter.key)
@@ -128,10 +128,10 @@ async def test_concurrent_acquires_get_distinct_slots(redis: Redis, prefix: str)
         return time.monotonic() - started
 
     times = sorted(await asyncio.gather(*(one() for _ in range(10))))
-    assert times[0] < 0.02  # the first slot is free: no wait
+    assert times[0] < 0.05  # the first slot is free: no wait
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.05 - 0.005, gaps
-    assert times[-1] == pytest.approx(0.45, abs=0.04)
+    assert min(gaps) >= 0.05 - 0.015, gaps
+    assert times[-1] == pytest.approx(0.45, abs=0.08)
 
 
 @needs_redis
@@ -351,7 +351,7 @@ async def test_acquire_survives_a_redis_restart(tmp_path: Path) -> None:
             await limiter.acquire()
             times.append(time.monotonic())
         gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert min(gaps) >= 0.05 - 0.005  # pacing as before
+        assert min(gaps) >= 0.05 - 0.015  # pacing as before
         await client.flushall()  # keys lost: pacing starts again, no error
         assert await limiter.reserve() == 0
     finally:
