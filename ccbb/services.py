@@ -59,6 +59,19 @@ def prepare_database(settings: Settings) -> None:
         upgrade(url)
 
 
+@contextlib.contextmanager
+def services_ready(settings: Settings) -> Iterator[str]:
+    """Redis answering (REDIS_URL, or the embedded one) and the database ready; yields the
+    Redis URL. Raises ServiceUnavailable with the one line to show."""
+    with redis_url(settings) as url:
+        try:
+            asyncio.run(check_redis(url))
+        except RedisUnavailable as exc:
+            raise ServiceUnavailable(str(exc)) from None
+        prepare_database(settings)
+        yield url
+
+
 def migrate() -> int:
     settings = get_settings()
     try:
@@ -78,12 +91,7 @@ def run_worker() -> int:
     settings = get_settings()
     logging.getLogger().setLevel(logging.INFO)
     try:
-        with redis_url(settings) as url:
-            try:
-                asyncio.run(check_redis(url))
-            except RedisUnavailable as exc:
-                raise ServiceUnavailable(str(exc)) from None
-            prepare_database(settings)
+        with services_ready(settings) as url:
             arq_run_worker(WorkerSettings, redis_settings=redis_settings(url))  # type: ignore[arg-type]
     except ServiceUnavailable as exc:
         sys.stderr.write(f"ccbb: {exc}\n")
@@ -102,12 +110,7 @@ def run_web(host: str, port: int) -> int:
 
     settings = get_settings()
     try:
-        with redis_url(settings) as url:
-            try:
-                asyncio.run(check_redis(url))
-            except RedisUnavailable as exc:
-                raise ServiceUnavailable(str(exc)) from None
-            prepare_database(settings)
+        with services_ready(settings) as url:
             uvicorn.run(
                 create_app(_resolved(settings, url)), host=host, port=port, log_level="info"
             )
@@ -129,12 +132,7 @@ def run_all(host: str, port: int, demo: bool = False) -> int:
 
     settings = get_settings()
     try:
-        with redis_url(settings) as url:
-            try:
-                asyncio.run(check_redis(url))
-            except RedisUnavailable as exc:
-                raise ServiceUnavailable(str(exc)) from None
-            prepare_database(settings)
+        with services_ready(settings) as url:
             extra_env, helpers = demo_services(settings) if demo else ({}, [])
             worker = subprocess.Popen(
                 [sys.executable, "-m", "ccbb.cli", "worker"],
