@@ -91,7 +91,7 @@ def scan_inputs(scan: Any, credential: Any, box: SecretBox, settings: Settings) 
     )
     access = AmazonAccess(
         credential_id=credential.credential_id,
-        credential_secret=box.decrypt(credential.secret_encrypted),
+        credential_secret=store_credentials.reveal_secret(credential, box=box),
         version=credential.version,
         partner_tag=scan.partner_tag,
         marketplace=scan.marketplace,

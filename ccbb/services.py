@@ -13,7 +13,7 @@ from typing import Any
 from ccbb.embedded import EmbeddedRedis, EmbeddedRedisError, RedisUnavailable, check_redis
 from ccbb.settings import Settings, get_settings
 from store.db import DatabaseUnavailable, check_database, make_engine
-from store.migrate import upgrade
+from store.migrate import SchemaOutdated, check_schema, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -39,23 +39,27 @@ def redis_url(settings: Settings) -> Iterator[str]:
         embedded.stop()
 
 
-def prepare_database(settings: Settings) -> None:
-    """Check the database answers; on the embedded SQLite, also bring its schema up to date."""
+def prepare_database(settings: Settings, *, require_schema: bool = True) -> None:
+    """Check the database answers. The embedded SQLite is brought up to date here; a configured
+    database must already be (``ccbb migrate``, once per release), else one line says so."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.sqlalchemy_url
+    embedded = not settings.database_url
 
     async def check() -> None:
         engine = make_engine(url)
         try:
             await check_database(engine)
+            if require_schema and not embedded:
+                await check_schema(engine)
         finally:
             await engine.dispose()
 
     try:
         asyncio.run(check())
-    except DatabaseUnavailable as exc:
+    except (DatabaseUnavailable, SchemaOutdated) as exc:
         raise ServiceUnavailable(str(exc)) from None
-    if not settings.database_url:
+    if embedded:
         upgrade(url)
 
 
@@ -75,7 +79,7 @@ def services_ready(settings: Settings) -> Iterator[str]:
 def migrate() -> int:
     settings = get_settings()
     try:
-        prepare_database(settings)
+        prepare_database(settings, require_schema=False)
         upgrade(settings.sqlalchemy_url)
     except ServiceUnavailable as exc:
         sys.stderr.write(f"ccbb: {exc}\n")

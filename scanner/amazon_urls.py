@@ -78,10 +78,6 @@ def is_amazon_host(host: str) -> bool:
     return host in AMAZON_HOSTS
 
 
-def is_short_link(url: str) -> bool:
-    return host_of(url) in SHORT_LINK_HOSTS
-
-
 def could_be_amazon(url: str) -> bool:
     """Cheap pre-filter before the real parse: is 'amazon' or a short host in the URL at all?"""
     low = url.lower()

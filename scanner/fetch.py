@@ -7,6 +7,7 @@ a cloaked affiliate link, or Amazon itself, which is never requested).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import zlib
@@ -194,9 +195,8 @@ async def attempt(
 async def _once(
     session: aiohttp.ClientSession, url: str, accept: str, limits: CrawlLimits
 ) -> Response:
-    timeout = aiohttp.ClientTimeout(total=limits.timeout, sock_connect=limits.connect_timeout)
     async with session.get(
-        url, allow_redirects=False, timeout=timeout, max_line_size=16384
+        url, allow_redirects=False, timeout=_timeout(limits), max_line_size=16384
     ) as resp:
         status = resp.status
         ctype = resp.content_type.lower()
@@ -226,6 +226,11 @@ async def _once(
                 return out
         out.body = bytes(buf)
         return out
+
+
+@functools.lru_cache(maxsize=16)
+def _timeout(limits: CrawlLimits) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=limits.timeout, sock_connect=limits.connect_timeout)
 
 
 def _describe(exc: BaseException) -> str:

@@ -83,7 +83,6 @@ class LookupQueue:
         self._seen: set[ProductKey] = set()
         self.fatal: AmazonAccountError | None = None
         self.failed = asyncio.Event()
-        self.api_done_at = 0.0
 
     def add(self, target: AmazonTarget) -> None:
         for asin in target.asins:
@@ -155,7 +154,6 @@ class LookupQueue:
         if self._on_results is not None:
             self._on_results(results)
         self._progress.api_requests = self._checker.requests
-        self.api_done_at = time.monotonic()
 
     def _store(self, result: ProductResult) -> None:
         self.results[(result.marketplace, result.asin)] = result

@@ -84,8 +84,7 @@ async def check_schema(engine: AsyncEngine) -> None:
     if current != head:
         raise SchemaOutdated(
             f"database {masked_url(engine.url)} is at schema revision {current or 'none'}, this "
-            f"code needs {head}: run the migrations (alembic upgrade head, or python -m "
-            "store.migrate)"
+            f"code needs {head}: run `ccbb migrate` (or the compose service `migrate`) first"
         )
 
 

@@ -261,3 +261,15 @@ async def test_refused_credentials_fail_the_scan_with_the_fix(world: World) -> N
     assert scan is not None and "refused the credentials" in (scan.error or "")
     assert "not-the-secret" not in (scan.error or "")
     assert (await world.progress(scan_id))["state"] == "failed"
+
+
+def test_a_worker_on_an_unmigrated_database_says_to_migrate(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.sqlite3"
+    empty.touch()
+    env = {**os.environ, "CCBB_DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{empty}"}
+    env.pop("REDIS_URL", None)
+    done = subprocess.run([sys.executable, "-m", "ccbb.cli", "worker"], env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("ccbb:")]
+    assert len(errors) == 1 and "ccbb migrate" in errors[0], done.stderr
