@@ -2,8 +2,9 @@
 
 A scan runs in whichever worker holds its **lease** (a Redis key refreshed every second). While
 it runs, the job publishes progress to a Redis hash (what the dashboard polls: one HGETALL),
-saves it to the database every few seconds, watches for a cancel request, and **checkpoints the
-product results** Amazon returns (the expensive, rate-limited part of a scan). When a worker is
+saves it to the database every few seconds, watches for a cancel request, and **checkpoints
+each batch of product results** Amazon returns, as it arrives (the expensive, rate-limited part
+of a scan). When a worker is
 killed, its lease expires; the reaper of any worker re-enqueues the scan, and the next attempt
 crawls again (fast: minutes at most) but asks Amazon only for products no attempt checked yet.
 The final results are written in one transaction that first removes what an earlier attempt may
@@ -148,15 +149,23 @@ async def _run(
     sessions = ctx["sessions"]
     progress = Progress()
     stop = asyncio.Event()
-    checked: list[ProductResult] = []
-    lost_lease = False
+    saving: set[asyncio.Task[None]] = set()
 
-    async def checkpoint() -> None:
-        if checked:
-            batch = checked[:]
-            del checked[:]
+    def checkpoint_batch(results: list[ProductResult]) -> None:
+        """Save each batch Amazon answers right away: a worker killed a moment later loses at
+        most the batches still in flight, not seconds of paid-for lookups."""
+        task = asyncio.create_task(save(list(results)))
+        saving.add(task)
+        task.add_done_callback(saving.discard)
+
+    async def save(results: list[ProductResult]) -> None:
+        try:
             async with sessions() as session:
-                await store_scans.save_products(session, scan_id=scan_id, results=batch)
+                await store_scans.save_products(session, scan_id=scan_id, results=results)
+        except Exception:  # a missed checkpoint costs a lookup after a crash, nothing else
+            log.exception("scan %s: could not checkpoint %d products", scan_id, len(results))
+
+    lost_lease = False
 
     async def heartbeat() -> None:
         while True:
@@ -190,7 +199,6 @@ async def _run(
             stop.set()
         if time.monotonic() - last_db >= DB_PROGRESS_EVERY:
             last_db = time.monotonic()
-            await checkpoint()
             async with sessions() as session:
                 await store_scans.save_progress(session, scan_id=scan_id, progress=progress)
         return True
@@ -206,7 +214,7 @@ async def _run(
             progress=progress,
             stop=stop,
             known_products=known,
-            on_results=checked.extend,
+            on_results=checkpoint_batch,
         )
     except ScanFailed as exc:
         beat.cancel()
@@ -217,7 +225,8 @@ async def _run(
             await beat
     if lost_lease:
         return "lease lost: another worker runs this scan"
-    await checkpoint()
+    if saving:
+        await asyncio.gather(*saving)
     async with sessions() as session:
         await store_scans.finish_scan(session, scan_id=scan_id, report=report)
         if report.cancelled:

@@ -181,9 +181,10 @@ async def test_a_killed_worker_is_replaced_and_the_counts_are_exact(world: World
     assert report["summary"] == world.site.expected.summary()
     got = {(p["marketplace"], p["asin"]): p["status"] for p in report["products"]}
     assert got == {k: str(v) for k, v in world.site.expected.products.items()}
-    # what the first attempt checked was not asked again (at most one batch was in flight)
     us = sum(1 for k in world.site.expected.products if k[0] == "www.amazon.com")
-    assert len(world.sandbox.requests()) <= -(-us // 10) + 1
+    # each answered batch is saved as it arrives: only batches in flight at the kill are asked
+    # again (at 8 TPS with loopback latency, one or two)
+    assert len(world.sandbox.requests()) <= -(-us // 10) + 2
 
 
 async def test_cancel_stops_the_scan_and_keeps_what_it_found(world: World) -> None:
