@@ -14,37 +14,32 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlencode
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
-from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ccbb import jobs
-from scanner.amazon_urls import marketplace_for_country
 from scanner.classify import Status
 from scanner.report import STATUS_LABELS, STATUS_ORDER
-from scanner.urls import BadSiteUrl, SiteScope, cloak_prefix, site_url
 from store import credentials as store_credentials
 from store import scans as store_scans
-from store.crypto import mask
 from store.models import (
     ACTIVE_STATES,
     LINK_TABLE,
     PAGE_TABLE,
     PRODUCT_TABLE,
-    AmazonCredential,
     Scan,
     ScanState,
     table_of,
     utcnow,
 )
-from web import settings_page
+from web import new_scan, settings_page
 from web.charts import donut, percent
-from web.settings_page import COUNTRIES, VERSIONS, credential_problems, tag_problem, user_id
+from web.settings_page import user_id
 from web.templating import render
 
 PER_PAGE = 50
@@ -229,163 +224,6 @@ async def rerun(request: Request) -> Response:
         )
     await jobs.enqueue_scan(request.app.state.redis, new)
     return RedirectResponse("/?queued=1", status_code=303)
-
-
-# ---- new scan -------------------------------------------------------------------------------
-
-_FIELDS = (
-    "domain", "saved_credential", "credential_id", "secret", "version", "country",
-    "partner_tag", "cloak_prefixes", "max_pages",
-)  # fmt: skip
-
-
-def _prefixes(text: str, site: str | None) -> tuple[list[str], str | None]:
-    """The cloaking prefixes (one per line) in normalised form, or the first problem."""
-    out: list[str] = []
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(lines) > MAX_PREFIXES:
-        return [], f"Give at most {MAX_PREFIXES} prefixes."
-    for line in lines:
-        raw = line
-        if site is not None and raw.startswith("/"):
-            raw = urljoin(site, raw)
-        elif "://" not in raw:
-            raw = "https://" + raw
-        try:
-            parts = urlsplit(raw)
-            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-            prefix = cloak_prefix(raw) if ok else ""
-        except ValueError:
-            ok, prefix = False, ""
-        if not ok:
-            return [], f"“{line}” is not a URL: write it as https://yoursite.com/go/"
-        if site is None:
-            continue  # the domain has its own error
-        if not SiteScope.of(site).contains(prefix):
-            return [], f"“{line}” is not on {urlsplit(site).hostname}: give prefixes of your site."
-        if prefix not in out:
-            out.append(prefix)
-    return out, None
-
-
-async def new_scan(request: Request) -> Response:
-    box = request.app.state.box
-    async with request.app.state.sessions() as session:
-        saved = await store_credentials.list_credentials(session, user_id=user_id(request))
-    if request.method == "GET":
-        form = {"country": "US", "version": "2.1", "saved_credential": ""}
-        if saved:
-            last = saved[-1]
-            form |= {
-                "saved_credential": str(last.id),
-                "country": last.country,
-                "partner_tag": last.partner_tag,
-            }
-        return _new_scan_page(request, saved, form, {})
-    raw: FormData = await request.form()
-    form = {key: str(raw.get(key, "")).strip() for key in _FIELDS}
-    form["cloak_prefixes"] = str(raw.get("cloak_prefixes", ""))
-    kept_secret = str(raw.get("secret_kept", ""))
-    if not form["secret"] and kept_secret:  # the secret typed before a failed submission
-        try:
-            form["secret"] = box.decrypt(kept_secret)
-        except Exception:
-            form["secret"] = ""
-    errors: dict[str, str] = {}
-    site: str | None = None
-    try:
-        site = site_url(form["domain"])
-    except BadSiteUrl as exc:
-        msg = str(exc)
-        errors["domain"] = msg[:1].upper() + msg[1:] + "."
-    credential: AmazonCredential | None = None
-    if form["saved_credential"]:
-        credential = next((c for c in saved if str(c.id) == form["saved_credential"]), None)
-        if credential is None:
-            errors["saved_credential"] = "Choose one of your saved credentials."
-    else:
-        for key, msg in credential_problems(form, need_tag=False).items():
-            errors.setdefault(key, msg)
-    if form["country"] not in COUNTRIES:
-        errors["country"] = "Choose the Amazon country of your credentials."
-    if problem := tag_problem(form["partner_tag"]):
-        errors["partner_tag"] = problem
-    prefixes, problem = _prefixes(form["cloak_prefixes"], site)
-    if problem:
-        errors["cloak_prefixes"] = problem
-    max_pages: int | None = None
-    if form["max_pages"]:
-        try:
-            max_pages = int(form["max_pages"])
-        except ValueError:
-            errors["max_pages"] = "Give a whole number of pages, or leave empty."
-        else:
-            if not 1 <= max_pages <= MAX_PAGES_LIMIT:
-                errors["max_pages"] = f"Give a number from 1 to {MAX_PAGES_LIMIT:,}."
-    marketplace = marketplace_for_country(form["country"]) if form["country"] else None
-    if marketplace is None and "country" not in errors:
-        errors["country"] = "Choose the Amazon country of your credentials."
-    if errors or site is None or marketplace is None:
-        return _new_scan_page(request, saved, form, errors, status=400)
-    options: dict[str, Any] = {"cloak_prefixes": prefixes, "tps": 1.0}
-    if max_pages is not None:
-        options["max_pages"] = max_pages
-    async with request.app.state.sessions() as session:
-        if credential is None:
-            credential = await store_credentials.create_credential(
-                session,
-                box=box,
-                user_id=user_id(request),
-                credential_id=form["credential_id"],
-                secret=form["secret"],
-                version=form["version"],
-                country=form["country"],
-                partner_tag=form["partner_tag"],
-                label=urlsplit(site).hostname or site,
-            )
-        scan = await store_scans.create_scan(
-            session,
-            user_id=user_id(request),
-            site=site,
-            marketplace=marketplace,
-            partner_tag=form["partner_tag"],
-            options=options,
-            credential_id=credential.id,
-        )
-    await jobs.enqueue_scan(request.app.state.redis, scan)
-    return RedirectResponse("/?queued=1", status_code=303)
-
-
-def _new_scan_page(
-    request: Request,
-    saved: Sequence[AmazonCredential],
-    form: dict[str, str],
-    errors: dict[str, str],
-    status: int = 200,
-) -> Response:
-    form = dict(form)
-    secret = form.pop("secret", "")
-    # a typed secret is kept across a failed submission encrypted (never in clear in the page)
-    kept = request.app.state.box.encrypt(secret) if secret else ""
-    ctx = {
-        "form": form,
-        "errors": errors,
-        "secret_kept": kept,
-        "secret_masked": mask(secret) if secret else "",
-        "saved": [
-            {
-                "id": c.id,
-                "label": c.label,
-                "credential_id": c.credential_id,
-                "country": c.country,
-                "partner_tag": c.partner_tag,
-            }
-            for c in saved
-        ],
-        "versions": VERSIONS,
-        "countries": COUNTRIES,
-    }
-    return render(request, "new_scan.html", ctx, status)
 
 
 # ---- report ---------------------------------------------------------------------------------
@@ -657,7 +495,7 @@ def _drain(buf: io.StringIO) -> str:
 
 routes = [
     Route("/", dashboard),
-    Route("/scans/new", new_scan, methods=["GET", "POST"]),
+    *new_scan.routes,
     Route("/scans/progress.json", progress_json),
     Route("/scans/{scan_id:int}", report),
     Route("/scans/{scan_id:int}/export.csv", export_csv),

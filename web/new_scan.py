@@ -1,0 +1,221 @@
+"""New Scan: the form's checks (shared with the JSON API), storing the scan and queueing it.
+
+:func:`check_scan_form` is pure: it turns the submitted fields into a :class:`ScanRequest` or
+a message per field saying what to fix; :func:`queue_scan` stores and queues what it checked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from ccbb import jobs
+from scanner.amazon_urls import marketplace_for_country
+from scanner.urls import BadSiteUrl, SiteScope, cloak_prefix, site_url
+from store import credentials as store_credentials
+from store import scans as store_scans
+from store.crypto import SecretBox, mask
+from store.models import AmazonCredential, Scan
+from web.settings_page import COUNTRIES, VERSIONS, credential_problems, tag_problem, user_id
+from web.templating import render
+
+MAX_PAGES_LIMIT = 100_000
+MAX_PREFIXES = 50
+FIELDS = (
+    "domain", "saved_credential", "credential_id", "secret", "version", "country",
+    "partner_tag", "cloak_prefixes", "max_pages",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """A checked New Scan: what to store and queue."""
+
+    site: str
+    marketplace: str
+    partner_tag: str
+    options: dict[str, Any]
+    saved: AmazonCredential | None  # one of the user's saved credentials…
+    typed: dict[str, str] = field(default_factory=dict, repr=False)  # …or typed in (has the secret)
+
+
+def cloak_prefixes(text: str, site: str | None) -> tuple[list[str], str | None]:
+    """The cloaking prefixes (one per line) in normalised form, or the first problem."""
+    out: list[str] = []
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > MAX_PREFIXES:
+        return [], f"Give at most {MAX_PREFIXES} prefixes."
+    for line in lines:
+        raw = line
+        if site is not None and raw.startswith("/"):
+            raw = urljoin(site, raw)
+        elif "://" not in raw:
+            raw = "https://" + raw
+        try:
+            parts = urlsplit(raw)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            prefix = cloak_prefix(raw) if ok else ""
+        except ValueError:
+            ok, prefix = False, ""
+        if not ok:
+            return [], f"“{line}” is not a URL: write it as https://yoursite.com/go/"
+        if site is None:
+            continue  # the domain has its own error
+        if not SiteScope.of(site).contains(prefix):
+            return [], f"“{line}” is not on {urlsplit(site).hostname}: give prefixes of your site."
+        if prefix not in out:
+            out.append(prefix)
+    return out, None
+
+
+def check_scan_form(
+    form: dict[str, str], saved: Sequence[AmazonCredential]
+) -> tuple[ScanRequest | None, dict[str, str]]:
+    """The New Scan fields (:data:`FIELDS`, as text) → the request, or a message per field."""
+    errors: dict[str, str] = {}
+    site: str | None = None
+    try:
+        site = site_url(form.get("domain", ""))
+    except BadSiteUrl as exc:
+        msg = str(exc)
+        errors["domain"] = msg[:1].upper() + msg[1:] + "."
+    credential: AmazonCredential | None = None
+    if form.get("saved_credential"):
+        credential = next((c for c in saved if str(c.id) == form["saved_credential"]), None)
+        if credential is None:
+            errors["saved_credential"] = "Choose one of your saved credentials."
+    else:
+        for key, msg in credential_problems(form, need_tag=False).items():
+            errors.setdefault(key, msg)
+    country = form.get("country", "")
+    if country not in COUNTRIES:
+        errors["country"] = "Choose the Amazon country of your credentials."
+    tag = form.get("partner_tag", "")
+    if problem := tag_problem(tag):
+        errors["partner_tag"] = problem
+    prefixes, problem = cloak_prefixes(form.get("cloak_prefixes", ""), site)
+    if problem:
+        errors["cloak_prefixes"] = problem
+    max_pages: int | None = None
+    if form.get("max_pages"):
+        try:
+            max_pages = int(form["max_pages"])
+        except ValueError:
+            errors["max_pages"] = "Give a whole number of pages, or leave empty."
+        else:
+            if not 1 <= max_pages <= MAX_PAGES_LIMIT:
+                errors["max_pages"] = f"Give a number from 1 to {MAX_PAGES_LIMIT:,}."
+    marketplace = marketplace_for_country(country) if country else None
+    if marketplace is None and "country" not in errors:
+        errors["country"] = "Choose the Amazon country of your credentials."
+    if errors or site is None or marketplace is None:
+        return None, errors
+    options: dict[str, Any] = {"cloak_prefixes": prefixes, "tps": 1.0}
+    if max_pages is not None:
+        options["max_pages"] = max_pages
+    typed = {} if credential else {k: form[k] for k in ("credential_id", "secret", "version")}
+    return ScanRequest(
+        site, marketplace, tag, options, credential, typed | {"country": country}
+    ), {}
+
+
+async def queue_scan(
+    sessions: Any, redis: Any, box: SecretBox, *, user_id: int, req: ScanRequest
+) -> Scan:
+    """Store the scan (and typed-in credentials, encrypted, for re-runs), then queue it."""
+    async with sessions() as session:
+        credential = req.saved
+        if credential is None:
+            credential = await store_credentials.create_credential(
+                session,
+                box=box,
+                user_id=user_id,
+                credential_id=req.typed["credential_id"],
+                secret=req.typed["secret"],
+                version=req.typed["version"],
+                country=req.typed["country"],
+                partner_tag=req.partner_tag,
+                label=urlsplit(req.site).hostname or req.site,
+            )
+        scan = await store_scans.create_scan(
+            session,
+            user_id=user_id,
+            site=req.site,
+            marketplace=req.marketplace,
+            partner_tag=req.partner_tag,
+            options=req.options,
+            credential_id=credential.id,
+        )
+    await jobs.enqueue_scan(redis, scan)
+    return scan
+
+
+async def new_scan(request: Request) -> Response:
+    state = request.app.state
+    async with state.sessions() as session:
+        saved = await store_credentials.list_credentials(session, user_id=user_id(request))
+    if request.method == "GET":
+        form = {"country": "US", "version": "2.1", "saved_credential": ""}
+        if saved:
+            last = saved[-1]
+            form |= {
+                "saved_credential": str(last.id),
+                "country": last.country,
+                "partner_tag": last.partner_tag,
+            }
+        return _page(request, saved, form, {})
+    raw: FormData = await request.form()
+    form = {key: str(raw.get(key, "")).strip() for key in FIELDS}
+    form["cloak_prefixes"] = str(raw.get("cloak_prefixes", ""))
+    kept_secret = str(raw.get("secret_kept", ""))
+    if not form["secret"] and kept_secret:  # the secret typed before a failed submission
+        try:
+            form["secret"] = state.box.decrypt(kept_secret)
+        except Exception:
+            form["secret"] = ""
+    req, errors = check_scan_form(form, saved)
+    if req is None:
+        return _page(request, saved, form, errors, status=400)
+    await queue_scan(state.sessions, state.redis, state.box, user_id=user_id(request), req=req)
+    return RedirectResponse("/?queued=1", status_code=303)
+
+
+def _page(
+    request: Request,
+    saved: Sequence[AmazonCredential],
+    form: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+) -> Response:
+    form = dict(form)
+    secret = form.pop("secret", "")
+    # a typed secret is kept across a failed submission encrypted (never in clear in the page)
+    kept = request.app.state.box.encrypt(secret) if secret else ""
+    ctx = {
+        "form": form,
+        "errors": errors,
+        "secret_kept": kept,
+        "secret_masked": mask(secret) if secret else "",
+        "saved": [
+            {
+                "id": c.id,
+                "label": c.label,
+                "credential_id": c.credential_id,
+                "country": c.country,
+                "partner_tag": c.partner_tag,
+            }
+            for c in saved
+        ],
+        "versions": VERSIONS,
+        "countries": COUNTRIES,
+    }
+    return render(request, "new_scan.html", ctx, status)
+
+
+routes = [Route("/scans/new", new_scan, methods=["GET", "POST"])]
