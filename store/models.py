@@ -124,6 +124,21 @@ class AmazonCredentialPublic(AmazonCredentialBase):
     created_at: datetime
 
 
+class ApiToken(SQLModel, table=True):
+    """A personal API token: only its SHA-256 is kept (the token is shown once, at creation).
+    ``prefix`` (its first characters) lets the user tell tokens apart."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE", index=True)
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
 # ---- scans ------------------------------------------------------------------------------
 
 
