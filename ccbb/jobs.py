@@ -90,17 +90,38 @@ def scan_inputs(scan: Any, credential: Any, box: SecretBox, settings: Settings) 
         limits=limits,
         network=network,
     )
-    access = AmazonAccess(
-        credential_id=credential.credential_id,
-        credential_secret=store_credentials.reveal_secret(credential, box=box),
-        version=credential.version,
-        partner_tag=scan.partner_tag,
+    access = amazon_access(
+        credential,
+        box,
+        settings,
+        partner_tag=scan.partner_tag or "",
         marketplace=scan.marketplace,
-        api_host=settings.amazon_api_host,
-        auth_endpoint=settings.amazon_auth_endpoint,
         tps=float(options.get("tps", 1.0)),
     )
     return config, access
+
+
+def amazon_access(
+    credential: Any,
+    box: SecretBox,
+    settings: Settings,
+    *,
+    partner_tag: str,
+    marketplace: str,
+    tps: float = 1.0,
+) -> AmazonAccess:
+    """A saved credential as the scanner uses it (the secret decrypted; never log it). Raises
+    store.crypto.SecretKeyError if the server key changed."""
+    return AmazonAccess(
+        credential_id=credential.credential_id,
+        credential_secret=store_credentials.reveal_secret(credential, box=box),
+        version=credential.version,
+        partner_tag=partner_tag,
+        marketplace=marketplace,
+        api_host=settings.amazon_api_host,
+        auth_endpoint=settings.amazon_auth_endpoint,
+        tps=tps,
+    )
 
 
 async def scan_job(ctx: dict[str, Any], scan_id: int) -> str:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
@@ -277,3 +277,36 @@ class ProductChecker:
 
     def _all_error(self, asins: Sequence[str], reason: str) -> list[ProductResult]:
         return [self._result(a, None, Verdict(Status.ERROR, None, reason)) for a in asins]
+
+
+# an ASIN to look up when testing a connection: any answer about it, "not found" included,
+# proves that Amazon accepted the credentials, the partner tag and the marketplace
+PROBE_ASIN = "B00X4WHP5E"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionCheck:
+    ok: bool
+    message: str  # what happened; when not ok, what to fix
+
+
+async def probe_connection(access: AmazonAccess, limiter: RateLimiter) -> ConnectionCheck:
+    """One real product lookup with these credentials (paced by ``limiter`` like a scan's), and
+    what the user should fix when Amazon refuses it."""
+    access = replace(access, retries=1, timeout=min(access.timeout, 15.0))
+    try:
+        async with ProductChecker(access, limiter) as checker:
+            await checker.verify()
+            [result] = await checker.check([PROBE_ASIN])
+    except AmazonAccountError as exc:
+        text = str(exc)
+        return ConnectionCheck(False, text[:1].upper() + text[1:] + ".")
+    if result.status is Status.ERROR:
+        return ConnectionCheck(
+            False, f"Amazon did not answer the test lookup: {result.error}. Try again later."
+        )
+    return ConnectionCheck(
+        True,
+        f"Connected: Amazon answered a product lookup on {access.marketplace} with the partner "
+        f"tag {access.partner_tag}.",
+    )

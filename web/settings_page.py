@@ -1,8 +1,10 @@
-"""Settings: the user's saved Amazon credentials (list, add, delete). The secret is stored
-encrypted and only ever shown masked."""
+"""Settings: the user's saved Amazon credentials (list, add, delete, test the connection) and
+personal API tokens (create, revoke). A credential's secret is stored encrypted and only ever
+shown masked; a token is shown once, when it is made, and stored as a hash."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -10,13 +12,32 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from ccbb import jobs
 from ccbb.cli import TAG_RE
-from scanner.amazon_urls import COUNTRY_MARKETPLACES
+from ccbb.limiter import RedisRateLimiter
+from scanner.amazon import probe_connection
+from scanner.amazon_urls import COUNTRY_MARKETPLACES, marketplace_for_country
 from store import credentials as store_credentials
-from store.crypto import mask
+from store import tokens as store_tokens
+from store.crypto import SecretKeyError, mask
 from store.models import AmazonCredential, User
 from web.templating import render
 
+log = logging.getLogger(__name__)
+
+# "Test connection" clicks allowed per user per window (each is a real Amazon request)
+TESTS_PER_WINDOW, TEST_WINDOW = 10, 10 * 60
+# the causes the FAQ lists when the application cannot reach the Amazon API
+FREQUENT_CAUSES = (
+    "You have not registered for the Amazon Creators API yet (Associates Central → Tools → "
+    "Creators API).",
+    "The Credential ID and/or Credential Secret are not valid (or the version does not match "
+    "the one shown next to them).",
+    "The partner tag is not the one tied to these credentials (use the tracking ID of the "
+    "account, in the country, that created them).",
+    "Your Associates account is not eligible for the API yet: Amazon requires recent "
+    "qualifying sales.",
+)
 VERSIONS = ("2.1", "2.2", "2.3", "3.1", "3.2", "3.3")
 # one entry per marketplace (UK and GB are the same one)
 COUNTRIES = tuple(code for code in COUNTRY_MARKETPLACES if code != "GB")
@@ -75,11 +96,15 @@ async def _page(
     form: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     message: str | None = None,
+    tested: dict[str, Any] | None = None,
+    new_token: str | None = None,
+    token_error: str | None = None,
     status: int = 200,
 ) -> Response:
     box = request.app.state.box
     async with request.app.state.sessions() as session:
         saved = await store_credentials.list_credentials(session, user_id=user_id(request))
+        tokens = await store_tokens.list_tokens(session, user_id=user_id(request))
     rows = []
     for c in saved:
         try:
@@ -94,8 +119,16 @@ async def _page(
         "versions": VERSIONS,
         "countries": COUNTRIES,
         "message": message,
+        "tested": tested,
+        "causes": FREQUENT_CAUSES,
+        "tokens": tokens,
+        "new_token": new_token,
+        "token_error": token_error,
     }
-    return render(request, "settings.html", ctx, status)
+    response = render(request, "settings.html", ctx, status)
+    if new_token:
+        response.headers["Cache-Control"] = "no-store"  # the token is shown once, never cached
+    return response
 
 
 async def settings_page(request: Request) -> Response:
@@ -103,7 +136,16 @@ async def settings_page(request: Request) -> Response:
     if request.method == "GET":
         saved = request.query_params.get("saved")
         deleted = request.query_params.get("deleted")
-        message = "Credentials saved." if saved else "Credentials deleted." if deleted else None
+        revoked = request.query_params.get("revoked")
+        message = (
+            "Credentials saved."
+            if saved
+            else "Credentials deleted."
+            if deleted
+            else "Token revoked: it no longer works."
+            if revoked
+            else None
+        )
         return await _page(request, user, message=message)
     raw = await request.form()
     form = {
@@ -142,7 +184,77 @@ async def delete_credential(request: Request) -> Response:
     return RedirectResponse("/settings?deleted=1", status_code=303)
 
 
+async def try_credential(request: Request) -> Response:
+    """One real lookup with a saved credential; the page says what worked or what to fix."""
+    user: User = request.scope["user"]
+    state = request.app.state
+    async with state.sessions() as session:
+        credential = await store_credentials.get_credential(
+            session, credential_id=request.path_params["credential_id"], user_id=user_id(request)
+        )
+    if credential is None:
+        raise HTTPException(status_code=404, detail="No such credentials.")
+    key = f"ccbb:conntest:{user_id(request)}"
+    tries = int(await state.redis.incr(key))
+    if tries == 1:
+        await state.redis.expire(key, TEST_WINDOW)
+    if tries > TESTS_PER_WINDOW:
+        result = {"ok": False, "message": "Too many tests: wait 10 minutes, then try again."}
+        return await _page(request, user, tested={"id": credential.id, **result}, status=429)
+    marketplace = marketplace_for_country(credential.country) or "www.amazon.com"
+    try:
+        access = jobs.amazon_access(
+            credential,
+            state.box,
+            state.settings,
+            partner_tag=credential.partner_tag,
+            marketplace=marketplace,
+        )
+    except SecretKeyError:
+        result = {
+            "ok": False,
+            "message": "This secret cannot be read since the server key changed: delete these "
+            "credentials and add them again.",
+        }
+    else:
+        check = await probe_connection(access, RedisRateLimiter.for_access(state.redis, access))
+        result = {"ok": check.ok, "message": check.message}
+        log.info("connection test of credential %s: ok=%s", credential.id, check.ok)
+    return await _page(request, user, tested={"id": credential.id, **result})
+
+
+async def create_token(request: Request) -> Response:
+    user: User = request.scope["user"]
+    name = str((await request.form()).get("name", "")).strip()
+    error = None
+    if not name:
+        error = "Give the token a name, such as the script that will use it."
+    elif len(name) > 100:
+        error = "Use 100 characters at most."
+    async with request.app.state.sessions() as session:
+        count = len(await store_tokens.list_tokens(session, user_id=user_id(request)))
+        if error is None and count >= store_tokens.MAX_TOKENS:
+            error = f"You have {count} tokens, the most allowed: revoke one you no longer use."
+        if error is not None:
+            return await _page(request, user, token_error=error, status=400)
+        _, token = await store_tokens.create_token(session, user_id=user_id(request), name=name)
+    return await _page(request, user, new_token=token, status=201)
+
+
+async def revoke_token(request: Request) -> Response:
+    async with request.app.state.sessions() as session:
+        revoked = await store_tokens.revoke_token(
+            session, token_id=request.path_params["token_id"], user_id=user_id(request)
+        )
+    if not revoked:
+        raise HTTPException(status_code=404, detail="No such token.")
+    return RedirectResponse("/settings?revoked=1", status_code=303)
+
+
 routes = [
     Route("/settings", settings_page, methods=["GET", "POST"]),
     Route("/settings/credentials/{credential_id:int}/delete", delete_credential, methods=["POST"]),
+    Route("/settings/credentials/{credential_id:int}/test", try_credential, methods=["POST"]),
+    Route("/settings/tokens", create_token, methods=["POST"]),
+    Route("/settings/tokens/{token_id:int}/revoke", revoke_token, methods=["POST"]),
 ]
