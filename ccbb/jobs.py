@@ -55,6 +55,25 @@ def progress_fields(progress: Progress, state: str) -> dict[str, str]:
     }
 
 
+async def read_progress(redis: Redis, scan_ids: list[int]) -> dict[int, dict[str, str]]:
+    """The live progress hashes of ``scan_ids`` (one round trip); scans without one are absent."""
+    if not scan_ids:
+        return {}
+    async with redis.pipeline(transaction=False) as pipe:
+        for scan_id in scan_ids:
+            pipe.hgetall(PROGRESS_KEY.format(scan_id))
+        found = await pipe.execute()
+    out: dict[int, dict[str, str]] = {}
+    for scan_id, fields in zip(scan_ids, found, strict=True):
+        if fields:
+            out[scan_id] = {_text(k): _text(v) for k, v in fields.items()}
+    return out
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 async def request_cancel(redis: Redis, scan_id: int) -> None:
     """Ask the worker running ``scan_id`` to stop (it does within a second or two)."""
     await redis.set(CANCEL_KEY.format(scan_id), "1", ex=PROGRESS_TTL)

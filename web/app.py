@@ -15,10 +15,11 @@ from typing import Any
 from arq.connections import RedisSettings, create_pool
 from asgi_csrf import asgi_csrf
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -26,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
-from web import auth, scans
+from web import api, auth, scans
 
 STATIC = Path(__file__).parent / "static"
 
@@ -46,8 +47,8 @@ def session_secret(settings: Settings) -> str:
 
 
 class AuthGate:
-    """Puts the logged-in user in ``scope["user"]``; pages need one (else /login), the JSON API
-    answers 401."""
+    """Puts the caller in ``scope["user"]``: the logged-in user on pages (else /login), the
+    owner of the bearer token on the JSON API (else 401; its OpenAPI document is public)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -57,20 +58,33 @@ class AuthGate:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        user = await auth.current_user(request)
-        scope["user"] = user
         path = scope["path"]
-        if user is None and not path.startswith(auth.PUBLIC_PATHS):
+        is_api = path.startswith("/api/")
+        user = await (api.bearer_user(request) if is_api else auth.current_user(request))
+        scope["user"] = user
+        if user is None and not path.startswith(PUBLIC_PATHS):
             response: Response
-            if path.startswith("/api/"):
-                response = JSONResponse(
-                    {"error": "unauthenticated", "message": "Log in first."}, status_code=401
-                )
+            if is_api:
+                response = api.unauthenticated()
             else:
                 response = RedirectResponse(f"/login?next={path}", status_code=303)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+PUBLIC_PATHS = (*auth.PUBLIC_PATHS, api.PREFIX + "/openapi.json")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """JSON errors under /api/; elsewhere Starlette's plain ones."""
+    if request.url.path.startswith("/api/"):
+        return api.error_response(request, exc)
+    if isinstance(exc, HTTPException):
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse("Internal Server Error", status_code=500)
 
 
 async def healthz(request: Request) -> Response:
@@ -103,10 +117,12 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         *auth.routes,
         *scans.routes,
+        *api.routes,
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: http_error},
         middleware=[
             Middleware(
                 SessionMiddleware,
@@ -123,5 +139,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         app,
         signing_secret=session_secret(settings),
         cookie_secure=settings.secure_cookies,
+        # the JSON API authenticates with bearer tokens only, never cookies: no CSRF possible
+        skip_if_scope=lambda scope: scope["path"].startswith("/api/"),
     )
     return protected

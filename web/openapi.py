@@ -1,0 +1,168 @@
+"""The OpenAPI 3.1 document of the JSON API, built from the routes' own pydantic models, so the
+document and the API cannot drift apart (a test also validates it and checks every route)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.responses import Response
+
+_REF = "#/components/schemas/{model}"
+_ERROR_TEXT = {
+    400: "Bad request (invalid_json, invalid_query)",
+    401: "No valid API token (unauthenticated)",
+    404: "No such scan of yours (not_found)",
+    409: "Not possible in the scan's state (scan_not_finished, scan_failed)",
+    422: "Invalid fields (invalid_scan), with a message per field",
+}
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="stable code: not_found, invalid_scan, unauthenticated…")
+    message: str = Field(description="what went wrong and what to do, for a human")
+    fields: dict[str, str] | None = Field(
+        default=None, description="invalid_scan: a message per field"
+    )
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReportLinkOut(_Strict):
+    href: str = Field(description="the link as written on the page")
+    page: str
+    kind: str = Field(description="direct | short | cloaked | widget")
+    tag: str | None
+
+
+class ReportProductOut(_Strict):
+    asin: str
+    marketplace: str
+    title: str | None
+    status: str = Field(description="available | removed | out_of_stock | error")
+    availability: str | None
+    detail_page_url: str | None
+    error: str | None
+    links: list[ReportLinkOut]
+
+
+class FailedPageOut(_Strict):
+    url: str
+    status: int | None
+    error: str
+
+
+class UnresolvedLinkOut(_Strict):
+    href: str
+    page: str
+    kind: str
+    error: str
+
+
+class ReportOut(_Strict):
+    """The report, as ``ccbb scan --format json`` prints it (keys may be added, never renamed)."""
+
+    site: str
+    marketplace: str
+    started_at: str
+    finished_at: str
+    summary: dict[str, Any] = Field(
+        description="urls_scanned, total_products, total_links, unique_links, by_status, tag_audit"
+    )
+    products: list[ReportProductOut]
+    pages_failed: list[FailedPageOut]
+    unresolved_links: list[UnresolvedLinkOut]
+    truncated: bool
+    stats: dict[str, Any]
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str  # under /api/v1, with {scan_id}
+    endpoint: Endpoint
+    summary: str
+    response: type[BaseModel]
+    body: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    query: tuple[str, ...] = ()
+
+
+_QUERY: dict[str, dict[str, Any]] = {
+    "limit": {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+              "maximum": 100, "default": 20}},
+    "offset": {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,
+               "default": 0}},
+}  # fmt: skip
+
+
+def document(operations: Sequence[Operation], prefix: str = "/api/v1") -> dict[str, Any]:
+    models: set[type[BaseModel]] = {ErrorOut}
+    for op in operations:
+        models |= {op.response} | ({op.body} if op.body else set())
+    _, top = models_json_schema(
+        [(m, "serialization") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template=_REF,
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        item: dict[str, Any] = {
+            "summary": op.summary,
+            "operationId": op.endpoint.__name__,
+            "security": [{"bearer": []}],
+            "responses": {
+                str(op.status): {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": _ref(op.response)}},
+                },
+                **{
+                    str(code): {
+                        "description": _ERROR_TEXT[code],
+                        "content": {"application/json": {"schema": _ref(ErrorOut)}},
+                    }
+                    for code in (401, *op.errors)
+                },
+            },
+        }
+        parameters: list[dict[str, Any]] = [_QUERY[name] for name in op.query]
+        if "{scan_id}" in op.path:
+            parameters.append(
+                {"name": "scan_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+            )
+        if parameters:
+            item["parameters"] = parameters
+        if op.body is not None:
+            item["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(op.body)}},
+            }
+        paths.setdefault(prefix + op.path, {})[op.method.lower()] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ClickClickBankBank API",
+            "version": "1",
+            "description": "Scan your site's Amazon links and read the reports. Authenticate "
+            "with a personal API token (Settings → API tokens) as 'Authorization: Bearer "
+            "<token>'. Errors are JSON {error, message}.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": top.get("$defs", {}),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _ref(model: type[BaseModel]) -> dict[str, Any]:
+    return {"$ref": _REF.format(model=model.__name__)}
