@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     page_workers: int = Field(default=1, validation_alias="CCBB_PAGE_WORKERS")
     # Scans one worker process runs at once.
     max_scans: int = Field(default=4, validation_alias="CCBB_MAX_SCANS")
+    # Scans one user may have queued or running at once (one user cannot fill the queue).
+    active_scans_per_user: int = Field(default=3, validation_alias="CCBB_ACTIVE_SCANS_PER_USER")
     # A worker holds a scan's lease while it runs it; a lease not renewed for this long means
     # the worker died, and the scan is started again elsewhere.
     lease_seconds: int = Field(default=15, validation_alias="CCBB_LEASE_SECONDS")

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import Executable, Table, delete, insert, update
+from sqlalchemy import Executable, Table, delete, func, insert, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -46,9 +46,9 @@ from store.models import (
 )
 
 __all__ = [  # get_credential is here too, for the worker's convenience
-    "ScanNotFound", "ScanStateError", "cancel_scan", "create_scan", "fail_scan", "finish_scan",
-    "get_credential", "get_scan", "list_scans", "load_products", "load_report", "mark_running",
-    "report_json", "save_products", "save_progress", "unfinished_scans",
+    "ScanNotFound", "ScanStateError", "cancel_scan", "count_active", "create_scan", "fail_scan",
+    "finish_scan", "get_credential", "get_scan", "list_scans", "load_products", "load_report",
+    "mark_running", "report_json", "save_products", "save_progress", "unfinished_scans",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,14 @@ async def list_scans(
         .execution_options(populate_existing=True)
     )
     return list((await session.exec(stmt)).all())
+
+
+async def count_active(session: AsyncSession, *, user_id: int) -> int:
+    """How many of the user's scans are queued or running."""
+    stmt = select(func.count()).where(
+        col(Scan.user_id) == user_id, col(Scan.state).in_([s.value for s in ACTIVE_STATES])
+    )
+    return int((await session.exec(stmt)).one())
 
 
 async def unfinished_scans(session: AsyncSession, *, limit: int | None = None) -> list[Scan]:

@@ -254,3 +254,32 @@ def test_openapi_document_is_valid_public_and_complete(env: Env) -> None:
     assert doc["paths"][f"{API}/scans"]["post"]["responses"]["422"]
     schema = doc["components"]["schemas"]["ScanIn"]
     assert schema["properties"]["credential_secret"]["writeOnly"] is True
+
+
+def test_one_user_cannot_fill_the_queue(env: Env) -> None:
+    """At most CCBB_ACTIVE_SCANS_PER_USER scans queued or running, through the API and the form."""
+    user_id, auth = _token(env, "eager@example.com")
+    limit = env.settings.active_scans_per_user
+    ids = []
+    for _ in range(limit):
+        r = env.client.post(f"{API}/scans", json=GOOD_SCAN, headers=auth)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    r = env.client.post(f"{API}/scans", json=GOOD_SCAN, headers=auth)
+    assert "wait for one to finish" in _error(r, 409, "too_many_active_scans")["message"]
+
+    env.client.cookies.clear()
+    env.get("/login")
+    assert env.post("/login", {"email": "eager@example.com",
+                               "password": "correct horse battery"}).status_code == 303  # fmt: skip
+    form = {"domain": "shop.example", "credential_id": "CID", "secret": SECRET,
+            "version": "2.1", "country": "US", "partner_tag": "me-20"}  # fmt: skip
+    r = env.post("/scans/new", form)
+    assert r.status_code == 409 and "wait for one to finish" in r.text
+    assert 'value="shop.example"' in r.text and SECRET not in r.text  # the input is kept
+    assert len(env.scans_of(user_id)) == limit
+
+    # once one ends, a new one is accepted
+    assert env.client.post(f"{API}/scans/{ids[0]}/cancel", headers=auth).status_code == 200
+    assert env.post("/scans/new", form).status_code == 303
+    assert len(env.scans_of(user_id)) == limit + 1

@@ -25,7 +25,7 @@ from store import scans as store_scans
 from store import tokens as store_tokens
 from store.models import ACTIVE_STATES, Scan, ScanState, utcnow
 from web import openapi
-from web.new_scan import check_scan_form, queue_scan
+from web.new_scan import TooManyActiveScans, check_scan_form, queue_scan
 from web.settings_page import user_id
 
 PREFIX = "/api/v1"
@@ -285,9 +285,17 @@ async def create_scan(request: Request) -> Response:
     if req is None:
         fields = {_API_FIELDS.get(k, k): v for k, v in errors.items()}
         raise ApiError(422, "invalid_scan", "Fix the fields listed in 'fields'.", fields=fields)
-    scan = await queue_scan(
-        state.sessions, state.redis, state.box, user_id=user_id(request), req=req
-    )
+    try:
+        scan = await queue_scan(
+            state.sessions,
+            state.redis,
+            state.box,
+            user_id=user_id(request),
+            req=req,
+            limit=state.settings.active_scans_per_user,
+        )
+    except TooManyActiveScans as exc:
+        raise ApiError(409, "too_many_active_scans", str(exc)) from None
     assert scan.id is not None
     return _json(_scan_out(scan, None), status_code=201)
 
@@ -347,7 +355,7 @@ ROUTES = [
     openapi.Operation("GET", "/scans", list_scans, "List your scans, newest first",
                       response=ScanListOut, query=("limit", "offset")),
     openapi.Operation("POST", "/scans", create_scan, "Create and queue a scan",
-                      body=ScanIn, response=ScanOut, status=201, errors=(400, 422)),
+                      body=ScanIn, response=ScanOut, status=201, errors=(400, 409, 422)),
     openapi.Operation("GET", "/scans/{scan_id}", get_scan, "A scan: state, progress, summary",
                       response=ScanOut, errors=(404,)),
     openapi.Operation("GET", "/scans/{scan_id}/progress", get_progress, "A scan's live progress",

@@ -125,11 +125,22 @@ def check_scan_form(
     ), {}
 
 
+class TooManyActiveScans(Exception):
+    """The user already has as many scans queued or running as allowed."""
+
+
 async def queue_scan(
-    sessions: Any, redis: Any, box: SecretBox, *, user_id: int, req: ScanRequest
+    sessions: Any, redis: Any, box: SecretBox, *, user_id: int, req: ScanRequest, limit: int
 ) -> Scan:
-    """Store the scan (and typed-in credentials, encrypted, for re-runs), then queue it."""
+    """Store the scan (and typed-in credentials, encrypted, for re-runs), then queue it.
+    Raises TooManyActiveScans when the user has ``limit`` scans queued or running."""
     async with sessions() as session:
+        active = await store_scans.count_active(session, user_id=user_id)
+        if active >= limit:
+            raise TooManyActiveScans(
+                f"You already have {active} scans queued or running: wait for one to finish "
+                "(or cancel one), then start this one."
+            )
         credential = req.saved
         if credential is None:
             credential = await store_credentials.create_credential(
@@ -182,7 +193,17 @@ async def new_scan(request: Request) -> Response:
     req, errors = check_scan_form(form, saved)
     if req is None:
         return _page(request, saved, form, errors, status=400)
-    await queue_scan(state.sessions, state.redis, state.box, user_id=user_id(request), req=req)
+    try:
+        await queue_scan(
+            state.sessions,
+            state.redis,
+            state.box,
+            user_id=user_id(request),
+            req=req,
+            limit=state.settings.active_scans_per_user,
+        )
+    except TooManyActiveScans as exc:
+        return _page(request, saved, form, {}, status=409, error=str(exc))
     return RedirectResponse("/?queued=1", status_code=303)
 
 
@@ -192,6 +213,7 @@ def _page(
     form: dict[str, str],
     errors: dict[str, str],
     status: int = 200,
+    error: str | None = None,
 ) -> Response:
     form = dict(form)
     secret = form.pop("secret", "")
@@ -214,6 +236,7 @@ def _page(
         ],
         "versions": VERSIONS,
         "countries": COUNTRIES,
+        "error": error,
     }
     return render(request, "new_scan.html", ctx, status)
 
