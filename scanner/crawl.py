@@ -173,8 +173,11 @@ class Crawler:
             self._robots = Protego.parse(response.body.decode("utf-8", errors="replace"))
             delay = self._robots.crawl_delay(ROBOTS_AGENT)
             if delay:
-                slot = self._fetcher.slot(host_of(start))
-                slot.interval = min(float(delay), self._limits.max_retry_after)
+                # the start host, and the one robots.txt redirected to (apex → www.), where
+                # the site's pages are
+                for host in {host_of(start), host_of(url)}:
+                    slot = self._fetcher.slot(host)
+                    slot.interval = min(float(delay), self._limits.max_retry_after)
 
     def _allowed(self, url: str) -> bool:
         return self._robots is None or self._robots.can_fetch(url, ROBOTS_AGENT)

@@ -233,6 +233,31 @@ async def test_crawl_delay_spaces_the_requests(serve: Serve) -> None:
     assert min(gaps) >= 0.19, gaps
 
 
+async def test_crawl_delay_of_the_www_host_robots_redirect_to_applies_there(
+    serve: Serve,
+) -> None:
+    """The apex redirects to www.: the Crawl-delay of www.'s robots.txt spaces www. requests."""
+    site = await serve(
+        {
+            "site.test/robots.txt": redirect("http://www.site.test/robots.txt"),
+            "www.site.test/robots.txt": text("User-agent: *\nCrawl-delay: 0.2\n"),
+            "site.test/": redirect("http://www.site.test/"),
+            "www.site.test/": page("/a", "/b"),
+            "www.site.test/a": page(),
+            "www.site.test/b": page(),
+        }
+    )
+    run = await crawl(site.connect("site.test", "www.site.test"))
+    assert run.pages == [
+        "http://www.site.test/",
+        "http://www.site.test/a",
+        "http://www.site.test/b",
+    ]
+    times = [hit.at for hit in site.log if hit.host == "www.site.test"][1:]  # after robots.txt
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert len(times) >= 3 and min(gaps) >= 0.19, gaps
+
+
 # ---- sitemaps ---------------------------------------------------------------------------------
 
 
