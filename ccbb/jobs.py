@@ -79,6 +79,13 @@ async def request_cancel(redis: Redis, scan_id: int) -> None:
     await redis.set(CANCEL_KEY.format(scan_id), "1", ex=PROGRESS_TTL)
 
 
+async def cancel_scan(sessions: Any, redis: Redis, scan_id: int) -> None:
+    """End a queued or running scan as cancelled (what it found is kept) and tell its worker."""
+    async with sessions() as session:
+        await store_scans.cancel_scan(session, scan_id=scan_id)
+    await request_cancel(redis, scan_id)
+
+
 def job_id(scan: Any, attempt: int) -> str:
     """arq job id of an attempt: a second enqueue of the same attempt is a no-op. The creation
     time keeps ids apart when a database is recreated but Redis kept its old jobs."""

@@ -286,14 +286,7 @@ async def create_scan(request: Request) -> Response:
         fields = {_API_FIELDS.get(k, k): v for k, v in errors.items()}
         raise ApiError(422, "invalid_scan", "Fix the fields listed in 'fields'.", fields=fields)
     try:
-        scan = await queue_scan(
-            state.sessions,
-            state.redis,
-            state.box,
-            user_id=user_id(request),
-            req=req,
-            limit=state.settings.active_scans_per_user,
-        )
+        scan = await queue_scan(state, user_id=user_id(request), req=req)
     except TooManyActiveScans as exc:
         raise ApiError(409, "too_many_active_scans", str(exc)) from None
     assert scan.id is not None
@@ -320,9 +313,7 @@ async def cancel_scan(request: Request) -> Response:
     scan = await _own_scan(request)
     assert scan.id is not None
     if scan.state in ACTIVE:
-        async with request.app.state.sessions() as session:
-            await store_scans.cancel_scan(session, scan_id=scan.id)
-        await jobs.request_cancel(request.app.state.redis, scan.id)
+        await jobs.cancel_scan(request.app.state.sessions, request.app.state.redis, scan.id)
         scan = await _own_scan(request)
     return _json(_scan_out(scan, None))
 

@@ -129,14 +129,14 @@ class TooManyActiveScans(Exception):
     """The user already has as many scans queued or running as allowed."""
 
 
-async def queue_scan(
-    sessions: Any, redis: Any, box: SecretBox, *, user_id: int, req: ScanRequest, limit: int
-) -> Scan:
+async def queue_scan(state: Any, *, user_id: int, req: ScanRequest) -> Scan:
     """Store the scan (and typed-in credentials, encrypted, for re-runs), then queue it.
-    Raises TooManyActiveScans when the user has ``limit`` scans queued or running."""
-    async with sessions() as session:
+    ``state`` is the app's (sessions, redis, box, settings). Raises TooManyActiveScans when the
+    user already has ``settings.active_scans_per_user`` scans queued or running."""
+    box: SecretBox = state.box
+    async with state.sessions() as session:
         active = await store_scans.count_active(session, user_id=user_id)
-        if active >= limit:
+        if active >= state.settings.active_scans_per_user:
             raise TooManyActiveScans(
                 f"You already have {active} scans queued or running: wait for one to finish "
                 "(or cancel one), then start this one."
@@ -163,7 +163,7 @@ async def queue_scan(
             options=req.options,
             credential_id=credential.id,
         )
-    await jobs.enqueue_scan(redis, scan)
+    await jobs.enqueue_scan(state.redis, scan)
     return scan
 
 
@@ -194,14 +194,7 @@ async def new_scan(request: Request) -> Response:
     if req is None:
         return _page(request, saved, form, errors, status=400)
     try:
-        await queue_scan(
-            state.sessions,
-            state.redis,
-            state.box,
-            user_id=user_id(request),
-            req=req,
-            limit=state.settings.active_scans_per_user,
-        )
+        await queue_scan(state, user_id=user_id(request), req=req)
     except TooManyActiveScans as exc:
         return _page(request, saved, form, {}, status=409, error=str(exc))
     return RedirectResponse("/?queued=1", status_code=303)
