@@ -119,6 +119,12 @@ def test_create_list_progress_cancel(env: Env) -> None:
     ), "the scan was not queued"
 
     # a second one with the credentials saved by the first
+    r = env.client.get(f"{API}/credentials", headers=auth)
+    assert r.json()["credentials"] == [
+        {"id": scan.credential_id, "label": "shop.example", "credential_id": "CID-API",
+         "version": "2.1", "country": "US", "partner_tag": "me-20"}
+    ]  # fmt: skip
+    assert SECRET not in r.text
     r = env.client.post(
         f"{API}/scans",
         json={"site": "https://shop.example/", "partner_tag": "me-20",
@@ -198,9 +204,7 @@ def test_report_is_the_cli_json(env: Env, demo_report: ScanReport) -> None:
     assert {k: v for k, v in body.items() if k != "stats"} == {
         k: v for k, v in expected.items() if k != "stats"
     }
-    stored = env.run(
-        env._with_session(lambda s: store_scans.report_json(s, scan_id=scan_id))
-    )
+    stored = env.run(env._with_session(lambda s: store_scans.report_json(s, scan_id=scan_id)))
     assert body == json.loads(json.dumps(stored))
     openapi.ReportOut.model_validate(body)  # the document describes it exactly
     listed = env.client.get(f"{API}/scans", headers=auth).json()["scans"]

@@ -89,6 +89,21 @@ class ScanOut(BaseModel):
     summary: dict[str, Any] | None = Field(description="the report's summary, once done")
 
 
+class CredentialOut(BaseModel):
+    """Saved Amazon credentials (their secret never leaves the server)."""
+
+    id: int = Field(description="what a new scan's saved_credential takes")
+    label: str
+    credential_id: str
+    version: str
+    country: str
+    partner_tag: str
+
+
+class CredentialListOut(BaseModel):
+    credentials: list[CredentialOut]
+
+
 class ScanListOut(BaseModel):
     scans: list[ScanOut]
     next_offset: int | None = Field(description="offset of the next page; null on the last")
@@ -338,6 +353,15 @@ async def get_report(request: Request) -> Response:
     )
 
 
+async def list_credentials(request: Request) -> Response:
+    async with request.app.state.sessions() as session:
+        saved = await store_credentials.list_credentials(session, user_id=user_id(request))
+    out = CredentialListOut(
+        credentials=[CredentialOut.model_validate(c, from_attributes=True) for c in saved]
+    )
+    return _json(out)
+
+
 async def openapi_json(request: Request) -> Response:
     return JSONResponse(openapi.document(ROUTES))
 
@@ -357,6 +381,9 @@ ROUTES = [
     openapi.Operation("GET", "/scans/{scan_id}/report", get_report,
                       "The report, in the JSON shape of `ccbb scan --format json`",
                       response=openapi.ReportOut, errors=(404, 409)),
+    openapi.Operation("GET", "/credentials", list_credentials,
+                      "Your saved Amazon credentials (add them in Settings)",
+                      response=CredentialListOut),
 ]  # fmt: skip
 
 routes = [
