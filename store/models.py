@@ -26,6 +26,7 @@ from sqlalchemy import (
     Dialect,
     Index,
     Integer,
+    LargeBinary,
     Table,
     Text,
     TypeDecorator,
@@ -271,6 +272,68 @@ class ScanUnresolved(SQLModel, table=True):
     error: str = Field(sa_type=Text)
 
 
+# ---- the report's detailed table, made when the scan finishes (see store.report_table) ----
+
+
+class ScanRow(SQLModel, table=True):
+    """A row of the report's detailed table: one product × one Amazon link as written on the
+    site (``href`` null for a product no link led to), the number of pages it is on and the
+    first of them (sorted, one per line). ``seq`` is its place in the default order (ASIN,
+    marketplace, link); :class:`ScanOrder` holds the others."""
+
+    __tablename__ = "scan_row"
+    __table_args__ = (
+        Index("ix_scan_row_scan_id_seq", "scan_id", "seq"),
+        Index("ix_scan_row_scan_id_asin", "scan_id", "asin"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    scan_id: int = Field(foreign_key="scan.id", ondelete="CASCADE")
+    seq: int
+    marketplace: str = Field(max_length=64)
+    asin: str = Field(max_length=16)
+    status: str = Field(max_length=16)
+    title: str | None = Field(default=None, sa_type=Text)
+    availability: str | None = Field(default=None, sa_type=Text)
+    detail_page_url: str | None = Field(default=None, sa_type=Text)
+    href: str | None = Field(default=None, sa_type=Text)
+    pages_count: int
+    pages: str = Field(sa_type=Text)
+
+
+class ScanOrder(SQLModel, table=True):
+    """The detailed table's rows in one order (a sortable column, one direction), within one
+    status ('' for all): ``seqs`` holds their :attr:`ScanRow.seq` as little-endian uint32, so
+    any page of any order is a 200-byte slice; ``rows`` counts them."""
+
+    __tablename__ = "scan_order"
+    __table_args__ = (UniqueConstraint("scan_id", "sort", "descending", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    scan_id: int = Field(foreign_key="scan.id", ondelete="CASCADE")
+    sort: str = Field(max_length=16)
+    descending: bool
+    status: str = Field(max_length=16)
+    rows: int
+    seqs: bytes = Field(sa_type=LargeBinary)
+
+
+class ScanAudit(SQLModel, table=True):
+    """The tag audit's links to fix: distinct (link, tag) without the partner tag or with
+    another one, most used first (at most 100 per scan)."""
+
+    __tablename__ = "scan_audit"
+    __table_args__ = (Index("ix_scan_audit_scan_id_seq", "scan_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    scan_id: int = Field(foreign_key="scan.id", ondelete="CASCADE")
+    seq: int
+    href: str = Field(sa_type=Text)
+    tag: str | None = Field(default=None, sa_type=Text)
+    pages: int
+    links: int
+
+
 def table_of(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
@@ -282,3 +345,7 @@ LINK_TABLE = table_of(ScanLink)
 PRODUCT_TABLE = table_of(ScanProduct)
 UNRESOLVED_TABLE = table_of(ScanUnresolved)
 FINDINGS_TABLES = (LINK_TABLE, PAGE_TABLE, PRODUCT_TABLE, UNRESOLVED_TABLE)
+ROW_TABLE = table_of(ScanRow)
+ORDER_TABLE = table_of(ScanOrder)
+AUDIT_TABLE = table_of(ScanAudit)
+REPORT_TABLES = (ROW_TABLE, ORDER_TABLE, AUDIT_TABLE)  # made from the findings at finish
