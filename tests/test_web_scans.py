@@ -471,3 +471,183 @@ def test_donut_svg() -> None:
     assert svg.count('class="segment"') == 2
     empty = donut({"<b>": 0}, ["#000"])
     assert "&lt;b&gt;: 0 (0 %)" in empty and "<b>" not in empty
+
+
+# ---- dashboard pages, long URLs, the precomputed table -----------------------------------
+
+
+def test_dashboard_pages_through_older_scans(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from web import scans as web_scans
+
+    monkeypatch.setattr(web_scans, "DASHBOARD_LIMIT", 3)
+    me = env.signup("me@example.com")
+    made = [env.make_scan(me, site=f"https://s{i}.example/") for i in range(7)]
+    newest_first = made[::-1]
+
+    def ids(html: str) -> list[int]:
+        return [int(x) for x in re.findall(r'<tr data-scan="(\d+)"', html)]
+
+    first = env.get("/").text
+    assert ids(first) == newest_first[:3]
+    assert "Scans 1–3 of 7" in first and 'href="/?page=2"' in first and "Newer scans" not in first
+    second = env.get("/?page=2").text
+    assert ids(second) == newest_first[3:6]
+    assert 'href="/"' in second and 'href="/?page=3"' in second
+    assert "/scans/progress.json?page=2" in second  # the page polls its own rows
+    last = env.get("/?page=3").text
+    assert ids(last) == newest_first[6:] and "Older scans" not in last
+    assert ids(env.get("/?page=99").text) == newest_first[6:]  # past the end: the last page
+    assert ids(env.get("/?page=x").text) == newest_first[:3]
+    page2 = env.get("/scans/progress.json?page=2").json()
+    assert [p["id"] for p in page2] == newest_first[3:6]
+    assert [p["id"] for p in env.get("/scans/progress.json").json()] == newest_first[:3]
+    # every scan is on exactly one page
+    seen = ids(first) + ids(second) + ids(last)
+    assert sorted(seen) == sorted(made)
+    monkeypatch.setattr(web_scans, "DASHBOARD_LIMIT", 100)
+    single = env.get("/").text
+    assert ids(single) == newest_first and "scan-pages" not in single
+
+
+def _long_url_report() -> ScanReport:
+    from datetime import UTC, datetime
+
+    from scanner.amazon import ProductResult
+    from scanner.amazon_urls import AmazonTarget
+    from scanner.classify import Status
+    from scanner.crawl import LinkOccurrence
+
+    long = "https://www.amazon.com/dp/B000000001?tag=demo-20&pd_rd_w=" + "x" * 3000 + "&end=1"
+    page = "https://long.example/" + "p" * 500 + "/"
+    target = AmazonTarget("www.amazon.com", ("B000000001",), "demo-20")
+    now = datetime.now(UTC)
+    return ScanReport(
+        site="https://long.example/",
+        marketplace="www.amazon.com",
+        partner_tag="demo-20",
+        started_at=now,
+        finished_at=now,
+        pages=[page],
+        failed=[],
+        links=[LinkOccurrence(page, long, "direct", target)],
+        unresolved=[],
+        products={
+            ("www.amazon.com", "B000000001"): ProductResult(
+                "B000000001", "www.amazon.com", Status.AVAILABLE, "Thing", "In Stock"
+            )
+        },
+    )
+
+
+def test_long_links_are_cut_in_the_table_not_in_the_link(env: Env) -> None:
+    from web.scans import URL_SHOWN, short_url
+
+    report = _long_url_report()
+    me = env.signup("me@example.com")
+    scan_id = env.make_scan(me, report)
+    html = env.get(f"/scans/{scan_id}").text
+    long = report.links[0].href
+    cell = re.search(
+        r'<td class="url"><a href="([^"]+)" title="([^"]+)"[^>]*>([^<]+)</a></td>', html
+    )
+    assert cell, html
+    assert cell.group(1) == cell.group(2) == long.replace("&", "&amp;")  # the whole URL
+    shown = cell.group(3).replace("&amp;", "&")
+    assert len(shown) == URL_SHOWN and "…" in shown and shown == short_url(long)
+    assert shown.startswith(long[:40]) and shown.endswith(long[-10:])
+    page = report.pages[0]
+    assert f'href="{page}" title="{page}"' in html and short_url(page) in html
+    assert page not in html.replace(f'"{page}"', "")  # shown cut, only whole in attributes
+    assert short_url("https://short.example/") == "https://short.example/"
+    # the CSV keeps everything
+    (row,) = _csv(env.client.get(f"/scans/{scan_id}/export.csv").text)
+    assert row["amazon_link"] == long and row["pages"] == page
+
+
+async def _forget_table(settings: Settings, scan_id: int) -> None:
+    """Remove the precomputed table of a scan, as for one finished before it existed."""
+    from sqlalchemy import delete
+
+    from store.models import REPORT_TABLES
+
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        async with engine.begin() as conn:
+            for table in REPORT_TABLES:
+                gone = await conn.execute(delete(table).where(table.c.scan_id == scan_id))
+                assert gone.rowcount > 0, table.name
+    finally:
+        await engine.dispose()
+
+
+def test_precomputed_table_matches_the_live_query(env: Env, demo_report: ScanReport) -> None:
+    """Every filter, sort, direction and page: the table made at finish gives exactly what the
+    SQL over the findings gives (a scan finished before the table existed uses the latter)."""
+    me = env.signup("me@example.com")
+    made = env.make_scan(me, demo_report)
+    live = env.make_scan(me, demo_report)
+    env.run(_forget_table(env.settings, live))
+    asins = sorted({a for link in demo_report.links for a in link.target.asins})
+
+    def table(html: str) -> str:
+        body = html[
+            html.index('<table class="products"') : html.index(
+                "</table>", html.index('<table class="products"')
+            )
+        ]
+        return re.sub(r"/scans/\d+", "/scans/N", body)
+
+    def audit(html: str) -> str:
+        return html[html.index("Tag audit") : html.index("Detailed report")]
+
+    queries = [""]
+    for status in ("", "available", "removed", "out_of_stock", "error"):
+        for sort in ("", "name", "asin", "link", "status", "stock", "href", "pages"):
+            for direction in ("", "desc"):
+                q = "&".join(
+                    f"{k}={v}"
+                    for k, v in (("status", status), ("sort", sort), ("dir", direction))
+                    if v
+                )
+                queries += [q, f"{q}&page=2", f"{q}&page=99"]
+    queries += [
+        f"asin={asins[0]}",
+        f"asin={asins[-1]}&sort=pages&dir=desc",
+        f"asin={asins[3]}&status=available",
+        "asin=B0NOTHERE0",
+    ]
+    for q in queries:
+        a, b = env.get(f"/scans/{made}?{q}").text, env.get(f"/scans/{live}?{q}").text
+        assert table(a) == table(b), q
+        assert re.search(r'id="row-count">([^<]*)<', a).group(1) == re.search(
+            r'id="row-count">([^<]*)<', b
+        ).group(1), q  # type: ignore[union-attr]
+        if "page=" not in q and "asin" not in q:
+            csv_a = env.client.get(f"/scans/{made}/export.csv?{q}").text
+            assert csv_a == env.client.get(f"/scans/{live}/export.csv?{q}").text, q
+    assert audit(env.get(f"/scans/{made}").text) == audit(env.get(f"/scans/{live}").text)
+
+
+def test_report_of_an_unfinished_scan_lists_its_checked_products(env: Env) -> None:
+    from scanner.amazon import ProductResult
+    from scanner.classify import Status
+
+    me = env.signup("me@example.com")
+    scan_id = env.make_scan(me)
+
+    async def checkpoint_then_fail(session: Any) -> None:
+        await store_scans.mark_running(session, scan_id=scan_id)
+        await store_scans.save_products(session, scan_id=scan_id, results=[
+            ProductResult("B000000002", "www.amazon.com", Status.REMOVED),
+            ProductResult("B000000001", "www.amazon.com", Status.AVAILABLE, "One", "In Stock"),
+        ])  # fmt: skip
+        await store_scans.fail_scan(session, scan_id=scan_id, reason="the site went away")
+
+    env.run(env._with_session(checkpoint_then_fail))
+    html = env.get(f"/scans/{scan_id}").text
+    assert _table_asins(html) == ["B000000001", "B000000002"]
+    assert "2 rows" in html and "the site went away" in html
+    assert _table_asins(env.get(f"/scans/{scan_id}?status=removed").text) == ["B000000002"]
+    rows = _csv(env.client.get(f"/scans/{scan_id}/export.csv?sort=asin&dir=desc").text)
+    assert [r["asin"] for r in rows] == ["B000000002", "B000000001"]
+    assert all(r["pages_count"] == "0" and r["amazon_link"] == "" for r in rows)

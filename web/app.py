@@ -28,6 +28,7 @@ from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
 from web import api, auth, scans
+from web.reads import Reads
 
 STATIC = Path(__file__).parent / "static"
 
@@ -98,12 +99,15 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         engine = make_engine(settings.sqlalchemy_url)
+        reads = Reads(settings.sqlalchemy_url)  # the hottest reads: see web.reads
         redis = await create_pool(
             RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379"),
             default_queue_name=settings.queue_name,
         )
+        await reads.start()
         app.state.settings = settings
         app.state.sessions = session_factory(engine)
+        app.state.reads = reads
         app.state.redis = redis
         app.state.box = SecretBox.from_settings(settings)
         try:
@@ -111,6 +115,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         finally:
             await redis.aclose()
             await engine.dispose()
+            await reads.close()
 
     routes = [
         Route("/healthz", healthz),

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from store import users as store_users
-from store.models import User
+from store.models import User, table_of
 from web.templating import render
 
 hasher = PasswordHasher()  # argon2id with the library's recommended parameters
@@ -24,6 +26,8 @@ hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 _DUMMY_HASH = hasher.hash("not a password of anyone")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 10
+USER_TABLE = table_of(User)
+_USER_BY_ID = select(USER_TABLE).where(USER_TABLE.c.id == bindparam("user_id"))
 ACCOUNT_LIMIT, IP_LIMIT, WINDOW = 5, 30, 15 * 60  # failures allowed per 15 minutes
 
 
@@ -48,11 +52,45 @@ async def current_user(request: Request) -> User | None:
     user_id = request.session.get("user_id")
     if not isinstance(user_id, int):
         return None
-    async with request.app.state.sessions() as session:
-        user = await store_users.get_user(session, user_id=user_id)
+    user = await _user(request, user_id)
     if user is None or request.session.get("pw") != _pw_stamp(user):
         request.session.clear()  # deleted user, or password changed elsewhere
         return None
+    return user
+
+
+# Each process keeps the users it saw for USER_CACHE_SECONDS: a dashboard polled every 15 s
+# does not read its user from the database each time. A password changed through this process
+# ends the other sessions at once; through another web process, within USER_CACHE_SECONDS.
+USER_CACHE_SECONDS = 60.0
+USER_CACHE_MAX = 50_000
+
+
+def _user_cache(request: Request) -> dict[int, tuple[float, User]]:
+    cache: dict[int, tuple[float, User]] | None = getattr(request.app.state, "user_cache", None)
+    if cache is None:
+        cache = request.app.state.user_cache = {}
+    return cache
+
+
+async def _user(request: Request, user_id: int) -> User | None:
+    cache = _user_cache(request)
+    now = time.monotonic()
+    hit = cache.get(user_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+
+    found = await request.app.state.reads.rows(_USER_BY_ID, {"user_id": user_id})
+    user = User(**dict(found[0])) if found else None
+    if user is None:
+        cache.pop(user_id, None)
+        return None
+    if len(cache) >= USER_CACHE_MAX:
+        for key in [k for k, (until, _) in cache.items() if until <= now]:
+            del cache[key]
+        if len(cache) >= USER_CACHE_MAX:
+            cache.clear()
+    cache[user_id] = (now + USER_CACHE_SECONDS, user)
     return user
 
 
@@ -166,6 +204,7 @@ async def account(request: Request) -> Response:
         session.add(fresh)
         await session.commit()
         await session.refresh(fresh)
+    _user_cache(request).pop(fresh.id or 0, None)  # this process ends the other sessions now
     _login(request, fresh)
     return render(request, "account.html", {"message": "Password changed."})
 

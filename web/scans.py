@@ -2,8 +2,11 @@
 the report (summary, donut, tag audit, failed pages, detailed table) and its CSV export.
 
 Every route that takes a scan id answers 404 unless the scan is the logged-in user's. The
-detailed table is filtered, sorted and paginated in SQL on ``scan_product``/``scan_link``: one
-row per product and Amazon link as written on the site, with the pages it is on."""
+detailed table has one row per product and Amazon link as written on the site, with the pages
+it is on. For a scan that finished, it was made once at the end (:mod:`store.report_table`):
+a page of it, in any order and with any status filter, is a slice of a precomputed order and
+50 rows read by position. For a scan that did not finish (or finished before that table
+existed) it is filtered, sorted and paginated in SQL on ``scan_product``/``scan_link``."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -26,12 +30,16 @@ from ccbb import jobs
 from scanner.classify import Status
 from scanner.report import STATUS_LABELS, STATUS_ORDER
 from store import credentials as store_credentials
+from store import report_table
 from store import scans as store_scans
 from store.models import (
     ACTIVE_STATES,
+    AUDIT_TABLE,
     LINK_TABLE,
+    ORDER_TABLE,
     PAGE_TABLE,
     PRODUCT_TABLE,
+    ROW_TABLE,
     Scan,
     ScanState,
     table_of,
@@ -40,12 +48,12 @@ from store.models import (
 from web import new_scan, settings_page
 from web.charts import donut, percent
 from web.settings_page import user_id
-from web.templating import render
+from web.templating import render, templates
 
 PER_PAGE = 50
-DASHBOARD_LIMIT = 100
-MAX_PAGES_LIMIT = 100_000
-MAX_PREFIXES = 50
+DASHBOARD_LIMIT = 100  # scans per dashboard page
+CSV_CHUNK = 1000  # rows per read while exporting
+URL_SHOWN = 80  # characters of a long URL the tables show (the link keeps all of it)
 STATUS_COLORS = {
     STATUS_LABELS[Status.AVAILABLE]: "#16a34a",
     STATUS_LABELS[Status.REMOVED]: "#dc2626",
@@ -55,14 +63,25 @@ STATUS_COLORS = {
 ACTIVE = tuple(s.value for s in ACTIVE_STATES)
 SCAN_TABLE = table_of(Scan)
 _STATUS_VALUES = frozenset(s.value for s in Status)
-P, L = PRODUCT_TABLE, LINK_TABLE
+P, L, R, ORD, A = PRODUCT_TABLE, LINK_TABLE, ROW_TABLE, ORDER_TABLE, AUDIT_TABLE
 
-# the detailed table: sortable columns → SQL expressions (see _rows_query)
-SORTS = ("name", "asin", "link", "status", "stock", "href", "pages")
+# the detailed table: sortable columns (see store.report_table.SORT_KEYS and _rows_query)
+SORTS = report_table.SORTS
 CSV_HEADER = (
     "name", "asin", "marketplace", "product_link", "status", "stock", "amazon_link",
     "pages_count", "pages",
 )  # fmt: skip
+
+
+def short_url(url: str | None, limit: int = URL_SHOWN) -> str:
+    """``url`` as a table shows it: at most ``limit`` characters, the middle cut out."""
+    if not url or len(url) <= limit:
+        return url or ""
+    tail = min(24, limit // 3)
+    return f"{url[: limit - tail - 1]}…{url[-tail:]}"
+
+
+templates.env.filters["short_url"] = short_url
 
 
 async def _own_scan(request: Request) -> Scan:
@@ -91,81 +110,94 @@ def _elapsed(started: datetime | None, finished: datetime | None, now: datetime)
     return f"{seconds}s"
 
 
-def _percent_done(row: dict[str, Any]) -> int:
-    if row["state"] == ScanState.DONE.value:
+def _percent_done(state: str, crawled: int, discovered: int, found: int, checked: int) -> int:
+    if state == ScanState.DONE.value:
         return 100
-    if row["state"] == ScanState.QUEUED.value:
+    if state == ScanState.QUEUED.value:
         return 0
-    whole = int(row["pages_discovered"]) + int(row["products_found"])
-    part = int(row["pages_crawled"]) + int(row["products_checked"])
+    whole = int(discovered) + int(found)
+    part = int(crawled) + int(checked)
     if whole <= 0:
         return 0
-    return max(
-        0, min(99 if row["state"] == ScanState.RUNNING.value else 100, int(100 * part / whole))
-    )
+    return max(0, min(99 if state == ScanState.RUNNING.value else 100, int(100 * part / whole)))
 
 
 _PROGRESS_COLUMNS = (
     "phase", "pages_crawled", "pages_discovered", "products_found", "products_checked",
 )  # fmt: skip
-
-
-async def _progress_rows(request: Request) -> list[dict[str, Any]]:
-    """The user's scans, newest first, as the dashboard shows them: one SQL query for the
-    rows, one Redis round trip for the live counters of the active ones."""
-    t = SCAN_TABLE
-    stmt = (
-        select(
-            t.c.id,
-            t.c.site,
-            t.c.state,
-            t.c.created_at,
-            t.c.started_at,
-            t.c.finished_at,
-            t.c.error,
-            *(t.c[c] for c in _PROGRESS_COLUMNS),
-        )
-        .where(t.c.user_id == user_id(request))
-        .order_by(t.c.created_at.desc(), t.c.id.desc())
-        .limit(DASHBOARD_LIMIT)
+_LIVE = _PROGRESS_COLUMNS  # the fields of jobs.PROGRESS_KEY the dashboard shows
+# built once: each poll only binds the user and the page
+_PROGRESS_QUERY = (
+    select(
+        SCAN_TABLE.c.id,
+        SCAN_TABLE.c.site,
+        SCAN_TABLE.c.state,
+        SCAN_TABLE.c.created_at,
+        SCAN_TABLE.c.started_at,
+        SCAN_TABLE.c.finished_at,
+        SCAN_TABLE.c.error,
+        *(SCAN_TABLE.c[c] for c in _PROGRESS_COLUMNS),
     )
-    async with request.app.state.sessions() as session:
-        conn = await session.connection()
-        rows = [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
-    active = [r for r in rows if r["state"] in ACTIVE]
-    if active:
-        async with request.app.state.redis.pipeline(transaction=False) as pipe:
-            for r in active:
-                pipe.hgetall(jobs.PROGRESS_KEY.format(r["id"]))
-            live = await pipe.execute()
-        for r, fields in zip(active, live, strict=True):
-            decoded = {
-                (k.decode() if isinstance(k, bytes) else str(k)): (
-                    v.decode() if isinstance(v, bytes) else str(v)
-                )
-                for k, v in (fields or {}).items()
-            }
-            for name in _PROGRESS_COLUMNS:
-                if name in decoded:
-                    r[name] = decoded[name] if name == "phase" else _int(decoded[name])
+    .where(SCAN_TABLE.c.user_id == bindparam("user_id"))
+    .order_by(SCAN_TABLE.c.created_at.desc(), SCAN_TABLE.c.id.desc())
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+_SCAN_COUNT = select(func.count()).where(SCAN_TABLE.c.user_id == bindparam("user_id"))
+
+
+def _page_param(request: Request) -> int:
+    try:
+        return max(1, int(request.query_params.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+async def _progress_rows(request: Request, page: int = 1) -> list[dict[str, Any]]:
+    """A page of the user's scans, newest first, as the dashboard shows them: one SQL query
+    for the rows, one Redis round trip for the live counters of the active ones."""
+    params = {
+        "user_id": user_id(request),
+        "limit": DASHBOARD_LIMIT,
+        "offset": (page - 1) * DASHBOARD_LIMIT,
+    }
+    rows = await request.app.state.reads.rows(_PROGRESS_QUERY, params)
+    live: dict[int, list[Any]] = {}
+    running = [r["id"] for r in rows if r["state"] in ACTIVE]
+    if running:
+        redis = request.app.state.redis
+        if len(running) == 1:
+            live[running[0]] = await redis.hmget(jobs.PROGRESS_KEY.format(running[0]), _LIVE)
+        else:
+            async with redis.pipeline(transaction=False) as pipe:
+                for scan_id in running:
+                    pipe.hmget(jobs.PROGRESS_KEY.format(scan_id), _LIVE)
+                live = dict(zip(running, await pipe.execute(), strict=True))
     now = utcnow()
     out = []
     for r in rows:
+        counters = [r[name] for name in _PROGRESS_COLUMNS]
+        for i, value in enumerate(live.get(r["id"], ())):
+            if value is not None:
+                text = value.decode() if isinstance(value, bytes) else str(value)
+                counters[i] = text if i == 0 else _int(text)
+        phase, crawled, discovered, found, checked = counters
+        state = r["state"]
         out.append(
             {
                 "id": r["id"],
                 "site": r["site"],
-                "state": r["state"],
-                "phase": r["phase"] or "",
+                "state": state,
+                "phase": phase or "",
                 "error": r["error"],
-                "pages_crawled": int(r["pages_crawled"]),
-                "pages_discovered": int(r["pages_discovered"]),
-                "products_found": int(r["products_found"]),
-                "products_checked": int(r["products_checked"]),
+                "pages_crawled": int(crawled),
+                "pages_discovered": int(discovered),
+                "products_found": int(found),
+                "products_checked": int(checked),
                 "elapsed": _elapsed(r["started_at"], r["finished_at"], now),
                 "created_at": r["created_at"].strftime("%Y-%m-%d %H:%M UTC"),
-                "percent": _percent_done(r),
-                "active": r["state"] in ACTIVE,
+                "percent": _percent_done(state, crawled, discovered, found, checked),
+                "active": state in ACTIVE,
             }
         )
     return out
@@ -179,16 +211,33 @@ def _int(text: str) -> int:
 
 
 async def dashboard(request: Request, error: str | None = None, status: int = 200) -> Response:
-    rows = await _progress_rows(request)
+    """The user's scans, DASHBOARD_LIMIT per page (``?page=2``: the next older ones)."""
+
+    found = await request.app.state.reads.rows(_SCAN_COUNT, {"user_id": user_id(request)})
+    total = int(next(iter(found[0].values())))
+    pages_total = max(1, math.ceil(total / DASHBOARD_LIMIT))
+    page = min(_page_param(request), pages_total)
+    rows = await _progress_rows(request, page)
     message = "Scan queued." if request.query_params.get("queued") else None
     if request.query_params.get("cancelled"):
         message = "Scan cancelled."
-    ctx = {"scans": rows, "message": message, "error": error}
+    first = (page - 1) * DASHBOARD_LIMIT + 1
+    ctx = {
+        "scans": rows,
+        "message": message,
+        "error": error,
+        "page": page,
+        "pages_total": pages_total,
+        "total": total,
+        "first": first,
+        "last": first + len(rows) - 1,
+    }
     return render(request, "dashboard.html", ctx, status)
 
 
 async def progress_json(request: Request) -> Response:
-    return JSONResponse(await _progress_rows(request))
+    """The live rows of a dashboard page (``?page=N``, as the page itself)."""
+    return JSONResponse(await _progress_rows(request, _page_param(request)))
 
 
 async def cancel(request: Request) -> Response:
@@ -343,6 +392,7 @@ def _row_dict(r: Any, pages: list[str]) -> dict[str, Any]:
         "status_label": label,
         "stock": r.availability or "",
         "href": r.href or "",
+        "href_link": _web_url(r.href),
         "pages_count": int(r.pages_count),
         "pages": pages,
     }
@@ -355,19 +405,107 @@ def _web_url(url: str | None) -> str | None:
     return None
 
 
+# ---- the precomputed table (scans that finished) --------------------------------------------
+
+_ROW_COLUMNS = (
+    R.c.seq, R.c.marketplace, R.c.asin, R.c.status, R.c.title, R.c.availability,
+    R.c.detail_page_url, R.c.href, R.c.pages_count, R.c.pages,
+)  # fmt: skip
+
+
+def _order_of(tq: TableQuery) -> tuple[str, bool]:
+    """(sort, descending) of ``scan_order`` for the query: no sort is the default order, which
+    is by ASIN."""
+    if not tq.sort:
+        return "asin", False
+    return tq.sort, tq.dir == "desc"
+
+
+def _order_slice(scan_id: int, tq: TableQuery, first: int, count: int) -> Select[Any]:
+    """The order's row count and the ``seq`` of its rows ``first`` to ``first + count``."""
+    sort, descending = _order_of(tq)
+    return select(ORD.c.rows, func.substr(ORD.c.seqs, first * 4 + 1, count * 4)).where(
+        ORD.c.scan_id == scan_id,
+        ORD.c.sort == sort,
+        ORD.c.descending == descending,
+        ORD.c.status == tq.status,
+    )
+
+
+async def _rows_at(conn: AsyncConnection, scan_id: int, seqs: list[int]) -> list[Any]:
+    """The rows at positions ``seqs``, in that order."""
+    if not seqs:
+        return []
+    stmt = select(*_ROW_COLUMNS).where(R.c.scan_id == scan_id, R.c.seq.in_(seqs))
+    by_seq = {r.seq: r for r in (await conn.execute(stmt)).all()}
+    return [by_seq[s] for s in seqs]
+
+
+async def _rows_of_asin(conn: AsyncConnection, scan_id: int, tq: TableQuery) -> list[Any]:
+    """The rows of the ASIN filter (one product's links: a handful), in the table's order."""
+    conds = [R.c.scan_id == scan_id, R.c.asin == tq.asin]
+    if tq.status:
+        conds.append(R.c.status == tq.status)
+    rows = (await conn.execute(select(*_ROW_COLUMNS).where(*conds))).all()
+    return report_table.sort_rows(rows, tq.sort, _order_of(tq)[1])
+
+
+def _preview(r: Any) -> list[str]:
+    return r.pages.split("\n") if r.pages else []
+
+
+async def _table_page(
+    conn: AsyncConnection, scan_id: int, tq: TableQuery
+) -> tuple[int, list[dict[str, Any]]] | None:
+    """(rows in all, the rows of page ``tq.page``, which it clamps) from the precomputed table;
+    None if the scan has none."""
+    found = (
+        await conn.execute(_order_slice(scan_id, tq, (tq.page - 1) * PER_PAGE, PER_PAGE))
+    ).first()
+    if found is None:
+        return None
+    if tq.asin:
+        rows = await _rows_of_asin(conn, scan_id, tq)
+        total = len(rows)
+        tq.page = min(tq.page, max(1, math.ceil(total / PER_PAGE)))
+        shown = rows[(tq.page - 1) * PER_PAGE : tq.page * PER_PAGE]
+    else:
+        total, chunk = int(found[0]), bytes(found[1] or b"")
+        last = max(1, math.ceil(total / PER_PAGE))
+        if tq.page > last:
+            tq.page = last
+            stmt = _order_slice(scan_id, tq, (last - 1) * PER_PAGE, PER_PAGE)
+            chunk = bytes((await conn.execute(stmt)).one()[1] or b"")
+        shown = await _rows_at(conn, scan_id, report_table.unpack(chunk))
+    return total, [_row_dict(r, _preview(r)) for r in shown]
+
+
+async def _live_table_page(
+    conn: AsyncConnection, scan_id: int, tq: TableQuery
+) -> tuple[int, list[dict[str, Any]]]:
+    """The same from the findings, in SQL (scans that did not finish)."""
+    rows_q, count_q = _rows_query(scan_id, tq)
+    total = int((await conn.execute(count_q)).scalar_one())
+    tq.page = min(tq.page, max(1, math.ceil(total / PER_PAGE)))
+    found = (await conn.execute(rows_q.limit(PER_PAGE).offset((tq.page - 1) * PER_PAGE))).all()
+    on = await _pages_of(conn, scan_id, found)
+    return total, [
+        _row_dict(r, on.get((r.marketplace, r.asin, r.href or ""), [])[: report_table.PAGES_SHOWN])
+        for r in found
+    ]
+
+
 async def report(request: Request) -> Response:
     scan = await _own_scan(request)
     assert scan.id is not None
     tq = TableQuery(request)
-    rows_q, count_q = _rows_query(scan.id, tq)
     async with request.app.state.sessions() as session:
         conn = await session.connection()
-        total_rows = int((await conn.execute(count_q)).scalar_one())
-        pages_total = max(1, math.ceil(total_rows / PER_PAGE))
-        page = min(tq.page, pages_total)
-        tq.page = page
-        found = (await conn.execute(rows_q.limit(PER_PAGE).offset((page - 1) * PER_PAGE))).all()
-        on = await _pages_of(conn, scan.id, found)
+        table = await _table_page(conn, scan.id, tq)
+        precomputed = table is not None
+        if table is None:
+            table = await _live_table_page(conn, scan.id, tq)
+        total_rows, rows = table
         failed = (
             await conn.execute(
                 select(PAGE_TABLE.c.url, PAGE_TABLE.c.status, PAGE_TABLE.c.error)
@@ -376,14 +514,15 @@ async def report(request: Request) -> Response:
                 .limit(200)
             )
         ).all()
-        audit_rows = (await conn.execute(_audit_query(scan))).all()
+        audit_q = _saved_audit_query(scan.id) if precomputed else _audit_query(scan)
+        audit_rows = (await conn.execute(audit_q)).all()
         by_status_live: dict[str, int] = {}
         if scan.summary is None:  # unfinished: count what was saved
             stmt = (
                 select(P.c.status, func.count()).where(P.c.scan_id == scan.id).group_by(P.c.status)
             )
             by_status_live = {s: int(n) for s, n in (await conn.execute(stmt)).all()}
-    rows = [_row_dict(r, on.get((r.marketplace, r.asin, r.href or ""), [])) for r in found]
+    pages_total = max(1, math.ceil(total_rows / PER_PAGE))
     s = scan.summary or {
         "urls_scanned": scan.pages_crawled,
         "total_products": scan.products_checked,
@@ -424,6 +563,14 @@ async def report(request: Request) -> Response:
     return render(request, "report.html", ctx)
 
 
+def _saved_audit_query(scan_id: int) -> Select[Any]:
+    return (
+        select(A.c.href, A.c.tag, A.c.pages, A.c.links)
+        .where(A.c.scan_id == scan_id)
+        .order_by(A.c.seq)
+    )
+
+
 def _audit_query(scan: Scan) -> Select[Any]:
     """Distinct links without the partner tag or with another one (most pages first)."""
     tag_bad: ColumnElement[bool] = L.c.tag.is_(None) | (L.c.tag == "")
@@ -439,16 +586,17 @@ def _audit_query(scan: Scan) -> Select[Any]:
         .where(L.c.scan_id == scan.id, tag_bad)
         .group_by(L.c.href, L.c.tag)
         .order_by(func.count(func.distinct(L.c.occurrence)).desc(), L.c.href)
-        .limit(100)
+        .limit(report_table.AUDIT_LIMIT)
     )
 
 
 async def export_csv(request: Request) -> Response:
+    """The detailed table as CSV: exactly the filtered rows, in the table's order, every page of
+    each. Streamed CSV_CHUNK rows at a time, in constant memory."""
     scan = await _own_scan(request)
     assert scan.id is not None
     scan_id = scan.id
     tq = TableQuery(request)
-    rows_q, _ = _rows_query(scan_id, tq)
     sessions = request.app.state.sessions
 
     async def body() -> AsyncIterator[str]:
@@ -458,11 +606,8 @@ async def export_csv(request: Request) -> Response:
         yield _drain(buf)
         async with sessions() as session:
             conn = await session.connection()
-            result = await conn.stream(rows_q.execution_options(yield_per=500))
-            async for chunk in result.partitions(500):
-                on = await _pages_of(conn, scan_id, chunk)
-                for r in chunk:
-                    d = _row_dict(r, on.get((r.marketplace, r.asin, r.href or ""), []))
+            async for chunk in _export_chunks(conn, scan_id, tq):
+                for d in chunk:
                     writer.writerow(
                         (
                             d["name"],
@@ -484,6 +629,43 @@ async def export_csv(request: Request) -> Response:
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+async def _export_chunks(
+    conn: AsyncConnection, scan_id: int, tq: TableQuery
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """The rows of the export, a chunk at a time, each with all its pages."""
+    found = (await conn.execute(_order_slice(scan_id, tq, 0, 0))).first()
+    if found is None:  # not precomputed: stream the live query
+        rows_q, _ = _rows_query(scan_id, tq)
+        result = await conn.stream(rows_q.execution_options(yield_per=CSV_CHUNK))
+        async for part in result.partitions(CSV_CHUNK):
+            on = await _pages_of(conn, scan_id, part)
+            yield [_row_dict(r, on.get((r.marketplace, r.asin, r.href or ""), [])) for r in part]
+        return
+    if tq.asin:
+        yield await _with_all_pages(conn, scan_id, await _rows_of_asin(conn, scan_id, tq))
+        return
+    total = int(found[0])
+    for first in range(0, total, CSV_CHUNK):
+        chunk = (await conn.execute(_order_slice(scan_id, tq, first, CSV_CHUNK))).one()[1]
+        rows = await _rows_at(conn, scan_id, report_table.unpack(bytes(chunk or b"")))
+        yield await _with_all_pages(conn, scan_id, rows)
+
+
+async def _with_all_pages(
+    conn: AsyncConnection, scan_id: int, rows: list[Any]
+) -> list[dict[str, Any]]:
+    """Rows with all their pages: the kept ones where that is all, else from ``scan_link``."""
+    more = [r for r in rows if r.pages_count > report_table.PAGES_SHOWN]
+    on = await _pages_of(conn, scan_id, more) if more else {}
+    out = []
+    for r in rows:
+        pages = _preview(r)
+        if r.pages_count > report_table.PAGES_SHOWN:
+            pages = on[(r.marketplace, r.asin, r.href or "")]
+        out.append(_row_dict(r, pages))
+    return out
 
 
 def _drain(buf: io.StringIO) -> str:
