@@ -16,6 +16,7 @@ import math
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -110,6 +111,16 @@ def _elapsed(started: datetime | None, finished: datetime | None, now: datetime)
     return f"{seconds}s"
 
 
+@lru_cache(maxsize=50_000)
+def _span(started: datetime | None, finished: datetime) -> str:
+    return _elapsed(started, finished, finished)
+
+
+@lru_cache(maxsize=50_000)
+def _created_text(created: datetime) -> str:
+    return created.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _percent_done(state: str, crawled: int, discovered: int, found: int, checked: int) -> int:
     if state == ScanState.DONE.value:
         return 100
@@ -194,8 +205,12 @@ async def _progress_rows(request: Request, page: int = 1) -> list[dict[str, Any]
                 "pages_discovered": int(discovered),
                 "products_found": int(found),
                 "products_checked": int(checked),
-                "elapsed": _elapsed(r["started_at"], r["finished_at"], now),
-                "created_at": r["created_at"].strftime("%Y-%m-%d %H:%M UTC"),
+                "elapsed": (
+                    _span(r["started_at"], r["finished_at"])  # settled: the same every poll
+                    if r["finished_at"] is not None
+                    else _elapsed(r["started_at"], None, now)
+                ),
+                "created_at": _created_text(r["created_at"]),
                 "percent": _percent_done(state, crawled, discovered, found, checked),
                 "active": state in ACTIVE,
             }
