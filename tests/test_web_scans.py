@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import redis as sync_redis
@@ -651,3 +652,75 @@ def test_report_of_an_unfinished_scan_lists_its_checked_products(env: Env) -> No
     rows = _csv(env.client.get(f"/scans/{scan_id}/export.csv?sort=asin&dir=desc").text)
     assert [r["asin"] for r in rows] == ["B000000002", "B000000001"]
     assert all(r["pages_count"] == "0" and r["amazon_link"] == "" for r in rows)
+
+
+# ---- on PostgreSQL: the asyncpg reads, the precomputed table ------------------------------
+
+
+@pytest.fixture
+def pg_env(tmp_path: Path, test_redis_url: str, pg_schemas: Any) -> Iterator[Env]:
+    # its connections carry a name of their own: the test drops those, and only those
+    name = f"ccbb-test-{uuid.uuid4().hex[:12]}"
+    url = pg_schemas() + "&" + urlencode({"options": f"-capplication_name={name}"})
+    settings = Settings(
+        CCBB_DATA_DIR=tmp_path,
+        DATABASE_URL=url,
+        REDIS_URL=test_redis_url,
+        CCBB_QUEUE=f"ccbb:test:{uuid.uuid4().hex}",
+    )
+    upgrade(settings.sqlalchemy_url)
+    with TestClient(create_app(settings)) as client:
+        e = Env(client, settings, test_redis_url)
+        e.app_name = name  # type: ignore[attr-defined]
+        yield e
+        e.redis.close()
+
+
+async def _drop_connections(settings: Settings, name: str) -> int:
+    """Terminate the web app's connections (what a database restart does to its pools)."""
+    from sqlalchemy import text
+
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        async with engine.connect() as conn:
+            found = await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            return len(found.all())
+    finally:
+        await engine.dispose()
+
+
+def test_on_postgresql_reads_survive_dropped_connections(
+    pg_env: Env, demo_report: ScanReport
+) -> None:
+    env = pg_env
+    me = env.signup("me@example.com")
+    done = env.make_scan(me, demo_report)
+    queued = env.make_scan(me, site="https://queued.example/")
+    env.redis.hset(
+        jobs.PROGRESS_KEY.format(queued), mapping={"phase": "crawling", "pages_crawled": "5"}
+    )
+    try:
+        progress = env.get("/scans/progress.json").json()
+        assert [p["id"] for p in progress] == [queued, done]
+        assert progress[0]["phase"] == "crawling" and progress[0]["pages_crawled"] == 5
+        assert env.run(_drop_connections(env.settings, env.app_name)) >= 1  # type: ignore[attr-defined]
+        again = env.get("/scans/progress.json")  # the dropped connection is retried once
+        assert again.status_code == 200 and [p["id"] for p in again.json()] == [queued, done]
+    finally:
+        env.redis.delete(jobs.PROGRESS_KEY.format(queued))
+    # the precomputed table on PostgreSQL: pages, sorts, CSV
+    html = env.get(f"/scans/{done}?status=available&sort=pages&dir=desc&page=2").text
+    assert 'class="badge available"' in html and 'class="badge removed"' not in html
+    rows = _csv(env.client.get(f"/scans/{done}/export.csv?sort=pages&dir=desc").text)
+    counts = [int(r["pages_count"]) for r in rows]
+    assert counts == sorted(counts, reverse=True)
+    assert len(rows) == len(
+        {(a, link.href) for link in demo_report.links for a in link.target.asins}
+    )
+    assert env.get(f"/scans/{done}?asin={rows[0]['asin']}").status_code == 200
