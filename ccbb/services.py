@@ -282,7 +282,7 @@ def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
                     session, box=SecretBox.from_settings(settings), user_id=user.id,
                     credential_id=credential["credential_id"],
                     secret=credential["credential_secret"], version=credential["version"],
-                    partner_tag="demo-20", label="Demo sandbox",
+                    partner_tag="demo-20", label="Demo sandbox", tps=float(credential["tps"]),
                 )  # fmt: skip
         finally:
             await engine.dispose()

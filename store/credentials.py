@@ -21,9 +21,11 @@ async def create_credential(
     country: str = "US",
     partner_tag: str = "",
     label: str = "",
+    tps: float = 1.0,
 ) -> AmazonCredential:
     credential = AmazonCredential(
         user_id=user_id,
+        tps=tps,
         label=label,
         credential_id=credential_id.strip(),
         secret_encrypted=box.encrypt(secret.strip()),

@@ -106,6 +106,9 @@ class AmazonCredentialBase(SQLModel):
     version: str = Field(default="2.1", max_length=8)  # 2.1 / 2.2 / 2.3 / 3.x
     country: str = Field(default="US", max_length=8)
     partner_tag: str = Field(default="", max_length=128)
+    # API requests per second Amazon allows these credentials (1 for new accounts; more with
+    # sales): scans using them are paced at this rate
+    tps: float = Field(default=1.0, sa_column_kwargs={"server_default": "1.0"})
 
 
 class AmazonCredential(AmazonCredentialBase, table=True):

@@ -78,6 +78,7 @@ GOOD_SCAN = {
     "credential_secret": SECRET,
     "cloak_prefixes": ["/go/"],
     "max_pages": 500,
+    "credential_tps": 2.5,
 }
 
 
@@ -110,7 +111,7 @@ def test_create_list_progress_cancel(env: Env) -> None:
     assert scan.user_id == user_id
     assert scan.options == {
         "cloak_prefixes": ["https://shop.example/go/"],
-        "tps": 1.0,
+        "tps": 2.5,
         "max_pages": 500,
     }
     queue = env.settings.queue_name
@@ -122,7 +123,7 @@ def test_create_list_progress_cancel(env: Env) -> None:
     r = env.client.get(f"{API}/credentials", headers=auth)
     assert r.json()["credentials"] == [
         {"id": scan.credential_id, "label": "shop.example", "credential_id": "CID-API",
-         "version": "2.1", "country": "US", "partner_tag": "me-20"}
+         "version": "2.1", "country": "US", "partner_tag": "me-20", "tps": 2.5}
     ]  # fmt: skip
     assert SECRET not in r.text
     r = env.client.post(
@@ -133,6 +134,7 @@ def test_create_list_progress_cancel(env: Env) -> None:
     )  # fmt: skip
     assert r.status_code == 201, r.text
     second = r.json()["id"]
+    assert env.scan(second).options["tps"] == 2.5  # the saved credentials' rate
 
     listed = env.client.get(f"{API}/scans?limit=1", headers=auth).json()
     assert [s["id"] for s in listed["scans"]] == [second] and listed["next_offset"] == 1
@@ -181,6 +183,8 @@ def test_invalid_scans_say_what_to_fix_per_field(env: Env) -> None:
     r = env.client.post(f"{API}/scans", json={**GOOD_SCAN, "site": "https://shop.example/",
                         "cloak_prefixes": ["https://elsewhere.example/go/"]}, headers=auth)  # fmt: skip
     assert set(_error(r, 422, "invalid_scan")["fields"]) == {"cloak_prefixes"}
+    r = env.client.post(f"{API}/scans", json={**GOOD_SCAN, "credential_tps": 50}, headers=auth)
+    assert "from 0.1 to 10" in _error(r, 422, "invalid_scan")["fields"]["credential_tps"]
     r = env.client.post(f"{API}/scans", json={**GOOD_SCAN, "colour": "red"}, headers=auth)
     assert "colour" in _error(r, 422, "invalid_scan")["fields"]
     r = env.client.post(f"{API}/scans", json={"site": 3}, headers=auth)
@@ -277,7 +281,7 @@ def test_one_user_cannot_fill_the_queue(env: Env) -> None:
     assert env.post("/login", {"email": "eager@example.com",
                                "password": "correct horse battery"}).status_code == 303  # fmt: skip
     form = {"domain": "shop.example", "credential_id": "CID", "secret": SECRET,
-            "version": "2.1", "country": "US", "partner_tag": "me-20"}  # fmt: skip
+            "version": "2.1", "country": "US", "partner_tag": "me-20", "tps": 2.5}  # fmt: skip
     r = env.post("/scans/new", form)
     assert r.status_code == 409 and "wait for one to finish" in r.text
     assert 'value="shop.example"' in r.text and SECRET not in r.text  # the input is kept

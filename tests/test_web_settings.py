@@ -71,11 +71,11 @@ def env(tmp_path: Path, test_redis_url: str, sandbox: RunningSandbox) -> Iterato
         e.redis.close()
 
 
-def _save(env: Env, credential_id: str, secret: str, tag: str) -> int:
+def _save(env: Env, credential_id: str, secret: str, tag: str, tps: str = "") -> int:
     r = env.post(
         "/settings",
         {"label": credential_id, "credential_id": credential_id, "secret": secret,
-         "version": "2.1", "country": "US", "partner_tag": tag},
+         "version": "2.1", "country": "US", "partner_tag": tag, "tps": tps},
     )  # fmt: skip
     assert r.status_code == 303, r.text
     ids = re.findall(r'action="/settings/credentials/(\d+)/test"', env.get("/settings").text)
@@ -191,3 +191,26 @@ def _stored_tokens(env: Env) -> list[tuple[str, str]]:
         return [(t.token_hash, t.name) for t in rows]
 
     return list(env.run(env._with_session(go)))
+
+
+def test_credentials_say_how_fast_amazon_lets_them_go(env: Env) -> None:
+    """The requests per second of saved credentials paces the scans made with them."""
+    env.signup("fast@example.com")
+    for bad in ("fast", "0", "11", "-2"):
+        r = env.post(
+            "/settings",
+            {"credential_id": "CID-X", "secret": "s" * 20, "version": "2.1", "country": "US",
+             "partner_tag": "me-20", "tps": bad},
+        )  # fmt: skip
+        assert r.status_code == 400 and "from 0.1 to 10" in r.text, bad
+    credential = _save(env, GOOD["credential_id"], GOOD["secret"], GOOD["tag"], tps="2,5")
+    assert re.search(r"<td>good-20</td>\s*<td>2.5</td>", env.get("/settings").text)
+    r = env.post(
+        "/scans/new",
+        {"domain": "shop.example", "saved_credential": str(credential), "country": "US",
+         "partner_tag": "good-20"},
+    )  # fmt: skip
+    assert r.status_code == 303, r.text
+    user_id = env.run(env._user_id("fast@example.com"))
+    [scan] = env.scans_of(user_id)
+    assert scan.options["tps"] == 2.5

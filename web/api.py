@@ -59,6 +59,9 @@ class ScanIn(BaseModel):
     credential_id: str | None = None
     credential_secret: str | None = Field(default=None, json_schema_extra={"writeOnly": True})
     credential_version: str = "2.1"
+    credential_tps: float = Field(
+        default=1.0, description="requests per second Amazon allows typed-in credentials"
+    )
     cloak_prefixes: list[str] = Field(
         default_factory=list, description="URL prefixes of your cloaked links, e.g. /go/"
     )
@@ -98,6 +101,7 @@ class CredentialOut(BaseModel):
     version: str
     country: str
     partner_tag: str
+    tps: float = Field(description="requests per second its scans make")
 
 
 class CredentialListOut(BaseModel):
@@ -259,6 +263,7 @@ _FORM_FIELDS = {
     "credential_id": "credential_id",
     "credential_secret": "secret",
     "credential_version": "version",
+    "credential_tps": "tps",
     "cloak_prefixes": "cloak_prefixes",
     "max_pages": "max_pages",
 }
@@ -290,6 +295,7 @@ async def create_scan(request: Request) -> Response:
         "credential_id": (scan_in.credential_id or "").strip(),
         "secret": (scan_in.credential_secret or "").strip(),
         "version": scan_in.credential_version.strip(),
+        "tps": str(scan_in.credential_tps),
         "cloak_prefixes": "\n".join(scan_in.cloak_prefixes),
         "max_pages": _text(scan_in.max_pages),
     }

@@ -22,14 +22,21 @@ from store import credentials as store_credentials
 from store import scans as store_scans
 from store.crypto import SecretBox, mask
 from store.models import AmazonCredential, Scan
-from web.settings_page import COUNTRIES, VERSIONS, credential_problems, tag_problem, user_id
+from web.settings_page import (
+    COUNTRIES,
+    VERSIONS,
+    credential_problems,
+    parse_tps,
+    tag_problem,
+    user_id,
+)
 from web.templating import render
 
 MAX_PAGES_LIMIT = 100_000
 MAX_PREFIXES = 50
 FIELDS = (
     "domain", "saved_credential", "credential_id", "secret", "version", "country",
-    "partner_tag", "cloak_prefixes", "max_pages",
+    "partner_tag", "cloak_prefixes", "max_pages", "tps",
 )  # fmt: skip
 
 
@@ -116,7 +123,8 @@ def check_scan_form(
         errors["country"] = "Choose the Amazon country of your credentials."
     if errors or site is None or marketplace is None:
         return None, errors
-    options: dict[str, Any] = {"cloak_prefixes": prefixes, "tps": 1.0}
+    tps = credential.tps if credential else parse_tps(form.get("tps", ""))[0]
+    options: dict[str, Any] = {"cloak_prefixes": prefixes, "tps": tps}
     if max_pages is not None:
         options["max_pages"] = max_pages
     typed = {} if credential else {k: form[k] for k in ("credential_id", "secret", "version")}
@@ -153,6 +161,7 @@ async def queue_scan(state: Any, *, user_id: int, req: ScanRequest) -> Scan:
                 country=req.typed["country"],
                 partner_tag=req.partner_tag,
                 label=urlsplit(req.site).hostname or req.site,
+                tps=float(req.options["tps"]),
             )
         scan = await store_scans.create_scan(
             session,

@@ -58,9 +58,31 @@ def tag_problem(tag: str) -> str | None:
     return None
 
 
+MAX_TPS = 10.0  # what Amazon grants its best-selling associates
+
+
+def parse_tps(text: str) -> tuple[float, str | None]:
+    """The requests per second typed in (empty: 1), or 1 and what to fix."""
+    if not text.strip():
+        return 1.0, None
+    try:
+        tps = float(text.replace(",", "."))
+    except ValueError:
+        tps = -1.0
+    if not 0.1 <= tps <= MAX_TPS:
+        return 1.0, (
+            f"Give the requests per second Amazon allows these credentials, from 0.1 to "
+            f"{MAX_TPS:g} (1 for a new account)."
+        )
+    return tps, None
+
+
 def credential_problems(form: dict[str, str], *, need_tag: bool = True) -> dict[str, str]:
-    """Errors of a typed-in credential (fields credential_id, secret, version, country, tag)."""
+    """Errors of a typed-in credential (fields credential_id, secret, version, country, tag,
+    tps)."""
     errors: dict[str, str] = {}
+    if problem := parse_tps(form.get("tps", ""))[1]:
+        errors["tps"] = problem
     if not form.get("credential_id"):
         errors["credential_id"] = "Give the Credential ID of your Amazon API credentials."
     elif len(form["credential_id"]) > 200:
@@ -86,6 +108,7 @@ def public(credential: AmazonCredential, secret: str) -> dict[str, Any]:
         "version": credential.version,
         "country": credential.country,
         "partner_tag": credential.partner_tag,
+        "tps": f"{credential.tps:g}",
     }
 
 
@@ -114,7 +137,7 @@ async def _page(
         rows.append(public(c, secret))
     ctx = {
         "credentials": rows,
-        "form": form or {"version": "2.1", "country": "US"},
+        "form": form or {"version": "2.1", "country": "US", "tps": "1"},
         "errors": errors or {},
         "versions": VERSIONS,
         "countries": COUNTRIES,
@@ -150,7 +173,7 @@ async def settings_page(request: Request) -> Response:
     raw = await request.form()
     form = {
         key: str(raw.get(key, "")).strip()
-        for key in ("label", "credential_id", "secret", "version", "country", "partner_tag")
+        for key in ("label", "credential_id", "secret", "version", "country", "partner_tag", "tps")
     }
     errors = credential_problems(form)
     if len(form["label"]) > 200:
@@ -169,6 +192,7 @@ async def settings_page(request: Request) -> Response:
             country=form["country"],
             partner_tag=form["partner_tag"],
             label=form["label"] or form["credential_id"],
+            tps=parse_tps(form["tps"])[0],
         )
     return RedirectResponse("/settings?saved=1", status_code=303)
 
@@ -209,6 +233,7 @@ async def try_credential(request: Request) -> Response:
             state.settings,
             partner_tag=credential.partner_tag,
             marketplace=marketplace,
+            tps=credential.tps,
         )
     except SecretKeyError:
         result = {
