@@ -286,6 +286,9 @@ def test_one_user_cannot_fill_the_queue(env: Env) -> None:
     assert r.status_code == 409 and "wait for one to finish" in r.text
     assert 'value="shop.example"' in r.text and SECRET not in r.text  # the input is kept
     assert len(env.scans_of(user_id)) == limit
+    r = env.post(f"/scans/{ids[0]}/rerun")  # a re-run is a new scan too
+    assert r.status_code == 409 and "wait for one to finish" in r.text
+    assert len(env.scans_of(user_id)) == limit
 
     # once one ends, a new one is accepted
     assert env.client.post(f"{API}/scans/{ids[0]}/cancel", headers=auth).status_code == 200

@@ -259,9 +259,7 @@ async def cancel(request: Request) -> Response:
     scan = await _own_scan(request)
     assert scan.id is not None
     if scan.state in ACTIVE:
-        async with request.app.state.sessions() as session:
-            await store_scans.cancel_scan(session, scan_id=scan.id)
-        await jobs.request_cancel(request.app.state.redis, scan.id)
+        await jobs.cancel_scan(request.app.state.sessions, request.app.state.redis, scan.id)
     return RedirectResponse("/?cancelled=1", status_code=303)
 
 
@@ -277,16 +275,17 @@ async def rerun(request: Request) -> Response:
                 error="The Amazon credentials of this scan were deleted: start a New Scan.",
                 status=400,
             )
-        new = await store_scans.create_scan(
-            session,
-            user_id=user_id(request),
-            site=scan.site,
-            marketplace=scan.marketplace,
-            partner_tag=scan.partner_tag,
-            options=dict(scan.options or {}),
-            credential_id=credential.id,
-        )
-    await jobs.enqueue_scan(request.app.state.redis, new)
+    again = new_scan.ScanRequest(
+        site=scan.site,
+        marketplace=scan.marketplace,
+        partner_tag=scan.partner_tag or "",
+        options=dict(scan.options or {}),
+        saved=credential,
+    )
+    try:
+        await new_scan.queue_scan(request.app.state, user_id=user_id(request), req=again)
+    except new_scan.TooManyActiveScans as exc:
+        return await dashboard(request, error=str(exc), status=409)
     return RedirectResponse("/?queued=1", status_code=303)
 
 
