@@ -15,7 +15,7 @@ Measures, each next to a baseline run side by side against the same server:
      multi-process aiohttp client) in another process: for one user with 15 scans, 2 running
      (live progress hashes in Redis, as ccbb/jobs.py writes them) and 1 queued; and for 15,000
      users in turn (5–20 scans each, one in ten running one), first with none of them in the
-     server's user cache, then for 60 s, past the cache's lifetime. Baselines: ``/healthz`` of
+     server's user cache, then for 60 s, past the cache's 5 s lifetime. Baselines: ``/healthz`` of
      the same worker (the server's ceiling), and the load generator against a canned-answer
      server (its own ceiling);
   b) the report page of a 50,000-product scan: p50/p95/p99 over a mix of status filters, ASIN
@@ -950,7 +950,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="passes over the report URLs")
     parser.add_argument("--users", type=int, default=15_000, help="users polling, in turn")
     parser.add_argument("--crowd-seconds", type=int, default=60,
-                        help="the run of all users: past the user cache's 60 s")  # fmt: skip
+                        help="the run of all users: past the user cache's 5 s")  # fmt: skip
     parser.add_argument("--only", default="abc", help="a: requests/s, b: report, c: CSV")
     args = parser.parse_args()
     if not args.database.startswith("postgres"):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,18 +14,14 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from ccbb import jobs
 from ccbb.demo import run_demo
-from ccbb.settings import Settings
 from scanner.report import to_json
 from scanner.scan import ScanReport
 from store import scans as store_scans
-from store.migrate import upgrade
-from tests.test_web_scans import SECRET, Env
+from tests.test_web_scans import SECRET, Env, web_env
 from web import api, openapi
-from web.app import create_app
 
 API = "/api/v1"
 
@@ -38,17 +33,8 @@ def demo_report() -> ScanReport:
 
 @pytest.fixture
 def env(tmp_path: Path, test_redis_url: str) -> Iterator[Env]:
-    settings = Settings(
-        CCBB_DATA_DIR=tmp_path,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'ccbb.sqlite3'}",
-        REDIS_URL=test_redis_url,
-        CCBB_QUEUE=f"ccbb:test:{uuid.uuid4().hex}",
-    )
-    upgrade(settings.sqlalchemy_url)
-    with TestClient(create_app(settings)) as client:
-        e = Env(client, settings, test_redis_url)
+    with web_env(tmp_path, test_redis_url) as e:
         yield e
-        e.redis.close()
 
 
 def _token(env: Env, email: str) -> tuple[int, dict[str, str]]:

@@ -11,6 +11,7 @@ import io
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -129,21 +130,30 @@ class Env:
         return int(self.run(self._with_session(go)))
 
 
-@pytest.fixture
-def env(tmp_path: Path, test_redis_url: str) -> Iterator[Env]:
-    db = tmp_path / "ccbb.sqlite3"
+@contextmanager
+def web_env(tmp_path: Path, redis_url: str, **settings_env: Any) -> Iterator[Env]:
+    """The dashboard on a fresh migrated SQLite database and ``redis_url``, behind a test
+    client (``settings_env``: more Settings, by their environment names)."""
     settings = Settings(
         CCBB_DATA_DIR=tmp_path,
-        DATABASE_URL=f"sqlite:///{db}",
-        REDIS_URL=test_redis_url,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'ccbb.sqlite3'}",
+        REDIS_URL=redis_url,
         CCBB_QUEUE=f"ccbb:test:{uuid.uuid4().hex}",
+        **settings_env,
     )
     upgrade(settings.sqlalchemy_url)
-    app = create_app(settings)
-    with TestClient(app) as client:
-        e = Env(client, settings, test_redis_url)
+    with TestClient(create_app(settings)) as client:
+        e = Env(client, settings, redis_url)
+        try:
+            yield e
+        finally:
+            e.redis.close()
+
+
+@pytest.fixture
+def env(tmp_path: Path, test_redis_url: str) -> Iterator[Env]:
+    with web_env(tmp_path, test_redis_url) as e:
         yield e
-        e.redis.close()
 
 
 def _field_error(html: str, field: str) -> str:

@@ -11,16 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
 from ccbb.sandbox.amazon_api import RunningSandbox
-from ccbb.settings import Settings
 from store import tokens as store_tokens
-from store.migrate import upgrade
 from tests.sandbox_thread import sandbox_in_thread
-from tests.test_web_scans import Env
+from tests.test_web_scans import Env, web_env
 from web import settings_page
-from web.app import create_app
 
 GOOD = {"credential_id": "CID-GOOD", "secret": "good-secret-0123456789", "tag": "good-20"}
 CATALOGUE = {
@@ -53,22 +49,16 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 @pytest.fixture
 def env(tmp_path: Path, test_redis_url: str, sandbox: RunningSandbox) -> Iterator[Env]:
-    settings = Settings(
-        CCBB_DATA_DIR=tmp_path,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'ccbb.sqlite3'}",
-        REDIS_URL=test_redis_url,
-        CCBB_QUEUE=f"ccbb:test:{uuid.uuid4().hex}",
+    with web_env(
+        tmp_path,
+        test_redis_url,
         CCBB_AMAZON_API_HOST=sandbox.url,
         CCBB_AMAZON_AUTH=sandbox.auth_endpoint,
-    )
-    upgrade(settings.sqlalchemy_url)
-    with TestClient(create_app(settings)) as client:
-        e = Env(client, settings, test_redis_url)
+    ) as e:
         # user ids restart at 1 with each test's database: forget earlier tests' counters
         for key in e.redis.scan_iter("ccbb:conntest:*"):
             e.redis.delete(key)
         yield e
-        e.redis.close()
 
 
 def _save(env: Env, credential_id: str, secret: str, tag: str, tps: str = "") -> int:
