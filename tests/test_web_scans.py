@@ -144,6 +144,9 @@ def web_env(tmp_path: Path, redis_url: str, **settings_env: Any) -> Iterator[Env
     upgrade(settings.sqlalchemy_url)
     with TestClient(create_app(settings)) as client:
         e = Env(client, settings, redis_url)
+        # the test Redis is ours; ids restart at 1 with each test's database, so what earlier
+        # tests left (progress of scan 1, throttling counters of user 1…) would be taken as ours
+        e.redis.flushdb()
         try:
             yield e
         finally:
