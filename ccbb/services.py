@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -113,6 +114,7 @@ def run_web(host: str, port: int) -> int:
     from web.app import create_app
 
     settings = get_settings()
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # see run_all
     try:
         with services_ready(settings) as url:
             uvicorn.run(
@@ -138,16 +140,19 @@ def run_all(host: str, port: int, demo: bool = False) -> int:
     try:
         with services_ready(settings) as url:
             extra_env, helpers = demo_services(settings) if demo else ({}, [])
+            # the worker and the web app (its Test connection) reach the same sandbox
+            os.environ.update(extra_env)
+            web_settings = _resolved(Settings() if extra_env else settings, url)
             worker = subprocess.Popen(
                 [sys.executable, "-m", "ccbb.cli", "worker"],
-                env={**os.environ, **extra_env, "REDIS_URL": url,
-                     "CCBB_DATA_DIR": str(settings.data_dir)},
-            )  # fmt: skip
+                env={**os.environ, "REDIS_URL": url, "CCBB_DATA_DIR": str(settings.data_dir)},
+            )
+            # uvicorn stops on SIGTERM, then raises it again: let that end this process through
+            # the `finally` below, which stops the worker and the helpers, not around them
+            signal.signal(signal.SIGTERM, _exit_on_signal)
             try:
                 sys.stderr.write(f"ccbb: dashboard at http://{host}:{port}/ (Ctrl-C stops)\n")
-                uvicorn.run(
-                    create_app(_resolved(settings, url)), host=host, port=port, log_level="info"
-                )
+                uvicorn.run(create_app(web_settings), host=host, port=port, log_level="info")
             finally:
                 for proc in (worker, *helpers):
                     proc.terminate()
@@ -160,6 +165,10 @@ def run_all(host: str, port: int, demo: bool = False) -> int:
         sys.stderr.write(f"ccbb: {exc}\n")
         return 1
     return 0
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def create_user(email: str, password: str, *, admin: bool) -> int:
