@@ -315,6 +315,8 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     expect(saved).to_have_count(1)
     expect(saved).to_contain_text(stack.credential["credential_id"])
     expect(saved.locator("code").nth(1)).to_have_text(mask(secret))
+    saved.first.get_by_role("button", name="Test connection").click()  # one real lookup
+    expect(page.locator("#connection-result")).to_contain_text("Connected")
     shot(page, "settings")
 
     # -- New Scan: a validation error first, then the real one
