@@ -11,7 +11,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     max_scans: int = Field(default=4, validation_alias="CCBB_MAX_SCANS")
     # Scans one user may have queued or running at once (one user cannot fill the queue).
     active_scans_per_user: int = Field(default=3, validation_alias="CCBB_ACTIVE_SCANS_PER_USER")
+    # JSON API calls one user may make (the `limits` library's notation: "120/minute",
+    # "10/second;1000/hour"); more are answered 429 with Retry-After.
+    api_rate: str = Field(default="120/minute", validation_alias="CCBB_API_RATE")
     # A worker holds a scan's lease while it runs it; a lease not renewed for this long means
     # the worker died, and the scan is started again elsewhere.
     lease_seconds: int = Field(default=15, validation_alias="CCBB_LEASE_SECONDS")
@@ -51,6 +55,18 @@ class Settings(BaseSettings):
     @property
     def connect_to(self) -> list[str]:
         return [item.strip() for item in self.connect_to_list.split(",") if item.strip()]
+
+    @field_validator("api_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"CCBB_API_RATE={value!r} is not a rate: write it as 120/minute (or "
+                "10/second;1000/hour)"
+            ) from None
+        return value
 
     @property
     def sqlalchemy_url(self) -> str:

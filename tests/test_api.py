@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from ccbb import jobs
 from ccbb.demo import run_demo
+from ccbb.settings import Settings
 from scanner.report import to_json
 from scanner.scan import ScanReport
 from store import scans as store_scans
@@ -280,3 +281,20 @@ def test_one_user_cannot_fill_the_queue(env: Env) -> None:
     assert env.client.post(f"{API}/scans/{ids[0]}/cancel", headers=auth).status_code == 200
     assert env.post("/scans/new", form).status_code == 303
     assert len(env.scans_of(user_id)) == limit + 1
+
+
+def test_api_calls_are_rate_limited_per_user(tmp_path: Path, test_redis_url: str) -> None:
+    with web_env(tmp_path, test_redis_url, CCBB_API_RATE="3/minute") as env:
+        _, auth = _token(env, "busy@example.com")
+        codes = [env.client.get(f"{API}/scans", headers=auth).status_code for _ in range(3)]
+        assert codes == [200, 200, 200]
+        r = env.client.get(f"{API}/scans", headers=auth)
+        assert "wait" in _error(r, 429, "rate_limited")["message"]
+        assert 1 <= int(r.headers["retry-after"]) <= 60
+        _, other = _token(env, "calm@example.com")  # counted per user
+        assert env.client.get(f"{API}/scans", headers=other).status_code == 200
+
+
+def test_a_bad_api_rate_setting_says_how_to_write_it() -> None:
+    with pytest.raises(ValueError, match="write it as 120/minute"):
+        Settings(CCBB_API_RATE="lots")  # type: ignore[call-arg]

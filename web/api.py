@@ -9,9 +9,14 @@ JSON ``{"error": code, "message": text}`` with a stable code. A scan id of anoth
 
 from __future__ import annotations
 
+import math
+import time
 from datetime import datetime
 from typing import Any
 
+from limits import parse_many
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -111,6 +116,44 @@ class CredentialListOut(BaseModel):
 class ScanListOut(BaseModel):
     scans: list[ScanOut]
     next_offset: int | None = Field(description="offset of the next page; null on the last")
+
+
+# ---- rate limit ---------------------------------------------------------------------------
+
+
+class ApiRateLimit:
+    """Calls per user over a moving window (``CCBB_API_RATE``), counted in Redis by the
+    ``limits`` library, so every web process shares the count."""
+
+    def __init__(self, redis_url: str, rate: str) -> None:
+        scheme, rest = redis_url.split("://", 1)
+        prefix = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
+        storage = RedisStorage(
+            f"{prefix[scheme]}://{rest}", implementation="redispy", key_prefix="ccbb:api-rate"
+        )
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._items = parse_many(rate)
+
+    async def wait(self, user_id: int) -> float | None:
+        """None if the user may make this call (it is counted), else the seconds to wait."""
+        key = str(user_id)
+        for item in self._items:
+            if not await self._limiter.hit(item, key):
+                stats = await self._limiter.get_window_stats(item, key)
+                return max(1.0, stats.reset_time - time.time())
+        return None
+
+
+def rate_limited(wait: float) -> JSONResponse:
+    seconds = math.ceil(wait)
+    return JSONResponse(
+        {
+            "error": "rate_limited",
+            "message": f"Too many API calls: wait {seconds} s (see Retry-After), then go on.",
+        },
+        status_code=429,
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 # ---- authentication -----------------------------------------------------------------------

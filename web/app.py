@@ -63,6 +63,11 @@ class AuthGate:
         is_api = path.startswith("/api/")
         user = await (api.bearer_user(request) if is_api else auth.current_user(request))
         scope["user"] = user
+        if is_api and user is not None:
+            wait = await request.app.state.api_rate.wait(user.id)
+            if wait is not None:
+                await api.rate_limited(wait)(scope, receive, send)
+                return
         if user is None and not path.startswith(PUBLIC_PATHS):
             response: Response
             if is_api:
@@ -100,8 +105,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         engine = make_engine(settings.sqlalchemy_url)
         reads = Reads(settings.sqlalchemy_url)  # the hottest reads: see web.reads
+        redis_url = settings.redis_url or "redis://127.0.0.1:6379"
         redis = await create_pool(
-            RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379"),
+            RedisSettings.from_dsn(redis_url),
             default_queue_name=settings.queue_name,
         )
         await reads.start()
@@ -110,6 +116,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         app.state.reads = reads
         app.state.redis = redis
         app.state.box = SecretBox.from_settings(settings)
+        app.state.api_rate = api.ApiRateLimit(redis_url, settings.api_rate)
         try:
             yield {}
         finally:

@@ -19,6 +19,7 @@ _ERROR_TEXT = {
     404: "No such scan of yours (not_found)",
     409: "Not possible now (scan_not_finished, scan_failed, too_many_active_scans)",
     422: "Invalid fields (invalid_scan), with a message per field",
+    429: "Too many calls (rate_limited): wait the Retry-After seconds",
 }
 
 
@@ -130,7 +131,7 @@ def document(operations: Sequence[Operation], prefix: str = "/api/v1") -> dict[s
                         "description": _ERROR_TEXT[code],
                         "content": {"application/json": {"schema": _ref(ErrorOut)}},
                     }
-                    for code in (401, *op.errors)
+                    for code in (401, *op.errors, 429)
                 },
             },
         }
