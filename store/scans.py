@@ -51,9 +51,24 @@ from store.models import (
 )
 
 __all__ = [  # get_credential is here too, for the worker's convenience
-    "ScanNotFound", "ScanStateError", "cancel_scan", "count_active", "create_scan", "fail_scan",
-    "finish_scan", "get_credential", "get_scan", "list_scans", "load_products", "load_report",
-    "mark_running", "report_json", "save_products", "save_progress", "unfinished_scans",
+    "ScanNotFound",
+    "ScanStateError",
+    "cancel_scan",
+    "count_active",
+    "create_scan",
+    "fail_scan",
+    "finish_scan",
+    "get_credential",
+    "get_scan",
+    "list_active_ids",
+    "list_scans",
+    "load_products",
+    "load_report",
+    "mark_running",
+    "report_json",
+    "save_products",
+    "save_progress",
+    "unfinished_scans",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -133,6 +148,14 @@ async def list_scans(
         .execution_options(populate_existing=True)
     )
     return list((await session.exec(stmt)).all())
+
+
+async def list_active_ids(session: AsyncSession, *, user_id: int) -> list[int]:
+    """The ids of the user's scans queued or running."""
+    stmt = select(Scan.id).where(
+        col(Scan.user_id) == user_id, col(Scan.state).in_([s.value for s in ACTIVE_STATES])
+    )
+    return [i for i in (await session.exec(stmt)).all() if i is not None]
 
 
 async def count_active(session: AsyncSession, *, user_id: int) -> int:

@@ -31,3 +31,14 @@ async def get_user(session: AsyncSession, *, user_id: int) -> User | None:
 async def get_user_by_email(session: AsyncSession, *, email: str) -> User | None:
     stmt = select(User).where(col(User.email) == normalize_email(email))
     return (await session.exec(stmt)).one_or_none()
+
+
+async def delete_user(session: AsyncSession, *, user_id: int) -> bool:
+    """The user and everything theirs (credentials, tokens, scans and their findings: the
+    foreign keys cascade). False if there was no such user."""
+    user = await session.get(User, user_id)
+    if user is None:
+        return False
+    await session.delete(user)
+    await session.commit()
+    return True

@@ -298,3 +298,49 @@ def test_api_calls_are_rate_limited_per_user(tmp_path: Path, test_redis_url: str
 def test_a_bad_api_rate_setting_says_how_to_write_it() -> None:
     with pytest.raises(ValueError, match="write it as 120/minute"):
         Settings(CCBB_API_RATE="lots")  # type: ignore[call-arg]
+
+
+def test_deleting_the_account_removes_everything_and_stops_its_scans(
+    env: Env, demo_report: ScanReport
+) -> None:
+    """Account page: with the password, the account, its scans, credentials and tokens go,
+    its running scan is told to stop, and nothing of it works any more."""
+    user_id, auth = _token(env, "leaving@example.com")
+    done = env.make_scan(user_id, demo_report)
+    r = env.client.post(f"{API}/scans", json=GOOD_SCAN, headers=auth)
+    queued = r.json()["id"]
+    bystander = env.signup("staying@example.com")
+    theirs = env.make_scan(bystander, demo_report)
+
+    env.client.cookies.clear()
+    env.get("/login")
+    assert env.post("/login", {"email": "leaving@example.com",
+                               "password": "correct horse battery"}).status_code == 303  # fmt: skip
+    env.get("/account")
+    r = env.post("/account/delete", {"password": "not my password"})
+    assert r.status_code == 400 and "was not deleted" in r.text
+    assert env.scan(done) is not None
+
+    r = env.post("/account/delete", {"password": "correct horse battery"})
+    assert r.status_code == 303 and r.headers["location"] == "/login?deleted=1"
+    assert "Your account was deleted." in env.get("/login?deleted=1").text
+    assert env.get("/", follow_redirects=False).status_code == 303  # logged out
+    assert env.scan(done) is None and env.scan(queued) is None
+    assert env.redis.get(jobs.CANCEL_KEY.format(queued)) == b"1"  # its worker stops
+    _error(env.client.get(f"{API}/scans", headers=auth), 401, "unauthenticated")
+    assert _stored_rows(env) == {"user": 1, "amazon_credential": 1, "api_token": 0, "scan": 1}
+    assert env.scan(theirs).state == "done"  # another user's data is untouched
+    env.signup("leaving@example.com")  # the address is free again
+
+
+def _stored_rows(env: Env) -> dict[str, int]:
+    from sqlalchemy import text
+
+    async def go(session: Any) -> dict[str, int]:
+        conn = await session.connection()
+        return {
+            table: int((await conn.execute(text(f'SELECT count(*) FROM "{table}"'))).scalar_one())
+            for table in ("user", "amazon_credential", "api_token", "scan")
+        }
+
+    return dict(env.run(env._with_session(go)))

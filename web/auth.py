@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from ccbb import jobs
+from store import scans as store_scans
 from store import users as store_users
 from store.models import User, table_of
 from web.templating import render
@@ -131,7 +133,9 @@ async def _record_failure(request: Request, email: str) -> None:
 
 async def login(request: Request) -> Response:
     if request.method == "GET":
-        return render(request, "login.html", {"next": request.query_params.get("next", "/")})
+        message = "Your account was deleted." if request.query_params.get("deleted") else None
+        ctx = {"next": request.query_params.get("next", "/"), "message": message}
+        return render(request, "login.html", ctx)
     form = await request.form()
     email = store_users.normalize_email(str(form.get("email", "")))
     password = str(form.get("password", ""))
@@ -211,10 +215,31 @@ async def account(request: Request) -> Response:
     return render(request, "account.html", {"message": "Password changed."})
 
 
+async def delete_account(request: Request) -> Response:
+    """Deletes the account and all its data, once the password confirms it: running scans are
+    cancelled first so that no worker writes for a user who is gone."""
+    user = request.scope["user"]
+    form = await request.form()
+    if not verify_password(user.password_hash, str(form.get("password", ""))):
+        errors = {"delete": "This is not your password: the account was not deleted."}
+        return render(request, "account.html", {"errors": errors}, 400)
+    state = request.app.state
+    async with state.sessions() as session:
+        active = await store_scans.list_active_ids(session, user_id=user.id)
+    for scan_id in active:
+        await jobs.cancel_scan(state.sessions, state.redis, scan_id)
+    async with state.sessions() as session:
+        await store_users.delete_user(session, user_id=user.id)
+    _user_cache(request).pop(user.id, None)
+    request.session.clear()
+    return RedirectResponse("/login?deleted=1", status_code=303)
+
+
 routes = [
     Route("/login", login, methods=["GET", "POST"]),
     Route("/signup", signup, methods=["GET", "POST"]),
     Route("/logout", logout, methods=["POST"]),
     Route("/account", account, methods=["GET", "POST"]),
+    Route("/account/delete", delete_account, methods=["POST"]),
 ]
 PUBLIC_PATHS = ("/login", "/signup", "/healthz", "/static/")
