@@ -93,6 +93,10 @@ def job_id(scan: Any, attempt: int) -> str:
 
 
 async def enqueue_scan(redis: Any, scan: Any, attempt: int = 0) -> None:
+    if attempt == 0:
+        # a new scan starts clean: SQLite gives a deleted scan's id to the next one, whose
+        # cancel request and progress Redis may still hold
+        await redis.delete(CANCEL_KEY.format(scan.id), PROGRESS_KEY.format(scan.id))
     await redis.enqueue_job("scan_job", scan.id, _job_id=job_id(scan, attempt))
 
 
@@ -173,6 +177,9 @@ async def scan_job(ctx: dict[str, Any], scan_id: int) -> str:
         config, access = scan_inputs(scan, credential, ctx["box"], settings)
         log.info("scan %s: attempt %s, %s products already checked", scan_id, attempt, len(known))
         return await _run(ctx, scan_id, config, access, known)
+    except store_scans.ScanNotFound:  # its user deleted the account while it ran
+        log.info("scan %s was deleted while it ran: nothing to save", scan_id)
+        return "deleted while running"
     except Exception:  # a bug must not retry forever nor leave the scan "running"
         log.exception("scan %s: internal error", scan_id)
         return await _fail(

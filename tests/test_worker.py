@@ -274,3 +274,29 @@ def test_a_worker_on_an_unmigrated_database_says_to_migrate(tmp_path: Path) -> N
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("ccbb:")]
     assert len(errors) == 1 and "ccbb migrate" in errors[0], done.stderr
+
+
+async def test_a_scan_deleted_while_it_runs_ends_quietly(world: World) -> None:
+    """The user deletes the account mid-scan (the web cancels, then deletes): the worker stops,
+    writes nothing for the gone scan, reports no internal error and runs the next scan."""
+    worker = world.start_worker()
+    scan_id = await world.new_scan(tps=4.0)
+    deadline = time.monotonic() + 30
+    while int((await world.progress(scan_id)).get("products_checked", 0)) < 10:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    async with world.sessions() as session:
+        owner = (await scans.get_scan(session, scan_id=scan_id)).user_id
+        await request_cancel(world.redis, scan_id)
+        assert await users.delete_user(session, user_id=owner)
+    deadline = time.monotonic() + 10
+    while await world.redis.exists(f"ccbb:lease:{scan_id}"):  # the job let go of it
+        assert time.monotonic() < deadline, "the worker still holds the deleted scan"
+        await asyncio.sleep(0.1)
+    following = await world.new_scan()
+    assert await world.wait_state(following, {"done", "failed"}) == "done"
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(10)
+    assert worker.stderr is not None
+    log = worker.stderr.read().decode()
+    assert "internal error" not in log, log[-3000:]
