@@ -55,23 +55,43 @@ def progress_fields(progress: Progress, state: str) -> dict[str, str]:
     }
 
 
-async def read_progress(redis: Redis, scan_ids: list[int]) -> dict[int, dict[str, str]]:
-    """The live progress hashes of ``scan_ids`` (one round trip); scans without one are absent."""
-    if not scan_ids:
+# what a live progress hash tells the dashboard and the API (progress_fields writes them)
+LIVE_FIELDS = ("phase", "pages_crawled", "pages_discovered", "products_found", "products_checked")
+
+
+async def read_progress(redis: Redis, scan_ids: list[int]) -> dict[int, dict[str, str | int]]:
+    """The live progress of ``scan_ids`` in one round trip: ``phase`` (text) and the counters
+    (ints) of each scan that has a progress hash; the others are absent."""
+    keys = [PROGRESS_KEY.format(scan_id) for scan_id in scan_ids]
+    if len(keys) == 1:  # most polls: one running scan, no pipeline needed
+        found = [await redis.hmget(keys[0], list(LIVE_FIELDS))]  # type: ignore[misc]
+    elif keys:
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, list(LIVE_FIELDS))
+            found = await pipe.execute()
+    else:
         return {}
-    async with redis.pipeline(transaction=False) as pipe:
-        for scan_id in scan_ids:
-            pipe.hgetall(PROGRESS_KEY.format(scan_id))
-        found = await pipe.execute()
-    out: dict[int, dict[str, str]] = {}
-    for scan_id, fields in zip(scan_ids, found, strict=True):
+    out: dict[int, dict[str, str | int]] = {}
+    for scan_id, values in zip(scan_ids, found, strict=True):
+        fields = {
+            name: _parsed(name, value)
+            for name, value in zip(LIVE_FIELDS, values, strict=True)
+            if value is not None
+        }
         if fields:
-            out[scan_id] = {_text(k): _text(v) for k, v in fields.items()}
+            out[scan_id] = fields
     return out
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def _parsed(name: str, value: bytes | str) -> str | int:
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    if name == "phase":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        return 0
 
 
 async def request_cancel(redis: Redis, scan_id: int) -> None:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import Executable, Table, delete, func, insert, text, update
+from sqlalchemy import Executable, Table, delete, insert, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -54,7 +54,6 @@ __all__ = [  # get_credential is here too, for the worker's convenience
     "ScanNotFound",
     "ScanStateError",
     "cancel_scan",
-    "count_active",
     "create_scan",
     "fail_scan",
     "finish_scan",
@@ -156,14 +155,6 @@ async def list_active_ids(session: AsyncSession, *, user_id: int) -> list[int]:
         col(Scan.user_id) == user_id, col(Scan.state).in_([s.value for s in ACTIVE_STATES])
     )
     return [i for i in (await session.exec(stmt)).all() if i is not None]
-
-
-async def count_active(session: AsyncSession, *, user_id: int) -> int:
-    """How many of the user's scans are queued or running."""
-    stmt = select(func.count()).where(
-        col(Scan.user_id) == user_id, col(Scan.state).in_([s.value for s in ACTIVE_STATES])
-    )
-    return int((await session.exec(stmt)).one())
 
 
 async def unfinished_scans(session: AsyncSession, *, limit: int | None = None) -> list[Scan]:
@@ -426,37 +417,16 @@ async def save_products(
     if not latest:
         return
     conn = await session.connection()
-    dialect = conn.dialect.name
+    # the same ON CONFLICT DO UPDATE on both databases we run on
+    insert_into = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert_into(PRODUCT_TABLE)
+    statement = stmt.on_conflict_do_update(
+        index_elements=["scan_id", "marketplace", "asin"],
+        set_={c: stmt.excluded[c] for c in _PRODUCT_COLUMNS[3:]},
+    )
     for chunk in _chunks(_product_rows(scan_id, latest.items()), CHUNK):
         values = [dict(zip(_PRODUCT_COLUMNS, row, strict=True)) for row in chunk]
-        if dialect == "postgresql":
-            pg = pg_insert(PRODUCT_TABLE)
-            await conn.execute(
-                pg.on_conflict_do_update(
-                    index_elements=["scan_id", "marketplace", "asin"],
-                    set_={c: pg.excluded[c] for c in _PRODUCT_COLUMNS[3:]},
-                ),
-                values,
-            )
-        elif dialect == "sqlite":
-            lite = sqlite_insert(PRODUCT_TABLE)
-            await conn.execute(
-                lite.on_conflict_do_update(
-                    index_elements=["scan_id", "marketplace", "asin"],
-                    set_={c: lite.excluded[c] for c in _PRODUCT_COLUMNS[3:]},
-                ),
-                values,
-            )
-        else:  # portable fallback: replace the rows
-            for row in values:
-                await conn.execute(
-                    delete(PRODUCT_TABLE).where(
-                        PRODUCT_TABLE.c.scan_id == scan_id,
-                        PRODUCT_TABLE.c.marketplace == row["marketplace"],
-                        PRODUCT_TABLE.c.asin == row["asin"],
-                    )
-                )
-            await conn.execute(insert(PRODUCT_TABLE), values)
+        await conn.execute(statement, values)
     await session.commit()
 
 

@@ -204,7 +204,7 @@ def error_response(request: Request, exc: Exception) -> JSONResponse:
 # ---- routes -------------------------------------------------------------------------------
 
 
-def _progress(scan: Scan, live: dict[str, str] | None) -> ProgressOut:
+def _progress(scan: Scan, live: dict[str, str | int] | None) -> ProgressOut:
     values: dict[str, Any] = {
         "phase": scan.phase,
         "pages_crawled": scan.pages_crawled,
@@ -213,23 +213,14 @@ def _progress(scan: Scan, live: dict[str, str] | None) -> ProgressOut:
         "products_checked": scan.products_checked,
     }
     if live and scan.state in ACTIVE:
-        for name in values:
-            if name in live:
-                values[name] = live[name] if name == "phase" else _int(live[name])
+        values |= live
     elapsed = None
     if scan.started_at is not None:
         elapsed = round(((scan.finished_at or utcnow()) - scan.started_at).total_seconds(), 1)
     return ProgressOut(state=scan.state, elapsed_seconds=elapsed, **values)
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return 0
-
-
-def _scan_out(scan: Scan, live: dict[str, str] | None) -> ScanOut:
+def _scan_out(scan: Scan, live: dict[str, str | int] | None) -> ScanOut:
     assert scan.id is not None
     return ScanOut(
         id=scan.id,
@@ -260,7 +251,7 @@ async def _own_scan(request: Request) -> Scan:
     return scan
 
 
-async def _live(request: Request, scans: list[Scan]) -> dict[int, dict[str, str]]:
+async def _live(request: Request, scans: list[Scan]) -> dict[int, dict[str, str | int]]:
     ids = [s.id for s in scans if s.id is not None and s.state in ACTIVE]
     return await jobs.read_progress(request.app.state.redis, ids)
 

@@ -143,7 +143,7 @@ async def queue_scan(state: Any, *, user_id: int, req: ScanRequest) -> Scan:
     user already has ``settings.active_scans_per_user`` scans queued or running."""
     box: SecretBox = state.box
     async with state.sessions() as session:
-        active = await store_scans.count_active(session, user_id=user_id)
+        active = len(await store_scans.list_active_ids(session, user_id=user_id))
         if active >= state.settings.active_scans_per_user:
             raise TooManyActiveScans(
                 f"You already have {active} scans queued or running: wait for one to finish "

@@ -133,10 +133,6 @@ def _percent_done(state: str, crawled: int, discovered: int, found: int, checked
     return max(0, min(99 if state == ScanState.RUNNING.value else 100, int(100 * part / whole)))
 
 
-_PROGRESS_COLUMNS = (
-    "phase", "pages_crawled", "pages_discovered", "products_found", "products_checked",
-)  # fmt: skip
-_LIVE = _PROGRESS_COLUMNS  # the fields of jobs.PROGRESS_KEY the dashboard shows
 # built once: each poll only binds the user and the page
 _PROGRESS_QUERY = (
     select(
@@ -147,7 +143,7 @@ _PROGRESS_QUERY = (
         SCAN_TABLE.c.started_at,
         SCAN_TABLE.c.finished_at,
         SCAN_TABLE.c.error,
-        *(SCAN_TABLE.c[c] for c in _PROGRESS_COLUMNS),
+        *(SCAN_TABLE.c[c] for c in jobs.LIVE_FIELDS),
     )
     .where(SCAN_TABLE.c.user_id == bindparam("user_id"))
     .order_by(SCAN_TABLE.c.created_at.desc(), SCAN_TABLE.c.id.desc())
@@ -173,26 +169,13 @@ async def _progress_rows(request: Request, page: int = 1) -> list[dict[str, Any]
         "offset": (page - 1) * DASHBOARD_LIMIT,
     }
     rows = await request.app.state.reads.rows(_PROGRESS_QUERY, params)
-    live: dict[int, list[Any]] = {}
     running = [r["id"] for r in rows if r["state"] in ACTIVE]
-    if running:
-        redis = request.app.state.redis
-        if len(running) == 1:
-            live[running[0]] = await redis.hmget(jobs.PROGRESS_KEY.format(running[0]), _LIVE)
-        else:
-            async with redis.pipeline(transaction=False) as pipe:
-                for scan_id in running:
-                    pipe.hmget(jobs.PROGRESS_KEY.format(scan_id), _LIVE)
-                live = dict(zip(running, await pipe.execute(), strict=True))
+    live = await jobs.read_progress(request.app.state.redis, running) if running else {}
     now = utcnow()
     out = []
     for r in rows:
-        counters = [r[name] for name in _PROGRESS_COLUMNS]
-        for i, value in enumerate(live.get(r["id"], ())):
-            if value is not None:
-                text = value.decode() if isinstance(value, bytes) else str(value)
-                counters[i] = text if i == 0 else _int(text)
-        phase, crawled, discovered, found, checked = counters
+        counters = {name: r[name] for name in jobs.LIVE_FIELDS} | live.get(r["id"], {})
+        phase, crawled, discovered, found, checked = (counters[n] for n in jobs.LIVE_FIELDS)
         state = r["state"]
         out.append(
             {
@@ -216,13 +199,6 @@ async def _progress_rows(request: Request, page: int = 1) -> list[dict[str, Any]
             }
         )
     return out
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return 0
 
 
 async def dashboard(request: Request, error: str | None = None, status: int = 200) -> Response:
@@ -335,30 +311,11 @@ def _rows_query(scan_id: int, tq: TableQuery) -> tuple[Select[Any], Select[Any]]
         conds.append(P.c.asin == tq.asin)
     if tq.status:
         conds.append(P.c.status == tq.status)
-    base = (
-        select(
-            P.c.title,
-            P.c.asin,
-            P.c.marketplace,
-            P.c.detail_page_url,
-            P.c.status,
-            P.c.availability,
-            L.c.href,
-            pages,
-        )
-        .select_from(join)
-        .where(*conds)
-        .group_by(
-            P.c.id,
-            P.c.title,
-            P.c.asin,
-            P.c.marketplace,
-            P.c.detail_page_url,
-            P.c.status,
-            P.c.availability,
-            L.c.href,
-        )
-    )
+    columns = (
+        P.c.title, P.c.asin, P.c.marketplace, P.c.detail_page_url, P.c.status, P.c.availability,
+        L.c.href,
+    )  # fmt: skip
+    base = select(*columns, pages).select_from(join).where(*conds).group_by(P.c.id, *columns)
     keys: dict[str, Any] = {
         "name": func.coalesce(P.c.title, ""),
         "asin": P.c.asin,
