@@ -114,7 +114,6 @@ def public(credential: AmazonCredential, secret: str) -> dict[str, Any]:
 
 async def _page(
     request: Request,
-    user: User,
     *,
     form: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
@@ -155,21 +154,14 @@ async def _page(
 
 
 async def settings_page(request: Request) -> Response:
-    user: User = request.scope["user"]
     if request.method == "GET":
-        saved = request.query_params.get("saved")
-        deleted = request.query_params.get("deleted")
-        revoked = request.query_params.get("revoked")
-        message = (
-            "Credentials saved."
-            if saved
-            else "Credentials deleted."
-            if deleted
-            else "Token revoked: it no longer works."
-            if revoked
-            else None
-        )
-        return await _page(request, user, message=message)
+        done = {
+            "saved": "Credentials saved.",
+            "deleted": "Credentials deleted.",
+            "revoked": "Token revoked: it no longer works.",
+        }
+        message = next((text for key, text in done.items() if key in request.query_params), None)
+        return await _page(request, message=message)
     raw = await request.form()
     form = {
         key: str(raw.get(key, "")).strip()
@@ -180,7 +172,7 @@ async def settings_page(request: Request) -> Response:
         errors["label"] = "Use 200 characters at most."
     if errors:
         form.pop("secret")  # never written back into the page
-        return await _page(request, user, form=form, errors=errors, status=400)
+        return await _page(request, form=form, errors=errors, status=400)
     async with request.app.state.sessions() as session:
         await store_credentials.create_credential(
             session,
@@ -210,7 +202,6 @@ async def delete_credential(request: Request) -> Response:
 
 async def try_credential(request: Request) -> Response:
     """One real lookup with a saved credential; the page says what worked or what to fix."""
-    user: User = request.scope["user"]
     state = request.app.state
     async with state.sessions() as session:
         credential = await store_credentials.get_credential(
@@ -224,7 +215,7 @@ async def try_credential(request: Request) -> Response:
         await state.redis.expire(key, TEST_WINDOW)
     if tries > TESTS_PER_WINDOW:
         result = {"ok": False, "message": "Too many tests: wait 10 minutes, then try again."}
-        return await _page(request, user, tested={"id": credential.id, **result}, status=429)
+        return await _page(request, tested={"id": credential.id, **result}, status=429)
     marketplace = marketplace_for_country(credential.country) or "www.amazon.com"
     try:
         access = jobs.amazon_access(
@@ -245,11 +236,10 @@ async def try_credential(request: Request) -> Response:
         check = await probe_connection(access, RedisRateLimiter.for_access(state.redis, access))
         result = {"ok": check.ok, "message": check.message}
         log.info("connection test of credential %s: ok=%s", credential.id, check.ok)
-    return await _page(request, user, tested={"id": credential.id, **result})
+    return await _page(request, tested={"id": credential.id, **result})
 
 
 async def create_token(request: Request) -> Response:
-    user: User = request.scope["user"]
     name = str((await request.form()).get("name", "")).strip()
     error = None
     if not name:
@@ -261,9 +251,9 @@ async def create_token(request: Request) -> Response:
         if error is None and count >= store_tokens.MAX_TOKENS:
             error = f"You have {count} tokens, the most allowed: revoke one you no longer use."
         if error is not None:
-            return await _page(request, user, token_error=error, status=400)
+            return await _page(request, token_error=error, status=400)
         _, token = await store_tokens.create_token(session, user_id=user_id(request), name=name)
-    return await _page(request, user, new_token=token, status=201)
+    return await _page(request, new_token=token, status=201)
 
 
 async def revoke_token(request: Request) -> Response:
