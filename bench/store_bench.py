@@ -20,11 +20,10 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from scanner.amazon import ProductResult
 from scanner.amazon_urls import AmazonTarget
@@ -32,7 +31,7 @@ from scanner.classify import Status
 from scanner.crawl import FailedPage, LinkOccurrence
 from scanner.scan import ScanReport
 from store import scans
-from store.db import make_engine, masked_url, session_factory
+from store.db import make_engine, masked_url, run_ddl, session_factory, url_in_schema
 from store.migrate import upgrade
 from store.models import LINK_TABLE, ScanLink
 
@@ -245,15 +244,6 @@ async def run(url: str, rows: int, slice_rows: int, products: int) -> None:
     print(f"peak memory of this process: {peak:,.0f} MB (the report itself included)")
 
 
-async def schema_ddl(url: str, statement: str) -> None:
-    engine = make_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
@@ -268,14 +258,13 @@ def main() -> None:
             asyncio.run(run(url, args.rows, args.slice, args.products))
         return
     schema = f"ccbb_bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(schema_ddl(args.url, f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in args.url else "?"
-    url = f"{args.url}{sep}options={quote(f'-csearch_path={schema}')}"
+    asyncio.run(run_ddl(args.url, f'CREATE SCHEMA "{schema}"'))
+    url = url_in_schema(args.url, schema)
     try:
         upgrade(url)
         asyncio.run(run(url, args.rows, args.slice, args.products))
     finally:
-        asyncio.run(schema_ddl(args.url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        asyncio.run(run_ddl(args.url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -60,7 +60,6 @@ import httpx
 import itsdangerous
 from cryptography.fernet import Fernet
 from redis.asyncio import Redis
-from sqlalchemy import text
 
 from ccbb.jobs import PROGRESS_KEY, progress_fields
 from ccbb.settings import Settings
@@ -71,7 +70,7 @@ from scanner.crawl import FailedPage, LinkOccurrence, Progress
 from scanner.scan import ScanReport
 from store import scans as store_scans
 from store import users as store_users
-from store.db import make_engine, masked_url, session_factory
+from store.db import make_engine, masked_url, run_ddl, session_factory, url_in_schema
 from store.migrate import upgrade
 from store.models import User
 from web import auth as web_auth
@@ -713,15 +712,6 @@ def export(client: httpx.Client, pid: int, scan_id: int, made: Made) -> Export:
 # ---- the run --------------------------------------------------------------------------------
 
 
-async def schema_ddl(url: str, statement: str) -> None:
-    engine = make_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 def run(args: argparse.Namespace, db_url: str, schema: str, tmp: Path) -> None:
     parts = set(args.only)
     print("seeding (the scans go through store.scans.finish_scan, as a worker writes them)…")
@@ -956,15 +946,14 @@ def main() -> None:
     if not args.database.startswith("postgres"):
         raise SystemExit("--database: a PostgreSQL URL (the production setup)")
     schema = f"ccbb_webbench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(schema_ddl(args.database, f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in args.database else "?"
-    db_url = f"{args.database}{sep}options={quote(f'-csearch_path={schema}')}"
+    asyncio.run(run_ddl(args.database, f'CREATE SCHEMA "{schema}"'))
+    db_url = url_in_schema(args.database, schema)
     try:
         upgrade(db_url)
         with tempfile.TemporaryDirectory() as tmp:
             run(args, db_url, schema, Path(tmp))
     finally:
-        asyncio.run(schema_ddl(args.database, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        asyncio.run(run_ddl(args.database, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import os
 import shlex
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
@@ -178,3 +179,22 @@ def _split_pg_options(url: URL) -> tuple[URL, dict[str, str]]:
             settings[name.replace("-", "_")] = setting
             i += 1
     return url.difference_update_query(["options"]), settings
+
+
+# ---- PostgreSQL schemas of their own (test runs, benchmarks) ---------------------------------
+
+
+def url_in_schema(url: str, schema: str) -> str:
+    """``url`` with its search_path set to ``schema`` (libpq's ``options``, as above)."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+async def run_ddl(url: str, statement: str) -> None:
+    """One statement (CREATE SCHEMA, DROP SCHEMA…) in a transaction of its own."""
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()

@@ -10,13 +10,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import quote
 
 import pytest
-from sqlalchemy import text
 
 from ccbb.embedded import EmbeddedRedis, EmbeddedRedisError
-from store.db import make_engine
+from store.db import run_ddl, url_in_schema
 
 PG_ENV = "CCBB_TEST_POSTGRES_URL"
 T = TypeVar("T")
@@ -57,20 +55,6 @@ def _off_loop(fn: Callable[..., T], *args: object) -> T:
         return pool.submit(fn, *args).result()
 
 
-def _with_schema(url: str, schema: str) -> str:
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
-
-
-async def _schema_ddl(url: str, statement: str) -> None:
-    engine = make_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 SchemaFactory = Callable[[], str]
 
 
@@ -83,10 +67,10 @@ def pg_schemas() -> Iterator[SchemaFactory]:
 
     def make() -> str:
         schema = f"ccbb_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        _off_loop(asyncio.run, _schema_ddl(base, f'CREATE SCHEMA "{schema}"'))
+        _off_loop(asyncio.run, run_ddl(base, f'CREATE SCHEMA "{schema}"'))
         made.append(schema)
-        return _with_schema(base, schema)
+        return url_in_schema(base, schema)
 
     yield make
     for schema in made:
-        _off_loop(asyncio.run, _schema_ddl(base, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        _off_loop(asyncio.run, run_ddl(base, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
