@@ -36,33 +36,14 @@ sys.path.insert(0, str(ROOT))
 
 from ccbb.embedded import EmbeddedRedis  # noqa: E402
 from ccbb.sandbox.amazon_api import Catalogue  # noqa: E402
+from tests.limiter_worker import shared_catalogue  # noqa: E402
 
 WORKER = ROOT / "tests" / "limiter_worker.py"
 PY = sys.executable
 
 
 def catalogue(tps: float) -> dict[str, Any]:
-    return Catalogue.from_dict(
-        {
-            "credentials": [
-                {
-                    "credential_id": "shared",
-                    "credential_secret": "shared-secret",
-                    "version": "2.1",
-                    "partner_tags": ["good-20"],
-                    "marketplaces": ["www.amazon.com"],
-                    "tps": tps,
-                }
-            ],
-            "items": {
-                "www.amazon.com": {
-                    "B000000001": {"title": "Kettle", "availability": "IN_STOCK"},
-                    "B000000002": {"title": "Toaster", "availability": "OUT_OF_STOCK"},
-                    "B000000005": {"title": "Mug", "availability": "IN_STOCK_SCARCE"},
-                }
-            },
-        }
-    ).to_dict()
+    return Catalogue.from_dict(shared_catalogue(tps)).to_dict()  # checked as the sandbox does
 
 
 def start_sandbox(path: Path) -> tuple[subprocess.Popen[str], str, str]:

@@ -17,6 +17,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -31,6 +32,30 @@ CREDENTIAL_ID = "shared"
 SECRET = "shared-secret"
 TAG = "good-20"
 ASINS = ["B000000001", "B000000002", "B000000005"]
+
+
+def shared_catalogue(tps: float) -> dict[str, Any]:
+    """The sandbox's catalogue for these workers: one credential, "shared", limited to
+    ``tps`` requests per second, and the three products they look up."""
+    return {
+        "credentials": [
+            {
+                "credential_id": "shared",
+                "credential_secret": "shared-secret",
+                "version": "2.1",
+                "partner_tags": ["good-20"],
+                "marketplaces": ["www.amazon.com"],
+                "tps": tps,
+            }
+        ],
+        "items": {
+            "www.amazon.com": {
+                "B000000001": {"title": "Kettle", "availability": "IN_STOCK"},
+                "B000000002": {"title": "Toaster", "availability": "OUT_OF_STOCK"},
+                "B000000005": {"title": "Mug", "availability": "IN_STOCK_SCARCE"},
+            }
+        },
+    }
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:

@@ -38,6 +38,7 @@ from ccbb.embedded import (
 from ccbb.limiter import RedisLinkCache, RedisRateLimiter
 from ccbb.sandbox.amazon_api import Catalogue
 from scanner.settings import AmazonAccess
+from tests.limiter_worker import shared_catalogue
 
 REDIS_URL = os.environ.get("CCBB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 HERE = Path(__file__).resolve().parent
@@ -195,27 +196,7 @@ async def test_link_cache_without_redis_misses() -> None:
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """``ccbb sandbox-amazon`` as a subprocess, with one credential limited to 5 TPS."""
-    catalogue = Catalogue.from_dict(
-        {
-            "credentials": [
-                {
-                    "credential_id": "shared",
-                    "credential_secret": "shared-secret",
-                    "version": "2.1",
-                    "partner_tags": ["good-20"],
-                    "marketplaces": ["www.amazon.com"],
-                    "tps": TPS,
-                }
-            ],
-            "items": {
-                "www.amazon.com": {
-                    "B000000001": {"title": "Kettle", "availability": "IN_STOCK"},
-                    "B000000002": {"title": "Toaster", "availability": "OUT_OF_STOCK"},
-                    "B000000005": {"title": "Mug", "availability": "IN_STOCK_SCARCE"},
-                }
-            },
-        }
-    )
+    catalogue = Catalogue.from_dict(shared_catalogue(TPS))
     path = tmp_path_factory.mktemp("sandbox") / "catalogue.json"
     path.write_text(json.dumps(catalogue.to_dict()), encoding="utf-8")
     proc = subprocess.Popen(
