@@ -232,6 +232,19 @@ def _start_and_wait(args: list[str], ready: str, env: dict[str, str] | None = No
             return proc
 
 
+def demo_env(site_port: int, api_port: int) -> dict[str, str]:
+    """The workers' environment in demo mode: the sandbox API, and the demo's host names mapped
+    to the demo site. Private networks stay refused: the crawler reaches the demo site because
+    its address is a mapping's target, and no other private address (see scanner.net)."""
+    mappings = [f"{h}:{p}:127.0.0.1:{site_port}" for h in ("demo.example", "amzn.to", "amzn.eu",
+                "a.co") for p in (80, 443)]  # fmt: skip
+    return {
+        "CCBB_AMAZON_API_HOST": f"http://127.0.0.1:{api_port}",
+        "CCBB_AMAZON_AUTH": f"http://127.0.0.1:{api_port}/auth/o2/token",
+        "CCBB_CONNECT_TO": ",".join(mappings),
+    }
+
+
 def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
     """For ``ccbb run --demo``: the demo site and the sandbox Amazon API as processes of their own,
     a demo account with its sandbox credentials saved; returns the workers' environment."""
@@ -252,14 +265,7 @@ def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
         [sys.executable, "-m", "ccbb.cli", "sandbox-amazon", "--port", str(api_port),
          "--catalogue", str(catalogue)], "http://",
     )  # fmt: skip
-    mappings = [f"{h}:{p}:127.0.0.1:{site_port}" for h in ("demo.example", "amzn.to", "amzn.eu",
-                "a.co") for p in (80, 443)]  # fmt: skip
-    env = {
-        "CCBB_AMAZON_API_HOST": f"http://127.0.0.1:{api_port}",
-        "CCBB_AMAZON_AUTH": f"http://127.0.0.1:{api_port}/auth/o2/token",
-        "CCBB_ALLOW_PRIVATE_NETWORK": "1",
-        "CCBB_CONNECT_TO": ",".join(mappings),
-    }
+    env = demo_env(site_port, api_port)
     password = secrets_mod.token_urlsafe(9)
     credential = data["credentials"][0]
 

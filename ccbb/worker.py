@@ -9,9 +9,9 @@ from typing import Any
 from arq import cron, func
 from arq.connections import RedisSettings
 
-from ccbb.jobs import new_worker_id, reap, scan_job
+from ccbb.jobs import network_policy, new_worker_id, reap, scan_job
 from ccbb.settings import get_settings
-from scanner.net import NetworkPolicy, make_session, parse_connect_to
+from scanner.net import make_session
 from store.crypto import SecretBox
 from store.db import check_database, make_engine, session_factory
 
@@ -26,8 +26,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["engine"] = engine
     ctx["sessions"] = session_factory(engine)
     ctx["box"] = SecretBox.from_settings(settings)
-    policy = NetworkPolicy(settings.allow_private_network, parse_connect_to(settings.connect_to))
-    ctx["http"] = make_session(policy)
+    ctx["http"] = make_session(network_policy(settings))
     ctx["worker_id"] = new_worker_id()
 
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import aiohttp
 
@@ -142,9 +142,10 @@ class Fetcher:
         """Run ``once`` (one GET of ``url``) within the host's slot, again after a 5xx, a 429 or a
         network error, waiting as the server asks (Retry-After) or with exponential backoff."""
         limits = self._limits
-        host = urlsplit(url).hostname or ""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
         try:
-            self._policy.check_literal(host)
+            self._policy.check_literal(host, _port(parts.scheme, parts))
         except BlockedAddress as exc:
             return Response(url, error=str(exc)), None
         slot = self.slot(host)
@@ -226,6 +227,13 @@ async def _once(
                 return out
         out.body = bytes(buf)
         return out
+
+
+def _port(scheme: str, parts: SplitResult) -> int | None:
+    try:
+        return parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        return None
 
 
 @functools.lru_cache(maxsize=16)

@@ -130,7 +130,7 @@ async def world(
         key = SecretBox.from_settings(settings)
         env = {
             **os.environ, "CCBB_DATA_DIR": str(tmp_path), "DATABASE_URL": db_url,
-            "REDIS_URL": REDIS_URL, "CCBB_QUEUE": queue, "CCBB_ALLOW_PRIVATE_NETWORK": "1",
+            "REDIS_URL": REDIS_URL, "CCBB_QUEUE": queue,
             "CCBB_CONNECT_TO": ",".join(web.connect_to), "CCBB_AMAZON_API_HOST": sandbox.url,
             "CCBB_AMAZON_AUTH": sandbox.auth_endpoint, "CCBB_LEASE_SECONDS": "3",
             "CCBB_PAGE_WORKERS": "0",
