@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,6 +91,8 @@ def migrate() -> int:
 
 def run_worker() -> int:
     from arq.worker import run_worker as arq_run_worker
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from ccbb.worker import WorkerSettings, redis_settings
 
@@ -97,7 +100,17 @@ def run_worker() -> int:
     logging.getLogger().setLevel(logging.INFO)
     try:
         with services_ready(settings) as url:
-            arq_run_worker(WorkerSettings, redis_settings=redis_settings(url))  # type: ignore[arg-type]
+            delay = 1.0
+            while True:  # Redis away for longer than the client rides out: connect again
+                try:
+                    arq_run_worker(WorkerSettings, redis_settings=redis_settings(url))  # type: ignore[arg-type]
+                    break
+                except (RedisConnectionError, RedisTimeoutError, ConnectionError) as exc:
+                    log.warning(
+                        "worker: Redis unreachable (%s): reconnecting in %.0f s", exc, delay
+                    )
+                    time.sleep(delay)
+                    delay = min(delay * 2, 30.0)
     except ServiceUnavailable as exc:
         sys.stderr.write(f"ccbb: {exc}\n")
         return 1

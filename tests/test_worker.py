@@ -5,6 +5,7 @@ middle of a scan: another one finishes it, with exactly the counts of an uninter
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -103,7 +104,16 @@ class World:
 async def world(
     tmp_path: Path, test_redis_url: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[World]:
-    REDIS_URL = test_redis_url
+    async with make_world(tmp_path, test_redis_url, request) as made:
+        yield made
+
+
+@contextlib.asynccontextmanager
+async def make_world(
+    tmp_path: Path, REDIS_URL: str, request: pytest.FixtureRequest
+) -> AsyncIterator[World]:
+    """The demo site, the sandbox API, the database and a queue on ``REDIS_URL``; workers are
+    started by the test (``World.start_worker``) and stopped here."""
     try:
         redis = await create_pool(
             RedisSettings.from_dsn(REDIS_URL), default_queue_name=f"q-{uuid.uuid4().hex}"
