@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +126,119 @@ async def test_a_worker_killed_during_a_scan_is_replaced_and_the_counts_are_exac
     world.start_worker()
     assert await world.wait_state(scan_id, {"done", "failed"}, timeout=120) == "done"
     await assert_exact(world, scan_id)
+
+
+# ---- ccbb run supervises its worker -----------------------------------------------------------
+
+
+def _worker_pid(parent: int) -> int | None:
+    out = subprocess.run(
+        ["ps", "-o", "pid=,args=", "--ppid", str(parent)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    for line in out.stdout.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if "ccbb.cli worker" in args:
+            return int(pid)
+    return None
+
+
+async def _demo_scan(data_dir: Path) -> tuple[Any, int]:
+    """A scan of the demo site by the demo account, queued as the dashboard queues it."""
+    from arq.connections import RedisSettings, create_pool
+
+    from ccbb.embedded import EmbeddedRedis
+    from ccbb.jobs import enqueue_scan
+    from ccbb.settings import Settings
+    from store import credentials, scans, users
+    from store.db import make_engine, session_factory
+
+    settings = Settings(CCBB_DATA_DIR=data_dir)  # type: ignore[call-arg]
+    engine = make_engine(settings.sqlalchemy_url)
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        user = await users.get_user_by_email(session, email="demo@example.com")
+        assert user is not None and user.id is not None
+        [credential] = await credentials.list_credentials(session, user_id=user.id)
+        scan = await scans.create_scan(
+            session, user_id=user.id, site="http://demo.example/", marketplace="www.amazon.com",
+            partner_tag="demo-20", credential_id=credential.id,
+            options={"cloak_prefixes": ["http://demo.example/go/"], "tps": 5.0},
+        )  # fmt: skip
+    redis = await create_pool(
+        RedisSettings.from_dsn(EmbeddedRedis(data_dir).url), default_queue_name="ccbb:queue"
+    )
+    await enqueue_scan(redis, scan)
+    await redis.aclose()
+    assert scan.id is not None
+    return (engine, sessions), scan.id
+
+
+async def _state(sessions: Any, scan_id: int) -> str:
+    from store import scans
+
+    async with sessions() as session:
+        scan = await scans.get_scan(session, scan_id=scan_id)
+        assert scan is not None
+        return scan.state
+
+
+@pytest.mark.timeout(240)
+async def test_ccbb_run_restarts_a_killed_worker_and_the_scan_finishes(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    import httpx
+
+    from ccbb.services import _free_port
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CCBB_", "REDIS_URL", "DATABASE_URL"))}  # fmt: skip
+    data_dir = tmp_path / "data"
+    env["CCBB_DATA_DIR"] = str(data_dir)
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ccbb.cli", "run", "--demo", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    engine = None
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            await asyncio.sleep(0.3)
+        first = _worker_pid(proc.pid)
+        assert first is not None, log.read_text()
+        (engine, sessions), scan_id = await _demo_scan(data_dir)
+        while await _state(sessions, scan_id) == "queued":
+            assert time.monotonic() < deadline + 60, log.read_text()
+            await asyncio.sleep(0.2)
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while (second := _worker_pid(proc.pid)) in (None, first):
+            assert time.monotonic() < deadline, log.read_text()
+            await asyncio.sleep(0.2)
+        text = log.read_text()
+        assert f"the worker (pid {first}) exited with code -9: restarting it in 1 s" in text
+        assert f"the worker is running again (pid {second})" in text
+        deadline = time.monotonic() + 150
+        while (state := await _state(sessions, scan_id)) not in ("done", "failed"):
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            await asyncio.sleep(0.5)
+        assert state == "done", log.read_text()[-3000:]
+    finally:
+        if engine is not None:
+            await engine.dispose()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        finally:
+            proc.kill()
