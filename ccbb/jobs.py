@@ -145,6 +145,7 @@ def scan_inputs(scan: Any, credential: Any, box: SecretBox, settings: Settings) 
         cloak_prefixes=tuple(options.get("cloak_prefixes", ())),
         limits=limits,
         network=network,
+        http_fallback=bool(options.get("http_fallback", False)),
     )
     access = amazon_access(
         credential,

@@ -19,6 +19,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 
 import aiohttp
 
+from scanner.messages import Trouble, describe
 from scanner.net import BlockedAddress, NetworkPolicy
 from scanner.settings import CrawlLimits
 from scanner.urls import drop_fragment
@@ -41,6 +42,7 @@ class Response:
     error: str | None = None
     retry_after: float | None = None  # seconds a 429/503 asked to wait
     transient: bool = False  # a network error that another attempt may not meet
+    trouble: Trouble | None = None  # the kind of network error (scanner.messages)
 
     @property
     def is_redirect(self) -> bool:
@@ -181,16 +183,16 @@ async def attempt(
     try:
         return await _once(session, url, accept, limits)
     except BlockedAddress as exc:
-        return Response(url, error=str(exc))
-    except (aiohttp.ClientConnectorDNSError, aiohttp.InvalidURL) as exc:
-        # aiohttp wraps the resolver's refusal in a DNS error: say what happened
-        if isinstance(exc.__cause__, BlockedAddress):
-            return Response(url, error=str(exc.__cause__))
-        return Response(url, error=_describe(exc))
+        return Response(url, error=str(exc), trouble="blocked")
     except (aiohttp.ClientError, TimeoutError) as exc:
+        # aiohttp wraps the resolver's and the socket factory's refusals: say what happened
         if isinstance(exc.__cause__, BlockedAddress):
-            return Response(url, error=str(exc.__cause__))
-        return Response(url, error=_describe(exc), transient=True)
+            return Response(url, error=str(exc.__cause__), trouble="blocked")
+        trouble = describe(exc)
+        transient = trouble.kind in ("refused", "reset", "timeout", "other") and not isinstance(
+            exc, aiohttp.InvalidURL
+        )
+        return Response(url, error=trouble.sentence, transient=transient, trouble=trouble.kind)
 
 
 async def _once(
@@ -239,10 +241,3 @@ def _port(scheme: str, parts: SplitResult) -> int | None:
 @functools.lru_cache(maxsize=16)
 def _timeout(limits: CrawlLimits) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=limits.timeout, sock_connect=limits.connect_timeout)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return "timed out"
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:300]

@@ -32,6 +32,8 @@ import aiohttp
 import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from scanner.messages import refused_for_safety
+
 USER_AGENT = "Mozilla/5.0 (compatible; AffiliateLink/1.0; +https://clickclickbankbank.com/bot)"
 ROBOTS_AGENT = "AffiliateLink"
 
@@ -208,12 +210,7 @@ class NetworkPolicy:
             raise BlockedAddress(refusal(host, [ip], reason))
 
 
-def refusal(host: str, addresses: list[str], reason: str | None = None) -> str:
-    shown = ", ".join(addresses[:3]) + (f": {reason}" if reason else "")
-    return (
-        f"refused to connect to {host} ({shown}): private, loopback or reserved addresses "
-        "are not crawled"
-    )
+refusal = refused_for_safety
 
 
 class GuardedResolver(AbstractResolver):

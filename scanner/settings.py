@@ -59,3 +59,4 @@ class ScanConfig:
     cloak_prefixes: tuple[str, ...] = ()  # normalised, e.g. ("https://site.com/go/",)
     limits: CrawlLimits = field(default_factory=CrawlLimits)
     network: NetworkPolicy = field(default_factory=NetworkPolicy)
+    http_fallback: bool = False  # a bare domain: scan http:// if https:// cannot be reached

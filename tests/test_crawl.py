@@ -607,7 +607,9 @@ async def test_a_page_slower_than_the_timeout_fails_as_timed_out(serve: Serve) -
     started = time.monotonic()
     run = await crawl(site.connect("site.test"), limits=replace(FAST, timeout=0.3, retries=1))
     assert run.pages == [HOME]
-    assert run.failed == [FailedPage("http://site.test/slow", None, "timed out")]
+    assert run.failed == [
+        FailedPage("http://site.test/slow", None, "timed out: the site did not answer in time")
+    ]
     assert len(site.hits("/slow")) == 2
     assert time.monotonic() - started < 3
 
