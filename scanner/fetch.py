@@ -142,7 +142,9 @@ class Fetcher:
         self, url: str, once: Callable[[], Awaitable[tuple[Response, T]]]
     ) -> tuple[Response, T | None]:
         """Run ``once`` (one GET of ``url``) within the host's slot, again after a 5xx, a 429 or a
-        network error, waiting as the server asks (Retry-After) or with exponential backoff."""
+        network error, waiting as the server asks (Retry-After) or with exponential backoff,
+        as long as another whole attempt fits in the URL's budget (``limits.budget``): a site
+        that never answers costs one timeout per URL, not one per attempt."""
         limits = self._limits
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -152,6 +154,7 @@ class Fetcher:
             return Response(url, error=str(exc)), None
         slot = self.slot(host)
         tries = 0
+        deadline = time.monotonic() + limits.budget
         while True:
             delay = 0.0
             async with slot:
@@ -162,6 +165,8 @@ class Fetcher:
                 if tries >= limits.retries or not retry:
                     return response, extra
                 wait = limits.backoff * 2**tries
+                if time.monotonic() + wait + limits.timeout > deadline:
+                    return response, extra  # another attempt could outlast the URL's budget
                 if status in (429, 503):
                     if response.retry_after is not None:
                         wait = response.retry_after
