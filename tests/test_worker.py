@@ -29,6 +29,7 @@ from store.crypto import SecretBox
 from store.db import make_engine, session_factory
 from store.migrate import upgrade
 from tests.conftest import PG_ENV
+from tests.timing import MachineLag
 
 
 @dataclass
@@ -204,12 +205,14 @@ async def test_cancel_stops_the_scan_and_keeps_what_it_found(world: World) -> No
     while int((await world.progress(scan_id)).get("products_checked", 0)) < 10:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.1)
-    await request_cancel(world.redis, scan_id)
-    t0 = time.monotonic()
-    assert (
-        await world.wait_state(scan_id, {"cancelled", "done", "failed"}, timeout=10) == "cancelled"
-    )
-    assert time.monotonic() - t0 < 5
+    with MachineLag() as lag:
+        await request_cancel(world.redis, scan_id)
+        t0 = time.monotonic()
+        state = await world.wait_state(scan_id, {"cancelled", "done", "failed"}, timeout=30)
+        took = time.monotonic() - t0
+    assert state == "cancelled"
+    # the worker looks for a cancel at each heartbeat (1 s); the rest is its own stopping
+    assert took < lag.bound(5.0), (took, lag.stolen)
     report = await world.report(scan_id)
     assert report["summary"]["urls_scanned"] > 0
     assert any(p["error"] == "not checked: the scan was cancelled" for p in report["products"])
