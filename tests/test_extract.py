@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scanner.amazon_urls import AmazonTarget, parse_amazon_url
+from scanner.amazon_urls import AMAZON_TLDS, AmazonTarget, parse_amazon_url
 from scanner.extract import extract_links
 from scanner.urls import SiteScope, normalize, resolve, site_url
 
@@ -36,6 +36,25 @@ US, UK, DE, JP = "www.amazon.com", "www.amazon.co.uk", "www.amazon.de", "www.ama
         ("https://www.amazon.com/gp/aws/cart/add.html?ASIN.1=B00TEST123", US, ("B00TEST123",), None),
         ("https://www.amazon.fr/s?k=x&asin=B00TEST123", "www.amazon.fr", ("B00TEST123",), None),
         ("https://www.amazon.com/dp/B00TEST123?tag=me-20&region=us", US, ("B00TEST123",), "me-20"),
+        # old Product Advertising API detail-page URLs: the query percent-encoded into the path
+        ("https://www.amazon.com/Kettle/dp/B00TEST123%3FSubscriptionId%3DAKIAIOSFODNN7EXAMPLE"
+         "%26tag%3Dme-22%26linkCode%3Dxm2%26camp%3D2025%26creative%3D165953"
+         "%26creativeASIN%3DB00TEST123", US, ("B00TEST123",), "me-22"),
+        ("http://www.amazon.co.uk/dp/0596009208%3fSubscriptionId%3dX%26tag%3duk-21", UK,
+         ("0596009208",), "uk-21"),
+        ("https://www.amazon.com/dp/B00TEST123%3FSubscriptionId%3DX", US, ("B00TEST123",), None),
+        ("https://www.amazon.com/dp/B00TEST123%3Ftag%3Dold-20?tag=new-20", US, ("B00TEST123",),
+         "new-20"),  # a real query wins over the encoded one
+        ("https://www.amazon.com/gp/product/customer-reviews/B00TEST123", US, ("B00TEST123",), None),
+        ("https://www.amazon.com/gp/product/customer-reviews/B00TEST123/ref=cm_cr_dp?ie=UTF8&tag=r-20",
+         US, ("B00TEST123",), "r-20"),
+        ("https://www.amazon.com/exec/obidos/tg/detail/-/0596009208", US, ("0596009208",), None),
+        ("https://www.amazon.com/exec/obidos/tg/detail/-/B00TEST123/qid=1/sr=8-1?tag=t-20", US,
+         ("B00TEST123",), "t-20"),
+        ("https://www.amazon.com/Kettle/product-reviews/B00TEST123", US, ("B00TEST123",), None),
+        ("https://www.amazon.com/o/ASIN/B00TEST123/me-21/", US, ("B00TEST123",), "me-21"),
+        ("//www.amazon.de/dp/B00TEST123", DE, ("B00TEST123",), None),
+        ("https://www.amazon.de/Über-Kaffee/dp/B00TEST123", DE, ("B00TEST123",), None),
         # widgets
         ("https://ws-na.amazon-adsystem.com/widgets/q?ServiceVersion=20070822&MarketPlace=US"
          "&tracking_id=me-20&asins=B00TEST123", US, ("B00TEST123",), "me-20"),
@@ -47,12 +66,23 @@ US, UK, DE, JP = "www.amazon.com", "www.amazon.co.uk", "www.amazon.de", "www.ama
          ("B00TEST123",), "jp-22"),
         ("https://rcm-na.amazon-adsystem.com/e/cm?t=us-20&o=1&region=US&asins=B00TEST123", US,
          ("B00TEST123",), "us-20"),
+        ("https://ws-fe.amazon-adsystem.com/widgets/q?MarketPlace=JP&asins=B00TEST123"
+         "&tracking_id=jp-22", JP, ("B00TEST123",), "jp-22"),
+        ("https://rcm-eu.amazon-adsystem.com/e/cm?t=de-21&o=3&asins=B00TEST123", DE,
+         ("B00TEST123",), "de-21"),
     ],
 )  # fmt: skip
 def test_amazon_url_shapes(url: str, marketplace: str, asins: tuple[str, ...], tag: str) -> None:
     target = parse_amazon_url(url)
     assert target is not None, url
     assert (target.marketplace, target.asins, target.tag) == (marketplace, asins, tag)
+
+
+@pytest.mark.parametrize("tld", AMAZON_TLDS)
+@pytest.mark.parametrize("prefix", ["", "www.", "smile.", "WWW."])
+def test_every_marketplace_host(tld: str, prefix: str) -> None:
+    target = parse_amazon_url(f"https://{prefix}amazon.{tld}/dp/B00TEST123")
+    assert target == AmazonTarget(f"www.amazon.{tld}", ("B00TEST123",), None)
 
 
 @pytest.mark.parametrize(
@@ -70,6 +100,10 @@ def test_amazon_url_shapes(url: str, marketplace: str, asins: tuple[str, ...], t
         "https://amzn.to/3abcdef",  # a short link is not a product until resolved
         "https://ws-na.amazon-adsystem.com/widgets/q?asins=",
         "mailto:someone@amazon.com",
+        "https://www.amazon.com/gp/product/customer-reviews/",  # no ASIN after the shape
+        "https://www.amazon.com/exec/obidos/tg/detail/-/ABCDEFGHIJ",
+        "https://www.amazon.com/dp/B00TEST123%3",  # a broken escape is not a query
+        "https://www.amazon.com/dp/B00TEST1234%3Ftag%3Dx-20",  # 11 characters before it
     ],
 )
 def test_not_product_urls(url: str) -> None:

@@ -23,7 +23,10 @@ Link shapes (``LinkSpec.shape``): ``dp``, ``dp_fragment`` (``#...``),
 ``dp_amp`` (``&amp;``), ``dp_wp038`` (``&#038;``), ``dp_region`` (a bare
 ``&region=``), ``slug``, ``slug_ref``, ``slug_pct`` and ``slug_utf8`` (non-English
 slugs), ``gp_product``, ``sitestripe`` (``creativeASIN=``), ``dp_product``,
-``gp_aw_d``, ``obidos`` (tag in the path), ``o_asin``, ``offer_listing``,
+``gp_aw_d``, ``obidos`` (tag in the path), ``o_asin``, ``paapi`` (an old Product
+Advertising API detail-page URL, its query percent-encoded into the path, the tag
+inside), ``customer_reviews`` (``/gp/product/customer-reviews/``), ``obidos_detail``
+(``/exec/obidos/tg/detail/-/``), ``offer_listing``,
 ``product_reviews``, ``cart_add`` (``ASIN.1=``), ``query_asin`` (``asin=``),
 ``upper_host`` (``WWW.AMAZON.COM/DP/``), ``protocol_relative``, ``smile``,
 ``apex`` (``amazon.com``), ``lowercase_asin``, ``area`` (``<area href>``),
@@ -592,6 +595,22 @@ class _Builder:
         if shape == "obidos":  # the tag is the last path segment
             url = f"http://www.{dom}/exec/obidos/ASIN/{a}" + (f"/{tag}" if tag else "")
             return self.spec(shape, [p], tag, url)
+        if shape == "paapi":  # an old API detail-page URL: the query encoded into the path
+            query = (
+                f"SubscriptionId%3DAKIAIOSFODNN7EXAMPLE%26tag%3D{tag}"
+                if tag
+                else ("SubscriptionId%3DAKIAIOSFODNN7EXAMPLE")
+            )
+            query += f"%26linkCode%3Dxm2%26camp%3D2025%26creative%3D165953%26creativeASIN%3D{a}"
+            return self.spec(
+                shape, [p], tag, f"http://www.{dom}/{self.slug(p.title)}/dp/{a}%3F{query}"
+            )
+        if shape == "customer_reviews":
+            url = _with_query(f"{www}/gp/product/customer-reviews/{a}/ref=cm_cr_dp", tq)
+            return self.spec(shape, [p], tag, url)
+        if shape == "obidos_detail":
+            url = _with_query(f"http://www.{dom}/exec/obidos/tg/detail/-/{a}/qid=1041412", tq)
+            return self.spec(shape, [p], tag, url)
         if shape == "o_asin":
             return self.spec(shape, [p], tag, _with_query(f"{www}/o/ASIN/{a}/", tq))
         if shape == "offer_listing":
@@ -709,9 +728,9 @@ def _base_links(b: _Builder) -> tuple[list[Product], list[LinkSpec]]:
     """Products and links every site has: one of each shape, statuses of each kind.
 
     The tiny test site consists of exactly these; its counts follow from this
-    table: 44 links, 41 unique (a fragment variant and two other spellings of
+    table: 47 links, 44 unique (a fragment variant and two other spellings of
     a cloaked link), 16 products (7 available, 3 out_of_stock, 2 removed,
-    4 error), 4 links without a tag and 4 with another's.
+    4 error), 5 links without a tag and 5 with another's.
     """
     own, other = b.tag, OTHER_TAG
     a1 = b.product(US, "IN_STOCK")
@@ -749,6 +768,9 @@ def _base_links(b: _Builder) -> tuple[list[Product], list[LinkSpec]]:
         b.make("obidos", a6, own),
         b.make("obidos", r2, None),
         b.make("o_asin", e1, own),
+        b.make("paapi", a6, other),  # the tag inside the encoded query is audited
+        b.make("customer_reviews", o2, own),
+        b.make("obidos_detail", a7, None),
         b.make("offer_listing", e2, own),
         b.make("product_reviews", a7, own),
         b.make("cart_add", a3, own),
