@@ -6,7 +6,7 @@ crawler's process or in a page worker (``page_workers``) on another core.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from scanner.amazon_urls import SHORT_LINK_HOSTS, AmazonTarget, could_be_amazon, host_of
 from scanner.amazon_urls import parse_amazon_url as _parse_amazon_url
@@ -33,12 +33,18 @@ def page_key(url: str) -> str:
     key = normalize(url)
     if "?" not in key:
         return key
-    parts = urlsplit(key)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if k.lower() not in NOISE_PARAMS and not k.startswith("utm_")]
+    head, _, query = key.partition("?")
+    pairs = query.split("&")
+    kept = [pair for pair in pairs if not _is_noise(pair.partition("=")[0])]
     if len(kept) == len(pairs):
         return key
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
+    # the kept pairs as written (not decoded and encoded again: ``%20`` stays ``%20``)
+    return f"{head}?{'&'.join(kept)}" if kept else head
+
+
+def _is_noise(name: str) -> bool:
+    name = unquote_plus(name).lower()
+    return name in NOISE_PARAMS or name.startswith("utm_")
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from scanner.urls import resolve
 
-_SELECTOR = "a[href], area[href], iframe[src], link[rel][href], base[href]"
+_SELECTOR = "a[href], area[href], iframe[src], base[href]"
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 
 
@@ -50,7 +50,8 @@ def decode_body(body: bytes, charset: str) -> str:
 
 
 def extract_links(body: bytes, page_url: str, header_charset: str | None = None) -> PageLinks:
-    """The links of a page (see :class:`PageLinks`) and its ``rel=canonical`` URL."""
+    """The links of a page (see :class:`PageLinks`) and its ``rel=canonical`` URL (read in
+    ``<head>`` only)."""
     charset = sniff_charset(body, header_charset)
     html: str | bytes = body if charset in ("utf-8", "utf8") else decode_body(body, charset)
     tree = LexborHTMLParser(html)
@@ -63,14 +64,18 @@ def extract_links(body: bytes, page_url: str, header_charset: str | None = None)
         value = attrs.get("src") if tag == "iframe" else attrs.get("href")
         if not value:
             continue
-        if tag == "link":
-            if canonical_raw is None and "canonical" in (attrs.get("rel") or "").lower().split():
-                canonical_raw = value
-        elif tag == "base":
+        if tag == "base":
             if out.base is page_url:
                 out.base = resolve(page_url, value) or page_url
         else:
             hrefs.append(value)
+    head = tree.head
+    if head is not None:  # as search engines read it: a canonical in <body> is ignored
+        for node in head.css("link[rel][href]"):
+            rel = node.attributes.get("rel") or ""
+            if "canonical" in rel.lower().split() and (value := node.attributes.get("href")):
+                canonical_raw = value
+                break
     if canonical_raw is not None:
         out.canonical = resolve(out.base, canonical_raw)
     return out

@@ -406,6 +406,50 @@ async def test_canonical_duplicates_count_once_with_their_links(serve: Serve) ->
     assert run.links == [LinkOccurrence("http://site.test/post", KETTLE, "direct", KETTLE_T)]
 
 
+async def test_duplicates_only_a_canonical_can_merge_count_once(serve: Serve) -> None:
+    # AMP, shortlink (?p=) and print views of one post: different crawl keys, one canonical URL
+    post = page(KETTLE, canonical="http://site.test/post/")
+    site = await serve(
+        {
+            "/": page("/amp/post/", "/?p=12", "/post/print/", "/post/?print=1"),
+            "/amp/post/": post,
+            "/?p=12": post,
+            "/post/print/": post,
+            "/post/?print=1": post,
+            "/post/": post,
+        }
+    )
+    run = await crawl(site.connect("site.test"))
+    assert run.pages == [HOME, "http://site.test/post/"]
+    assert run.links == [LinkOccurrence("http://site.test/post/", KETTLE, "direct", KETTLE_T)]
+    assert site.hits("/post/") != []  # the canonical URL is crawled even though nothing links it
+
+
+async def test_a_canonical_in_the_body_is_not_the_page_s_canonical(serve: Serve) -> None:
+    stray = '<link rel="canonical" href="http://site.test/">'  # e.g. pasted by a page builder
+    site = await serve({"/": page("/guide/"), "/guide/": page(KETTLE, body=stray)})
+    run = await crawl(site.connect("site.test"))
+    assert run.pages == [HOME, "http://site.test/guide/"]
+    assert run.links == [LinkOccurrence("http://site.test/guide/", KETTLE, "direct", KETTLE_T)]
+
+
+async def test_a_link_written_as_an_iri_and_percent_encoded_is_one_page(serve: Serve) -> None:
+    site = await serve(
+        {
+            "/": page(
+                "/caf\u00e9\u200b/", "/caf%c3%a9%E2%80%8B/", "http://site.test/caf%C3%A9%e2%80%8b/"
+            ),
+            "/caf\u00e9\u200b/": page(KETTLE),
+        }
+    )
+    run = await crawl(site.connect("site.test"))
+    assert run.pages == [HOME, "http://site.test/caf%C3%A9%E2%80%8B/"]
+    assert run.links == [
+        LinkOccurrence("http://site.test/caf%C3%A9%E2%80%8B/", KETTLE, "direct", KETTLE_T)
+    ]
+    assert len(site.hits("/caf\u00e9\u200b/")) == 1
+
+
 # ---- redirects, cloaked and short links -------------------------------------------------------
 
 
@@ -693,9 +737,10 @@ async def test_legacy_charsets_are_decoded(serve: Serve, content_type: str, head
     document = page("/café", slug, head=head).encode("cp1252")
     site = await serve({"/": raw(document, content_type), "/café": page()})
     run = await crawl(site.connect("site.test"))
-    assert run.pages == [HOME, "http://site.test/café"]
+    assert run.pages == [HOME, "http://site.test/caf%C3%A9"]  # listed percent-encoded
     assert len(site.hits("/café")) == 1  # requested as /caf%C3%A9, like a browser does
-    assert run.links == [LinkOccurrence(HOME, slug, "direct", KETTLE_T)]
+    encoded = slug.replace("é", "%C3%A9")
+    assert run.links == [LinkOccurrence(HOME, encoded, "direct", KETTLE_T)]
 
 
 async def test_a_malformed_href_does_not_lose_the_page(serve: Serve) -> None:

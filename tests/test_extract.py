@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scanner.amazon_urls import AMAZON_TLDS, AmazonTarget, parse_amazon_url
+from scanner.digest import page_key
 from scanner.extract import extract_links
 from scanner.urls import SiteScope, normalize, resolve, site_url
 
@@ -259,3 +260,53 @@ def test_relative_resolution_follows_rfc_3986(href: str, expected: str | None) -
 def test_page_relative_links_keep_what_browsers_keep() -> None:
     assert resolve("http://a.com", "?y") == "http://a.com/?y"  # a URL always has a path
     assert resolve("http://a.com/b/c", "..?") == "http://a.com/?"  # an empty query stays
+
+
+# ---- crawl keys: IRIs and their percent-encoded form are one URL ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("iri", "encoded", "key"),
+    [
+        ("http://site.test/caf\u00e9/", "http://site.test/caf%c3%a9/", "http://site.test/caf%C3%A9/"),
+        ("http://site.test/best\u200b-kettles/", "http://site.test/best%E2%80%8B-kettles/",
+         "http://site.test/best%E2%80%8B-kettles/"),
+        ("http://site.test/s?q=cr\u00e8me br\u00fbl\u00e9e", "http://site.test/s?q=cr%C3%A8me%20br%c3%bbl%C3%A9e",
+         "http://site.test/s?q=cr%C3%A8me%20br%C3%BBl%C3%A9e"),
+        ("http://Caf\u00e9.Example/men\u00fc", "http://xn--caf-dma.example/men%C3%BC",
+         "http://xn--caf-dma.example/men%C3%BC"),
+        ("http://site.test/a b/\"q\"", "http://site.test/a%20b/%22q%22", "http://site.test/a%20b/%22q%22"),
+    ],
+)  # fmt: skip
+def test_iris_and_their_percent_encoded_form_are_one_crawl_key(
+    iri: str, encoded: str, key: str
+) -> None:
+    assert normalize(iri) == normalize(encoded) == key
+    assert page_key(iri) == page_key(encoded) == key
+
+
+def test_normalize_keeps_reserved_escapes_and_plain_urls() -> None:
+    same = "https://www.amazon.com/dp/B00TEST123%3Ftag%3Dme-22%26x%3D1?a=1&b=%2F#frag"
+    assert normalize(same) == same.split("#")[0]
+    assert normalize("http://site.test/%7euser/") == "http://site.test/%7Euser/"
+    assert normalize("http://site.test/50%off") == "http://site.test/50%off"  # not an escape
+
+
+def test_noise_parameters_go_without_re_encoding_the_rest() -> None:
+    assert (
+        page_key("http://site.test/p?q=a%2Fb&replytocom=3&utm_source=x&s=caf\u00e9")
+        == "http://site.test/p?q=a%2Fb&s=caf%C3%A9"
+    )
+
+
+def test_canonical_counts_only_inside_head() -> None:
+    body_only = (
+        "<html><head><title>t</title></head><body>"
+        '<link rel="canonical" href="/elsewhere/"><a href="x">x</a></body></html>'
+    )
+    assert extract_links(body_only.encode(), PAGE).canonical is None
+    # a stray element ends <head> early, as in browsers and search engines
+    pushed_out = '<head><title>t</title><div>ad</div><link rel="canonical" href="/x/"></head>'
+    assert extract_links(pushed_out.encode(), PAGE).canonical is None
+    in_head = '<head><link rel="Canonical" href="/reviews/kettles/"></head><body></body>'
+    assert extract_links(in_head.encode(), PAGE).canonical == PAGE

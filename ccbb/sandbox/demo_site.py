@@ -209,7 +209,12 @@ class Expected:
 
     - ``scanned_pages``: canonical URLs of the HTML pages answering 200 that
       robots.txt allows (home, about, categories, articles, orphans included);
-      the ``?replytocom=N`` duplicates are the same pages and add nothing;
+      the ``?replytocom=N`` duplicates and the AMP, print and ``/?p=N`` views of
+      the second article (merged by their canonical URL only) are the same pages
+      and add nothing, the about page's stray ``<link rel=canonical>`` in
+      ``<body>`` is ignored, and the second article's accented permalink, linked
+      raw and percent-encoded in both cases, is one page (keys are
+      percent-encoded, upper-case hex);
     - ``links``: each scanned page -> its Amazon links in document order;
       ``total_links`` counts them, ``unique_links`` their distinct ``url``;
     - ``products``: (marketplace, ASIN) -> expected status, for every product
@@ -279,10 +284,11 @@ class DemoSite:
     decoy_asins: frozenset[str] = field(default_factory=frozenset)
 
     def resolve(self, host: str, path: str) -> Resource:
-        """The answer to ``GET path`` (query ignored) sent with ``Host: host``."""
-        path = path.split("?", 1)[0].split("#", 1)[0]
+        """The answer to ``GET path`` sent with ``Host: host`` (the query is ignored unless
+        a resource is registered with it, like WordPress' ``/?p=N`` short links)."""
+        path = path.split("#", 1)[0]
         table = self.short_links.get(_strip_port(host).lower(), self.resources)
-        return table.get(path, self.not_found)
+        return table.get(path) or table.get(path.split("?", 1)[0], self.not_found)
 
 
 def _strip_port(host: str) -> str:
@@ -404,6 +410,14 @@ def _encode(decoded: str, mode: str) -> str:
     if mode == "wp038":  # what WordPress' esc_url() writes
         return decoded.replace("&", "&#038;")
     raise ValueError(mode)
+
+
+def _spelt(path: str, case: str) -> str:
+    """``path`` percent-encoded, its escapes in upper or lower case (WordPress writes lower)."""
+    encoded = quote(path)
+    if case == "lower":
+        encoded = re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), encoded)
+    return encoded
 
 
 def _browser_url(base_url: str, decoded: str) -> str:
@@ -924,8 +938,8 @@ class _Renderer:
             '<!DOCTYPE html>\n<html lang="en-US">\n<head>\n<meta charset="utf-8">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{escape(title)} &ndash; Demo Reviews</title>\n"
-            f'<link rel="canonical" href="{canonical}">\n'
-            f'<link rel="alternate" type="application/rss+xml" title="Demo Reviews" '
+            + (f'<link rel="canonical" href="{canonical}">\n' if canonical else "")
+            + '<link rel="alternate" type="application/rss+xml" title="Demo Reviews" '
             f'href="{self.base}feed/">\n'
             "<script>window.dataLayer = window.dataLayer || [];</script>\n"
             f'</head>\n<body class="{body_class}">\n{nav}<main id="main">\n'
@@ -1037,6 +1051,8 @@ def generate_site(
         art_titles.append(title)
         art_plurals.append(plural)
         art_paths.append(f"/{cats[i % n_cat]}/{_slugify(title)}-{i + 1}/")
+    if n_art > 1:  # a permalink with an accent: linked raw (an IRI) and percent-encoded
+        art_paths[1] = art_paths[1].rstrip("/") + "-\u00e9dition/"
     orphan = [i % 10 == 9 for i in range(n_art)]
     linked = [i for i in range(n_art) if not orphan[i]]
     linked_pos = {i: k for k, i in enumerate(linked)}
@@ -1107,7 +1123,7 @@ def generate_site(
 
     def add_page(path: str, links: Sequence[LinkSpec], parts: tuple[bytes, ...]) -> None:
         resources[path] = _ok(HTML, *parts)
-        scanned[root + path] = list(links)
+        scanned[root + _spelt(path, "upper")] = list(links)  # the crawl key
 
     # home
     latest = "".join(
@@ -1134,20 +1150,24 @@ def generate_site(
 
     # about
     prefix = (
-        r.head("About us", f"{base}about/", "page", nav)
+        r.head("About us", "", "page", nav)  # no canonical in <head>: only a stray one below
         + "<h1>About Demo Reviews</h1>\n"
         + _paragraphs(rng, "products", 3)
         + f'<p>Advertisers: download our <a href="{PDF_PATH}">media kit (PDF)</a> or '
         '<a href="mailto:hello@demo.example">write to us</a>, '
         '<a href="tel:+15555550100">call us</a>, or '
-        '<a href="javascript:void(0)">open the chat</a>.</p>\n' + decoys[-1]
+        '<a href="javascript:void(0)">open the chat</a>.</p>\n'
+        + decoys[-1]
+        # a stray canonical in <body> (a page builder's widget): search engines ignore it
+        + f'<aside class="widget"><link rel="canonical" href="{base}"></aside>\n'
     )
     add_page("/about/", [], r.finish(1, prefix, r.foot()))
 
     # categories
     for ci, c in enumerate(cats):
         posts = "".join(
-            f'<li><a href="{root if k % 2 else ""}{art_paths[i]}">{escape(art_titles[i])}</a></li>'
+            f'<li><a href="{root if k % 2 else ""}{_spelt(art_paths[i], "upper")}">'
+            f"{escape(art_titles[i])}</a></li>"
             for k, i in enumerate(by_cat[ci])
         )
         name = c.replace("-", " ").title()
@@ -1182,7 +1202,7 @@ def generate_site(
         if pos is not None and pos + 1 < len(linked):
             nxt = linked[pos + 1]
             around = (
-                f'<p class="next"><a href="{root}{art_paths[nxt]}">'
+                f'<p class="next"><a href="{root}{_spelt(art_paths[nxt], "lower")}">'
                 f"Next: {escape(art_titles[nxt])}</a></p>\n"
             )
         special = ""
@@ -1207,7 +1227,13 @@ def generate_site(
                 )
                 + "</section>\n"
             )
-        canonical = root + path
+        canonical = root + _spelt(path, "lower")
+        if i == 1:  # views of this post that only its canonical URL merges
+            special += (
+                f'<p><a href="{path}amp/">AMP version</a> · <a href="/?p={1000 + i}">short '
+                f'link</a> · <a href="{path}print/">print</a> · '
+                f'<a href="{path}?print=1">print (query)</a></p>\n'
+            )
         prefix = (
             r.head(title, canonical, "post single", nav)
             + f'<article><h1 class="entry-title">{escape(title)}</h1>\n'
@@ -1230,6 +1256,9 @@ def generate_site(
             + r.foot()
         )
         add_page(path, art_links[i], r.finish(3 + n_cat + i, prefix, suffix))
+        if i == 1:
+            for duplicate in (f"{path}amp/", f"/?p={1000 + i}", f"{path}print/"):
+                resources[duplicate] = resources[path]
 
     # ---- pages that are not scanned pages
     private = (
@@ -1271,7 +1300,10 @@ def generate_site(
     resources["/robots.txt"] = _ok(TEXT, robots.encode())
     post_maps: list[str] = []
     for k, start in enumerate(range(0, n_art, POSTS_PER_SITEMAP), 1):
-        urls = [root + art_paths[i] for i in range(start, min(n_art, start + POSTS_PER_SITEMAP))]
+        urls = [
+            root + _spelt(art_paths[i], "lower")  # WordPress writes lower-case escapes
+            for i in range(start, min(n_art, start + POSTS_PER_SITEMAP))
+        ]
         if k % 2 == 0:
             name = f"/post-sitemap{k}.xml.gz"
             resources[name] = _ok("application/x-gzip", gzip.compress(_xml_urlset(urls), mtime=0))
@@ -1395,7 +1427,9 @@ def create_app(site: DemoSite) -> web.Application:
 
     async def handle(request: web.Request) -> web.Response:
         table = short.get(_strip_port(request.host).lower(), pages)
-        res = table.get(request.path, not_found)
+        res = (table.get(request.path_qs) if request.query_string else None) or table.get(
+            request.path, not_found
+        )
         return web.Response(status=res.status, body=res.body, headers=res.headers)
 
     app = web.Application()
