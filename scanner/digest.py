@@ -10,7 +10,7 @@ from urllib.parse import unquote_plus, urlsplit
 
 from scanner.amazon_urls import SHORT_LINK_HOSTS, AmazonTarget, could_be_amazon, host_of
 from scanner.amazon_urls import parse_amazon_url as _parse_amazon_url
-from scanner.extract import extract_links
+from scanner.extract import PageLinks, extract_links
 from scanner.urls import SiteScope, memo_key, normalize, origin_of, resolve, under_prefix
 
 ASSET_SUFFIXES = (
@@ -54,6 +54,29 @@ class PageDigest:
     amazon: list[tuple[str, AmazonTarget]] = field(default_factory=list)  # (href, products)
     short: list[str] = field(default_factory=list)  # short-link hrefs, to resolve
     cloaked: list[str] = field(default_factory=list)  # hrefs under a cloaking prefix
+    # where the page sends the browser at once (a static site's redirect page): the page is then
+    # a redirect, not a page of the site, and nothing else of it counts
+    redirect: str | None = None
+
+
+def immediate_redirect(links: PageLinks, url: str) -> str | None:
+    """Where a page sends its visitor at once, like an HTTP redirect: an immediate ``<meta
+    http-equiv="refresh">`` (to anywhere), or a script whose first statement replaces the page by
+    an Amazon or short link (``location.replace(…)``). None for an ordinary page."""
+    target = links.refresh
+    script = links.script_redirect
+    if target is None and script is not None and could_be_amazon(script):
+        key = normalize(script)
+        if _parse_amazon_url(key) is not None or host_of(key) in SHORT_LINK_HOSTS:
+            target = script
+    if target is None or normalize(target) == normalize(url):  # a reload of itself
+        return None
+    return target
+
+
+def page_redirect(body: bytes, url: str, charset: str | None) -> str | None:
+    """:func:`immediate_redirect` of the page ``body`` served at ``url``."""
+    return immediate_redirect(extract_links(body, url, charset), url)
 
 
 _Class = tuple[int, str, AmazonTarget | None]
@@ -70,6 +93,10 @@ class PageDigester:
     def digest(self, body: bytes, url: str, charset: str | None) -> PageDigest:
         links = extract_links(body, url, charset)
         out = PageDigest()
+        if links.refresh is not None or links.script_redirect is not None:
+            out.redirect = immediate_redirect(links, url)
+            if out.redirect is not None:
+                return out
         if links.canonical and self.scope.contains(links.canonical):
             out.canonical = page_key(links.canonical)
         memo = self._memo

@@ -512,6 +512,87 @@ async def test_same_site_chain_longer_than_the_hop_limit_is_not_followed_to_amaz
     assert run.links == [LinkOccurrence(HOME, "http://site.test/five/1", "cloaked", KETTLE_T)]
 
 
+def refresh_page(to: str, *, delay: int = 0, script: bool = True) -> str:
+    """A static site's redirect page (jekyll-redirect-from, Hugo aliases, hand-made /go/ pages)."""
+    js = f'<script>location.replace("{to}")</script>' if script else ""
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Redirecting…</title>'
+        f'<meta http-equiv="refresh" content="{delay}; url={to}">{js}</head>'
+        f'<body><a href="{to}">Click here if you are not redirected.</a></body></html>'
+    )
+
+
+async def test_a_same_site_page_refreshing_to_a_short_link_is_a_cloaked_link(
+    serve: Serve, amazon: Listener
+) -> None:
+    short = await serve({"/kettle": redirect(KETTLE)})
+    site = await serve(
+        {
+            "/": page("/out/kettle/", "/other/"),
+            "/other/": page("/out/kettle/", "/out/toaster/"),
+            "/out/kettle/": refresh_page("http://amzn.to/kettle"),
+            "/out/toaster/": f"<script>window.location.replace('{TOASTER}')</script>",
+        }
+    )
+    run = await crawl(
+        site.connect("site.test") + short.connect("amzn.to") + amazon.connect(*AMAZON_HOSTS)
+    )
+    kettle, toaster = "http://site.test/out/kettle/", "http://site.test/out/toaster/"
+    assert run.pages == [HOME, "http://site.test/other/"]  # the refresh pages are not pages
+    assert run.links == [
+        LinkOccurrence(HOME, kettle, "cloaked", KETTLE_T),
+        LinkOccurrence("http://site.test/other/", kettle, "cloaked", KETTLE_T),
+        LinkOccurrence("http://site.test/other/", toaster, "cloaked", TOASTER_T),
+    ]
+    assert run.unresolved == []  # the "click here" link of a refresh page is not a link
+    assert {KETTLE_T, TOASTER_T} <= set(run.targets)
+    assert len(site.hits("/out/kettle/")) == 1
+    assert len(short.hits("/kettle")) == 1
+    assert amazon.connections == 0
+
+
+async def test_refresh_pages_under_a_cloak_prefix_are_resolved_hop_by_hop(
+    serve: Serve, amazon: Listener
+) -> None:
+    site = await serve(
+        {
+            "/": page("/go/kettle/", "/go/hop/", "/go/later/"),
+            "/go/kettle/": refresh_page(KETTLE, script=False),
+            "/go/hop/": refresh_page("/go/moved/"),  # a refresh, then an HTTP redirect
+            "/go/moved/": redirect(TOASTER, 302),
+            "/go/later/": refresh_page(KETTLE, delay=10, script=False),  # not at once
+        }
+    )
+    run = await crawl(
+        site.connect("site.test") + amazon.connect(*AMAZON_HOSTS), cloak=["http://site.test/go/"]
+    )
+    assert run.pages == [HOME]
+    assert run.links == [
+        LinkOccurrence(HOME, "http://site.test/go/hop/", "cloaked", TOASTER_T),
+        LinkOccurrence(HOME, "http://site.test/go/kettle/", "cloaked", KETTLE_T),
+    ]
+    assert run.unresolved == [
+        UnresolvedLink(
+            HOME, "http://site.test/go/later/", "cloaked", "does not redirect to Amazon (HTTP 200)"
+        )
+    ]
+    assert amazon.connections == 0
+
+
+async def test_a_refresh_to_another_page_of_the_site_is_a_redirect(serve: Serve) -> None:
+    site = await serve(
+        {
+            "/": page("/2019/old-post/", "/news/"),
+            "/2019/old-post/": refresh_page("/new-post/", script=False),  # a Hugo alias
+            "/new-post/": page(KETTLE),
+            "/news/": page(head='<meta http-equiv="refresh" content="300">'),  # reloads itself
+        }
+    )
+    run = await crawl(site.connect("site.test"))
+    assert run.pages == [HOME, "http://site.test/new-post/", "http://site.test/news/"]
+    assert run.links == [LinkOccurrence("http://site.test/new-post/", KETTLE, "direct", KETTLE_T)]
+
+
 async def test_links_under_a_cloak_prefix_are_resolved(serve: Serve, amazon: Listener) -> None:
     site = await serve(
         {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from scanner.amazon_urls import AMAZON_TLDS, AmazonTarget, parse_amazon_url
-from scanner.digest import page_key
-from scanner.extract import extract_links
+from scanner.digest import PageDigester, page_key, page_redirect
+from scanner.extract import extract_links, immediate_refresh, script_navigation
 from scanner.urls import SiteScope, normalize, resolve, site_url
 
 US, UK, DE, JP = "www.amazon.com", "www.amazon.co.uk", "www.amazon.de", "www.amazon.co.jp"
@@ -310,3 +310,79 @@ def test_canonical_counts_only_inside_head() -> None:
     assert extract_links(pushed_out.encode(), PAGE).canonical is None
     in_head = '<head><link rel="Canonical" href="/reviews/kettles/"></head><body></body>'
     assert extract_links(in_head.encode(), PAGE).canonical == PAGE
+
+
+# ---- pages that send the browser on at once (static sites' cloaked links) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "url"),
+    [
+        ("0; url=https://amzn.to/3abc", "https://amzn.to/3abc"),
+        ("0;URL='https://amzn.to/3abc'", "https://amzn.to/3abc"),
+        ('0; url="https://amzn.to/3abc"', "https://amzn.to/3abc"),
+        ("0, https://amzn.to/3abc", "https://amzn.to/3abc"),
+        ("0 https://amzn.to/3abc", "https://amzn.to/3abc"),
+        ("  0.5 ; url = /go/kettle/", "/go/kettle/"),
+        (".2;url=/x", "/x"),
+        ("0", None),  # reloads itself
+        ("0; url=", None),
+        ("5; url=https://amzn.to/3abc", None),  # not at once
+        ("1;url=https://amzn.to/3abc", None),
+        ("now; url=https://amzn.to/3abc", None),
+        ("0x; url=https://amzn.to/3abc", None),
+    ],
+)
+def test_immediate_refresh(content: str, url: str | None) -> None:
+    assert immediate_refresh(content) == url
+
+
+@pytest.mark.parametrize(
+    ("script", "url"),
+    [
+        ('window.location.replace("https:\\/\\/amzn.to\\/3abc");', "https://amzn.to/3abc"),
+        ("  location.href = 'https://www.amazon.com/dp/B00TEST123';", "https://www.amazon.com/dp/B00TEST123"),
+        ('location="https://amzn.to/x"', "https://amzn.to/x"),
+        ("document.location.assign('/go/x')", "/go/x"),
+        ('function go() { location.href = "https://amzn.to/x"; }', None),  # not at once
+        ('if (ok) location.href = "https://amzn.to/x";', None),
+        ("var location = 'x';", None),
+        ("location.href = url;", None),  # not a literal
+    ],
+)  # fmt: skip
+def test_script_navigation(script: str, url: str | None) -> None:
+    assert script_navigation(script) == url
+
+
+REFRESH_PAGE = (
+    '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Redirecting…</title>'
+    '<meta http-equiv="refresh" content="0; url=https://amzn.to/3abc">'
+    '<script>location.replace("https://amzn.to/3abc")</script></head>'
+    '<body><a href="https://amzn.to/3abc">Click here if you are not redirected.</a></body></html>'
+)
+
+
+@pytest.mark.parametrize(
+    ("html", "redirect"),
+    [
+        (REFRESH_PAGE, "https://amzn.to/3abc"),
+        (REFRESH_PAGE.replace('http-equiv="refresh"', 'HTTP-EQUIV="Refresh"'), "https://amzn.to/3abc"),
+        # a script alone counts only when it leads to Amazon or a short link
+        ('<script>window.location.replace("https://www.amazon.com/dp/B00TEST123?tag=me-20")</script>',
+         "https://www.amazon.com/dp/B00TEST123?tag=me-20"),
+        ('<script>location.replace("/members/login/")</script><a href="/x">x</a>', None),
+        # a meta refresh counts wherever it leads, in <body> too (browsers obey it there)
+        ('<body><meta http-equiv="refresh" content="0;url=/new-post/"></body>',
+         "https://blog.example.com/new-post/"),
+        ('<meta http-equiv="refresh" content="30">', None),  # a news page reloading itself
+        ('<meta http-equiv="refresh" content="0; url=' + PAGE + '">', None),
+        ('<meta http-equiv="content-type" content="text/html; charset=utf-8">', None),
+    ],
+)  # fmt: skip
+def test_a_page_that_sends_on_at_once_is_a_redirect(html: str, redirect: str | None) -> None:
+    assert page_redirect(html.encode(), PAGE, None) == redirect
+    scope = SiteScope.of("https://blog.example.com/")
+    digest = PageDigester(scope, ()).digest(html.encode(), PAGE, None)
+    assert digest.redirect == redirect
+    if redirect is not None:  # nothing else of the page counts
+        assert (digest.internal, digest.short, digest.amazon) == ([], [], [])

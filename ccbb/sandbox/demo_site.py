@@ -34,8 +34,12 @@ inside), ``customer_reviews`` (``/gp/product/customer-reviews/``), ``obidos_deta
 (amzn.to -> a.co -> Amazon), ``cloaked`` / ``cloaked_root`` /
 ``cloaked_relative`` (one ``/go/`` link spelt three ways), ``cloaked_to_short``
 (``/go/`` -> amzn.to -> Amazon), ``recommends`` (a same-site 301 outside
-``/go/``), ``widget`` / ``widget_amp`` / ``widget_multi`` (ws-na/ws-eu iframes,
-the last one with three ASINs), ``rcm`` and ``rcm_legacy`` (``/e/cm?t=`` iframes).
+``/go/``), ``cloaked_refresh`` (a ``/go/`` page answering 200 with an immediate
+``<meta http-equiv="refresh">`` to Amazon, as static sites cloak), ``refresh_out``
+(an ``/out/`` page, outside the cloaking prefix, refreshing and
+``location.replace``-ing to an amzn.to link, with a "click here" link),
+``widget`` / ``widget_amp`` / ``widget_multi`` (ws-na/ws-eu iframes, the last
+one with three ASINs), ``rcm`` and ``rcm_legacy`` (``/e/cm?t=`` iframes).
 Marketplaces: www.amazon.com, www.amazon.co.uk, www.amazon.de.
 """
 
@@ -97,6 +101,7 @@ IMAGE_PATH = "/wp-content/uploads/2023/05/hero.jpg"
 FEED_PATH = "/feed/"
 CLOAK_PREFIX = "/go/"
 RECOMMENDS_PREFIX = "/recommends/"
+REFRESH_PREFIX = "/out/"  # static redirect pages outside the cloaking prefix
 POSTS_PER_SITEMAP = 1000
 
 
@@ -222,8 +227,9 @@ class Expected:
     - ``tag_audit``: ``missing_tag`` and ``other_tag`` link counts;
     - ``failed_pages``: URLs a crawl meets that answer 404/500 (two linked
       from articles, one listed only in ``/sitemap.xml``);
-    - ``disallowed_pages``, ``redirect_urls`` (cloaked links and the internal
-      301), ``non_html_urls`` (PDF, JPEG, RSS): met, but not scanned pages.
+    - ``disallowed_pages``, ``redirect_urls`` (cloaked links, the internal
+      301 and the pages that refresh at once to Amazon or a short link),
+      ``non_html_urls`` (PDF, JPEG, RSS): met, but not scanned pages.
     """
 
     urls_scanned: int
@@ -524,6 +530,22 @@ class _Builder:
         self.redirect(self.short[host], f"{prefix}{code}", 301, target)
         return f"http://{host}{prefix}{code}"
 
+    def site_refresh(self, prefix: str, title: str, target: str, *, script: bool) -> str:
+        """A static site's redirect page (200, ``<meta http-equiv="refresh" content="0; …">``,
+        with a ``location.replace`` script and a "click here" link when ``script``)."""
+        path = f"{prefix}{self.slug(title)}/"
+        js = f"<script>window.location.replace({json.dumps(target)});</script>\n" if script else ""
+        body = (
+            '<!DOCTYPE html>\n<html lang="en-US">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>Redirecting&hellip;</title>\n"
+            f'<meta http-equiv="refresh" content="0; url={escape(target)}">\n{js}</head>\n'
+            f'<body><p><a href="{escape(target)}">Click here if you are not redirected.</a>'
+            "</p></body>\n</html>\n"
+        )
+        self.resources[path] = _ok(HTML, body.encode("utf-8"))
+        self.redirects.add(self.base_url.rstrip("/") + path)
+        return path
+
     def site_redirect(self, prefix: str, title: str, target: str, status: int) -> str:
         path = f"{prefix}{self.slug(title)}/"
         self.redirect(self.resources, path, status, target)
@@ -682,6 +704,16 @@ class _Builder:
                 path = self.site_redirect(CLOAK_PREFIX, p.title, to, 302)
             written = self.base_url.rstrip("/") + path if shape == "cloaked" else path
             return self.spec(shape, [p], tag, written, amazon_url=target)
+        if shape == "cloaked_refresh":  # a Hugo alias under /go/: a meta refresh to Amazon
+            target = self.dp_url(p, tag, [("linkCode", "ll1")])
+            path = self.site_refresh(CLOAK_PREFIX, p.title, target, script=False)
+            return self.spec(shape, [p], tag, path, amazon_url=target)
+        if shape == "refresh_out":  # outside /go/: refresh + location.replace to a short link
+            target = self.dp_url(p, tag, [("linkCode", "sl1"), ("linkId", self.link_id())])
+            path = self.site_refresh(
+                REFRESH_PREFIX, p.title, self.short_link(m, target), script=True
+            )
+            return self.spec(shape, [p], tag, path, amazon_url=target)
         if shape in ("widget", "widget_amp"):
             return self.widget(shape, [p], tag, mode="bare" if shape == "widget" else "amp")
         if shape in ("rcm", "rcm_legacy"):
@@ -717,6 +749,7 @@ _EXTRA_SHAPES_US: tuple[tuple[str, int], ...] = (
     ("short", 10), ("short_aco", 2), ("cloaked", 10), ("widget", 6), ("upper_host", 2),
     ("protocol_relative", 3), ("obidos", 2), ("recommends", 2), ("area", 1), ("smile", 1),
     ("apex", 1), ("rcm", 1), ("dp_region", 2), ("dp_wp038", 2), ("slug_ref", 2),
+    ("cloaked_refresh", 2), ("refresh_out", 2),
 )  # fmt: skip
 _EXTRA_SHAPES_EU: tuple[tuple[str, int], ...] = (
     ("dp", 5),
@@ -742,7 +775,7 @@ def _base_links(b: _Builder) -> tuple[list[Product], list[LinkSpec]]:
     """Products and links every site has: one of each shape, statuses of each kind.
 
     The tiny test site consists of exactly these; its counts follow from this
-    table: 47 links, 44 unique (a fragment variant and two other spellings of
+    table: 49 links, 46 unique (a fragment variant and two other spellings of
     a cloaked link), 16 products (7 available, 3 out_of_stock, 2 removed,
     4 error), 5 links without a tag and 5 with another's.
     """
@@ -811,6 +844,8 @@ def _base_links(b: _Builder) -> tuple[list[Product], list[LinkSpec]]:
         b.make("cloaked", r1, None),
         b.make("cloaked_to_short", e1, own),
         b.make("recommends", o3, own),
+        b.make("cloaked_refresh", o1, own),
+        b.make("refresh_out", a3, own),
         b.make("widget", a6, own),
         b.make("widget", a7, None),
         b.widget("widget_multi", [a1, o2, r2], own, mode="amp"),
