@@ -45,7 +45,8 @@ _PATH_ASIN = re.compile(
     re.IGNORECASE,
 )
 _OBIDOS_TAG = re.compile(r"/(?:exec/obidos/asin|o/asin)/[0-9a-z]{10}/(?:.*/)?([^/?#]+)/?$", re.I)
-_TAG_SHAPE = re.compile(r"^[A-Za-z0-9][\w.-]*-\d{2,3}$")
+# What a partner tag (tracking ID) looks like: ``yourname-20`` (the scan forms and the CLI too).
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-\d{2,3}$")
 _QUERY_ASIN_KEYS = ("asin", "creativeasin", "asin.1")
 
 LinkKind = Literal["direct", "short", "cloaked", "widget"]
@@ -131,7 +132,7 @@ def parse_amazon_url(url: str) -> AmazonTarget | None:
         tag = query.get("tag") or None
         if tag is None and (obidos := _OBIDOS_TAG.search(parts.path)):
             candidate = obidos.group(1)
-            tag = candidate if _TAG_SHAPE.match(candidate) else None
+            tag = candidate if TAG_RE.match(candidate) else None
         return AmazonTarget(marketplace, (asin,), tag)
 
     return _parse_widget(host, parts.path, query)
