@@ -11,6 +11,7 @@ import idna
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SKIPPED_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "sms:", "ftp:", "file:")
 _STRIP_TABLE = {ord(c): None for c in "\t\n\r"}
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))  # what the URL standard trims from an href
 
 
 class BadSiteUrl(ValueError):
@@ -73,7 +74,7 @@ def _escape(text: str, safe: str) -> str:
     if found is None:
         return text
     if not (found.group().startswith("%") and _NEEDS_ESCAPING.search(text, found.end()) is None):
-        text = quote(text, safe=safe)
+        text = quote(text, safe=safe, errors="surrogatepass")  # lone surrogates too
     if _LOWER_ESCAPE.search(text):
         text = _LOWER_ESCAPE.sub(lambda m: m.group().upper(), text)
     return text
@@ -98,7 +99,7 @@ def resolve(base: str, href: str) -> str | None:
 
     None for hrefs that lead nowhere crawlable (``javascript:``, ``mailto:``, empty, malformed).
     """
-    href = href.strip()
+    href = href.strip(_C0_AND_SPACE)  # as browsers do: not str.strip(), which eats U+00A0 too
     if "\n" in href or "\t" in href or "\r" in href:
         href = href.translate(_STRIP_TABLE)
     if not href or href.startswith("#"):

@@ -257,6 +257,18 @@ def test_relative_resolution_follows_rfc_3986(href: str, expected: str | None) -
     assert resolve(RFC_BASE, href) == expected
 
 
+def test_only_ascii_whitespace_and_controls_are_trimmed_from_an_href() -> None:
+    # found by the property tests: str.strip() also ate a trailing no-break space
+    assert (
+        resolve(PAGE, "\x00 /caf\u00e9?q=\u00a0\x1f ")
+        == "https://blog.example.com/caf\u00e9?q=\u00a0"
+    )
+    assert (
+        resolve(PAGE, "\u2003https://www.amazon.com/dp/B00TEST123")
+        == PAGE + "\u2003https://www.amazon.com/dp/B00TEST123"
+    )
+
+
 def test_page_relative_links_keep_what_browsers_keep() -> None:
     assert resolve("http://a.com", "?y") == "http://a.com/?y"  # a URL always has a path
     assert resolve("http://a.com/b/c", "..?") == "http://a.com/?"  # an empty query stays
