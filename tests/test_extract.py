@@ -383,6 +383,9 @@ REFRESH_PAGE = (
         ('<script>window.location.replace("https://www.amazon.com/dp/B00TEST123?tag=me-20")</script>',
          "https://www.amazon.com/dp/B00TEST123?tag=me-20"),
         ('<script>location.replace("/members/login/")</script><a href="/x">x</a>', None),
+        # an article is not a redirect page, whatever its scripts say
+        ('<script>location.replace("https://amzn.to/3abc")</script>' + '<a href="/a">a</a>' * 4,
+         None),
         # a meta refresh counts wherever it leads, in <body> too (browsers obey it there)
         ('<body><meta http-equiv="refresh" content="0;url=/new-post/"></body>',
          "https://blog.example.com/new-post/"),
