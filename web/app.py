@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from arq.connections import RedisSettings, create_pool
-from asgi_csrf import asgi_csrf
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -27,8 +25,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
+from store.sessions import SESSION_DAYS
 from web import api, auth, scans
+from web.csrf import CsrfMiddleware
 from web.reads import Reads
+from web.sessions import SessionCookies
 
 STATIC = Path(__file__).parent / "static"
 
@@ -137,21 +138,13 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         exception_handlers={HTTPException: http_error, Exception: http_error},
         middleware=[
             Middleware(
-                SessionMiddleware,
-                secret_key=session_secret(settings),
-                session_cookie="ccbb_session",
-                same_site="lax",
-                https_only=settings.secure_cookies,
-                max_age=14 * 24 * 3600,
+                SessionCookies,
+                key=session_secret(settings).encode(),
+                secure=settings.secure_cookies,
+                max_age=SESSION_DAYS * 24 * 3600,
             ),
+            Middleware(CsrfMiddleware),
             Middleware(AuthGate),
         ],
     )
-    protected: ASGIApp = asgi_csrf(
-        app,
-        signing_secret=session_secret(settings),
-        cookie_secure=settings.secure_cookies,
-        # the JSON API authenticates with bearer tokens only, never cookies: no CSRF possible
-        skip_if_scope=lambda scope: scope["path"].startswith("/api/"),
-    )
-    return protected
+    return app
