@@ -27,6 +27,7 @@ from store.crypto import SecretBox
 from store.db import make_engine, session_factory
 from store.sessions import SESSION_DAYS
 from web import api, auth, scans
+from web.body_limit import BodyLimit
 from web.csrf import CsrfMiddleware
 from web.reads import Reads
 from web.sessions import SessionCookies
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: http_error},
         middleware=[
+            Middleware(BodyLimit),  # before anything reads a body
             Middleware(
                 SessionCookies,
                 key=session_secret(settings).encode(),

@@ -23,6 +23,7 @@ from store import sessions as store_sessions
 from store import tokens as store_tokens
 from store import users as store_users
 from store.models import User, utcnow
+from web import fields
 from web.sessions import browser, new_session_id
 from web.templating import render
 
@@ -169,6 +170,8 @@ async def login(request: Request) -> Response:
     nxt = str(form.get("next", "/"))
     if not nxt.startswith("/") or nxt.startswith("//"):
         nxt = "/"
+    if len(email) > fields.MAX_LENGTHS["email"] or len(password) > fields.MAX_LENGTHS["password"]:
+        email, password = email[: fields.MAX_LENGTHS["email"]], ""  # cannot be anyone's
     if await _throttled(request, email):
         error = "Too many attempts. Wait 15 minutes, then try again."
         return render(request, "login.html", {"email": email, "next": nxt, "error": error}, 429)
@@ -192,11 +195,13 @@ async def signup(request: Request) -> Response:
     form = await request.form()
     email = store_users.normalize_email(str(form.get("email", "")))
     password = str(form.get("password", ""))
-    errors: dict[str, str] = {}
-    if not EMAIL_RE.match(email):
+    errors: dict[str, str] = fields.too_long({"email": email, "password": password})
+    if "email" in errors:
+        email = email[: fields.MAX_LENGTHS["email"]]
+    elif not EMAIL_RE.match(email):
         errors["email"] = "Enter an e-mail address such as you@example.com."
     if problem := password_problem(password):
-        errors["password"] = problem
+        errors.setdefault("password", problem)
     if not errors:
         try:
             async with request.app.state.sessions() as session:
@@ -236,7 +241,9 @@ async def account(request: Request) -> Response:
     if not verify_password(user.password_hash, str(form.get("current", ""))):
         errors["current"] = "This is not your current password."
     new = str(form.get("new", ""))
-    if problem := password_problem(new):
+    if len(new) > fields.MAX_LENGTHS["new"]:
+        errors["new"] = fields.TOO_LONG.format(limit=fields.MAX_LENGTHS["new"])
+    elif problem := password_problem(new):
         errors["new"] = problem
     if errors:
         return render(request, "account.html", {"errors": errors}, 400)

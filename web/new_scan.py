@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -17,11 +17,12 @@ from starlette.routing import Route
 
 from ccbb import jobs
 from scanner.amazon_urls import marketplace_for_country
-from scanner.urls import BadSiteUrl, SiteScope, cloak_prefix, site_url
+from scanner.urls import BadSiteUrl, SiteScope, cloak_prefix, normalize, site_url
 from store import credentials as store_credentials
 from store import scans as store_scans
 from store.crypto import SecretBox, mask
 from store.models import AmazonCredential, Scan
+from web import fields
 from web.settings_page import (
     COUNTRIES,
     VERSIONS,
@@ -59,6 +60,8 @@ def cloak_prefixes(text: str, site: str | None) -> tuple[list[str], str | None]:
     if len(lines) > MAX_PREFIXES:
         return [], f"Give at most {MAX_PREFIXES} prefixes."
     for line in lines:
+        if len(line) > fields.MAX_LENGTHS["cloak_prefix"]:
+            return [], fields.TOO_LONG.format(limit=fields.MAX_LENGTHS["cloak_prefix"])
         raw = line
         if site is not None and raw.startswith("/"):
             raw = urljoin(site, raw)
@@ -71,27 +74,44 @@ def cloak_prefixes(text: str, site: str | None) -> tuple[list[str], str | None]:
         except ValueError:
             ok, prefix = False, ""
         if not ok:
-            return [], f"“{line}” is not a URL: write it as https://yoursite.com/go/"
+            return [], f"“{fields.shown(line)}” is not a URL: write it as https://yoursite.com/go/"
         if site is None:
             continue  # the domain has its own error
         if not SiteScope.of(site).contains(prefix):
-            return [], f"“{line}” is not on {urlsplit(site).hostname}: give prefixes of your site."
+            return [], (
+                f"“{fields.shown(line)}” is not on {urlsplit(site).hostname}: give prefixes of "
+                "your site."
+            )
         if prefix not in out:
             out.append(prefix)
     return out, None
+
+
+def checked_site(raw: str) -> str:
+    """The start URL of the site typed in, its host name checked and in ASCII (punycode).
+    Raises BadSiteUrl or fields.BadHost with what to fix."""
+    site = site_url(raw)
+    parts = urlsplit(site)
+    host = parts.hostname or ""
+    ascii_name = fields.ascii_host(host)
+    if ascii_name != host:
+        netloc = ascii_name if parts.port is None else f"{ascii_name}:{parts.port}"
+        site = normalize(urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")))
+    return site
 
 
 def check_scan_form(
     form: dict[str, str], saved: Sequence[AmazonCredential]
 ) -> tuple[ScanRequest | None, dict[str, str]]:
     """The New Scan fields (:data:`FIELDS`, as text) → the request, or a message per field."""
-    errors: dict[str, str] = {}
+    errors: dict[str, str] = fields.too_long(form)
     site: str | None = None
-    try:
-        site = site_url(form.get("domain", ""))
-    except BadSiteUrl as exc:
-        msg = str(exc)
-        errors["domain"] = msg[:1].upper() + msg[1:] + "."
+    if "domain" not in errors:
+        try:
+            site = checked_site(form.get("domain", ""))
+        except (BadSiteUrl, fields.BadHost) as exc:
+            msg = str(exc)
+            errors["domain"] = msg[:1].upper() + msg[1:] + ("" if msg.endswith(".") else ".")
     credential: AmazonCredential | None = None
     if form.get("saved_credential"):
         credential = next((c for c in saved if str(c.id) == form["saved_credential"]), None)
@@ -104,13 +124,13 @@ def check_scan_form(
     if country not in COUNTRIES:
         errors["country"] = "Choose the Amazon country of your credentials."
     tag = form.get("partner_tag", "")
-    if problem := tag_problem(tag):
+    if "partner_tag" not in errors and (problem := tag_problem(tag)):
         errors["partner_tag"] = problem
     prefixes, problem = cloak_prefixes(form.get("cloak_prefixes", ""), site)
     if problem:
         errors["cloak_prefixes"] = problem
     max_pages: int | None = None
-    if form.get("max_pages"):
+    if form.get("max_pages") and "max_pages" not in errors:
         try:
             max_pages = int(form["max_pages"])
         except ValueError:
@@ -217,7 +237,7 @@ def _page(
     status: int = 200,
     error: str | None = None,
 ) -> Response:
-    form = dict(form)
+    form = fields.clipped(form)  # an over-long value is not sent back in full
     secret = form.pop("secret", "")
     # a typed secret is kept across a failed submission encrypted (never in clear in the page)
     kept = request.app.state.box.encrypt(secret) if secret else ""
