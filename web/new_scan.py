@@ -100,6 +100,20 @@ def checked_site(raw: str) -> str:
     return site
 
 
+def stored_problem(site: str, partner_tag: str) -> str | None:
+    """What is wrong with a stored scan's site or tag (scans saved before these checks): a
+    re-run checks them again, so that nothing unchecked reaches the worker."""
+    try:
+        checked_site(site)
+    except (BadSiteUrl, fields.BadHost) as exc:
+        return (
+            f"This scan's site cannot be scanned ({fields.shown(str(exc), 200)}): start a New Scan."
+        )
+    if len(site) > fields.MAX_LENGTHS["site"] or tag_problem(partner_tag):
+        return "This scan's site or partner tag is not valid: start a New Scan."
+    return None
+
+
 def check_scan_form(
     form: dict[str, str], saved: Sequence[AmazonCredential]
 ) -> tuple[ScanRequest | None, dict[str, str]]:

@@ -251,6 +251,8 @@ async def rerun(request: Request) -> Response:
                 error="The Amazon credentials of this scan were deleted: start a New Scan.",
                 status=400,
             )
+    if problem := new_scan.stored_problem(scan.site, scan.partner_tag or ""):
+        return await dashboard(request, error=problem, status=400)
     again = new_scan.ScanRequest(
         site=scan.site,
         marketplace=scan.marketplace,

@@ -193,3 +193,13 @@ def test_settings_refuse_over_long_values(env: Env) -> None:
     assert r.status_code == 400 and "too long" in r.text and "L" * 300 not in r.text
     r = env.post("/settings/tokens", {"name": "N" * 5000})
     assert r.status_code == 400 and "too long" in r.text and "N" * 300 not in r.text
+
+
+def test_a_re_run_checks_a_stored_scan_again(env: Env) -> None:
+    """A scan stored before these checks (its site too long) is not queued by a re-run."""
+    uid = env.signup("legacy@example.com")
+    scan = env.make_scan(uid, site="https://" + "a" * 5000 + ".com/")
+    env.get("/")
+    r = env.post(f"/scans/{scan}/rerun")
+    assert r.status_code == 400 and "start a New Scan" in r.text
+    assert len(env.scans_of(uid)) == 1
