@@ -324,7 +324,7 @@ _API_FIELDS = {form: api for api, form in _FORM_FIELDS.items()}
 async def create_scan(request: Request) -> Response:
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can read
         raise ApiError(400, "invalid_json", "The request body is not JSON.") from None
     try:
         scan_in = ScanIn.model_validate(body)

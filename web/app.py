@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
@@ -29,6 +30,7 @@ from store.sessions import SESSION_DAYS
 from web import api, auth, scans
 from web.body_limit import BodyLimit
 from web.csrf import CsrfMiddleware
+from web.headers import SecurityHeaders
 from web.reads import Reads
 from web.sessions import SessionCookies
 
@@ -100,6 +102,15 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+def proxy_headers(settings: Settings) -> list[Middleware]:
+    """uvicorn's proxy-header handling, for CCBB_TRUSTED_PROXIES only (none by default): the
+    client address of any other peer is the peer's, whatever X-Forwarded-For says."""
+    trusted = [item.strip() for item in settings.trusted_proxies.split(",") if item.strip()]
+    if not trusted:
+        return []
+    return [Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)]
+
+
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
 
@@ -138,6 +149,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: http_error},
         middleware=[
+            *proxy_headers(settings),
             Middleware(BodyLimit),  # before anything reads a body
             Middleware(
                 SessionCookies,
@@ -149,4 +161,5 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             Middleware(AuthGate),
         ],
     )
-    return app
+    # outermost: the headers go on every response, Starlette's own 500 page included
+    return SecurityHeaders(app, hsts=settings.secure_cookies)

@@ -6,12 +6,12 @@ Redis, and errors that never tell which e-mails exist."""
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -30,7 +30,6 @@ from web.templating import render
 hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 # hashed once so that an unknown e-mail costs the same time as a wrong password
 _DUMMY_HASH = hasher.hash("not a password of anyone")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 10
 PASSWORD_CHANGED = "Password changed. Your other sessions are logged out."  # noqa: S105
 TOKENS_REVOKED = "API tokens revoked: {count}."
@@ -38,7 +37,23 @@ LOGIN_NOTICES = {
     "deleted": "Your account was deleted.",
     "everywhere": "You are logged out on every device and browser.",
 }
-ACCOUNT_LIMIT, IP_LIMIT, WINDOW = 5, 30, 15 * 60  # failures allowed per 15 minutes
+# login failures allowed per 15 minutes: per account and client address, per client address
+PAIR_LIMIT, IP_LIMIT, WINDOW = 5, 30, 15 * 60
+SIGNUP_LIMIT, SIGNUP_WINDOW = 10, 60 * 60  # sign-up attempts per client address per hour
+TOO_MANY_LOGINS = "Too many attempts. Wait 15 minutes, then try again."
+TOO_MANY_SIGNUPS = "Too many sign-ups from your address. Wait an hour, then try again."
+BAD_EMAIL = "Enter an e-mail address such as you@example.com."
+EMAIL_UNUSABLE = "This address cannot be used. Log in if you already have an account."
+WRONG_LOGIN = "Wrong e-mail or password."
+
+
+def plausible_email(email: str) -> bool:
+    """An address that could receive mail, by its syntax (email-validator; no DNS lookup)."""
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
 
 
 def hash_password(password: str) -> str:
@@ -139,22 +154,32 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _pair_key(request: Request, email: str) -> str:
+    """Failures of one account from one address: the attacker's address is locked out of
+    the account, its owner elsewhere is not."""
+    account = hashlib.sha256(email.encode()).hexdigest()
+    return f"ccbb:login:pair:{account}:{_client_ip(request)}"
+
+
 async def _throttled(request: Request, email: str) -> bool:
     redis = request.app.state.redis
-    account = f"ccbb:login:acct:{hashlib.sha256(email.encode()).hexdigest()}"
-    ip = f"ccbb:login:ip:{_client_ip(request)}"
-    counts = [int(await redis.get(account) or 0), int(await redis.get(ip) or 0)]
-    return counts[0] >= ACCOUNT_LIMIT or counts[1] >= IP_LIMIT
+    pair, ip = _pair_key(request, email), f"ccbb:login:ip:{_client_ip(request)}"
+    counts = [int(await redis.get(pair) or 0), int(await redis.get(ip) or 0)]
+    return counts[0] >= PAIR_LIMIT or counts[1] >= IP_LIMIT
+
+
+async def _count(request: Request, key: str, window: int) -> int:
+    """One more in ``key``'s window (which starts with the first): the count so far."""
+    redis = request.app.state.redis
+    count = int(await redis.incr(key))
+    if count == 1:
+        await redis.expire(key, window)
+    return count
 
 
 async def _record_failure(request: Request, email: str) -> None:
-    redis = request.app.state.redis
-    for key in (
-        f"ccbb:login:acct:{hashlib.sha256(email.encode()).hexdigest()}",
-        f"ccbb:login:ip:{_client_ip(request)}",
-    ):
-        if await redis.incr(key) == 1:  # the window starts with the first failure
-            await redis.expire(key, WINDOW)
+    await _count(request, _pair_key(request, email), WINDOW)
+    await _count(request, f"ccbb:login:ip:{_client_ip(request)}", WINDOW)
 
 
 async def login(request: Request) -> Response:
@@ -173,7 +198,7 @@ async def login(request: Request) -> Response:
     if len(email) > fields.MAX_LENGTHS["email"] or len(password) > fields.MAX_LENGTHS["password"]:
         email, password = email[: fields.MAX_LENGTHS["email"]], ""  # cannot be anyone's
     if await _throttled(request, email):
-        error = "Too many attempts. Wait 15 minutes, then try again."
+        error = TOO_MANY_LOGINS
         return render(request, "login.html", {"email": email, "next": nxt, "error": error}, 429)
     async with request.app.state.sessions() as session:
         user = await store_users.get_user_by_email(session, email=email)
@@ -181,10 +206,8 @@ async def login(request: Request) -> Response:
     if user is None or not ok:
         await _record_failure(request, email)
         return render(request, "login.html", {"email": email, "next": nxt,
-                      "error": "Wrong e-mail or password."}, 400)  # fmt: skip
-    await request.app.state.redis.delete(
-        f"ccbb:login:acct:{hashlib.sha256(email.encode()).hexdigest()}"
-    )
+                      "error": WRONG_LOGIN}, 400)  # fmt: skip
+    await request.app.state.redis.delete(_pair_key(request, email))
     await _login(request, user)
     return RedirectResponse(nxt, status_code=303)
 
@@ -195,11 +218,14 @@ async def signup(request: Request) -> Response:
     form = await request.form()
     email = store_users.normalize_email(str(form.get("email", "")))
     password = str(form.get("password", ""))
+    if await _count(request, f"ccbb:signup:ip:{_client_ip(request)}", SIGNUP_WINDOW) > SIGNUP_LIMIT:
+        ctx = {"email": email[: fields.MAX_LENGTHS["email"]], "error": TOO_MANY_SIGNUPS}
+        return render(request, "signup.html", ctx, 429)
     errors: dict[str, str] = fields.too_long({"email": email, "password": password})
     if "email" in errors:
         email = email[: fields.MAX_LENGTHS["email"]]
-    elif not EMAIL_RE.match(email):
-        errors["email"] = "Enter an e-mail address such as you@example.com."
+    elif not plausible_email(email):
+        errors["email"] = BAD_EMAIL
     if problem := password_problem(password):
         errors.setdefault("password", problem)
     if not errors:
@@ -210,7 +236,7 @@ async def signup(request: Request) -> Response:
                 )
         except IntegrityError:
             # same page as a success would lead to, without saying the account exists
-            errors["email"] = "This address cannot be used. Log in if you already have an account."
+            errors["email"] = EMAIL_UNUSABLE
         else:
             await _login(request, user)
             return RedirectResponse("/", status_code=303)

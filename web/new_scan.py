@@ -20,7 +20,7 @@ from scanner.amazon_urls import marketplace_for_country
 from scanner.urls import BadSiteUrl, SiteScope, cloak_prefix, normalize, site_url
 from store import credentials as store_credentials
 from store import scans as store_scans
-from store.crypto import SecretBox, mask
+from store.crypto import SecretBox, SecretKeyError, mask
 from store.models import AmazonCredential, Scan
 from web import fields
 from web.settings_page import (
@@ -210,6 +210,27 @@ async def queue_scan(state: Any, *, user_id: int, req: ScanRequest) -> Scan:
     return scan
 
 
+_KEPT = "kept-secret"  # what a kept secret's plain text starts with (see keep_secret)
+
+
+def keep_secret(box: SecretBox, secret: str, *, user_id: int) -> str:
+    """The secret typed in a form that failed, to send back hidden in the page: encrypted with
+    its purpose and its user, so that no other encrypted text of the server (a saved
+    credential's, another user's kept secret) is taken for it."""
+    return box.encrypt(f"{_KEPT}\0{user_id}\0{secret}")
+
+
+def unkeep_secret(box: SecretBox, kept: str, *, user_id: int) -> str:
+    """The secret :func:`keep_secret` kept for this user, else "" (then the form asks again)."""
+    if len(kept) > 4 * fields.MAX_LENGTHS["secret"]:
+        return ""
+    try:
+        purpose, owner, secret = box.decrypt(kept).split("\0", 2)
+    except (SecretKeyError, ValueError):
+        return ""
+    return secret if purpose == _KEPT and owner == str(user_id) else ""
+
+
 async def new_scan(request: Request) -> Response:
     state = request.app.state
     async with state.sessions() as session:
@@ -229,10 +250,7 @@ async def new_scan(request: Request) -> Response:
     form["cloak_prefixes"] = str(raw.get("cloak_prefixes", ""))
     kept_secret = str(raw.get("secret_kept", ""))
     if not form["secret"] and kept_secret:  # the secret typed before a failed submission
-        try:
-            form["secret"] = state.box.decrypt(kept_secret)
-        except Exception:
-            form["secret"] = ""
+        form["secret"] = unkeep_secret(state.box, kept_secret, user_id=user_id(request))
     req, errors = check_scan_form(form, saved)
     if req is None:
         return _page(request, saved, form, errors, status=400)
@@ -254,7 +272,7 @@ def _page(
     form = fields.clipped(form)  # an over-long value is not sent back in full
     secret = form.pop("secret", "")
     # a typed secret is kept across a failed submission encrypted (never in clear in the page)
-    kept = request.app.state.box.encrypt(secret) if secret else ""
+    kept = keep_secret(request.app.state.box, secret, user_id=user_id(request)) if secret else ""
     ctx = {
         "form": form,
         "errors": errors,

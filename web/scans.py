@@ -153,11 +153,20 @@ _PROGRESS_QUERY = (
 _SCAN_COUNT = select(func.count()).where(SCAN_TABLE.c.user_id == bindparam("user_id"))
 
 
-def _page_param(request: Request) -> int:
-    try:
-        return max(1, int(request.query_params.get("page", "1")))
-    except ValueError:
+MAX_PAGE = 1_000_000  # a page number past every list (clamped to the last page anyway)
+
+
+def page_number(raw: str) -> int:
+    """``?page=`` as a number from 1 to MAX_PAGE (not a number: 1; a huge one: MAX_PAGE)."""
+    if not (raw.isascii() and raw.isdigit()):
         return 1
+    if len(raw) > 7:
+        return MAX_PAGE
+    return max(1, min(int(raw), MAX_PAGE))
+
+
+def _page_param(request: Request) -> int:
+    return page_number(request.query_params.get("page", "1"))
 
 
 async def _progress_rows(request: Request, page: int = 1) -> list[dict[str, Any]]:
@@ -281,10 +290,7 @@ class TableQuery:
         sort = q.get("sort", "")
         self.sort = sort if sort in SORTS else ""
         self.dir = "desc" if q.get("dir") == "desc" else "asc"
-        try:
-            self.page = max(1, int(q.get("page", "1")))
-        except ValueError:
-            self.page = 1
+        self.page = page_number(q.get("page", "1"))
 
     def params(self, **changes: Any) -> str:
         values = {

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from ccbb import jobs
 from ccbb.cli import TAG_RE
 from ccbb.limiter import RedisRateLimiter
-from scanner.amazon import probe_connection
+from scanner.amazon import OLD_KEYS, is_old_paapi_key, probe_connection
 from scanner.amazon_urls import COUNTRY_MARKETPLACES, marketplace_for_country
 from store import credentials as store_credentials
 from store import tokens as store_tokens
@@ -88,6 +88,8 @@ def credential_problems(form: dict[str, str], *, need_tag: bool = True) -> dict[
         errors["tps"] = problem
     if not form.get("credential_id"):
         errors["credential_id"] = "Give the Credential ID of your Amazon API credentials."
+    elif is_old_paapi_key(form["credential_id"]):
+        errors.setdefault("credential_id", OLD_KEYS[:1].upper() + OLD_KEYS[1:] + ".")
     if not form.get("secret"):
         errors["secret"] = "Give the Credential Secret that goes with this Credential ID."  # noqa: S105
     if form.get("version") not in VERSIONS:
