@@ -29,7 +29,7 @@ from store import credentials as store_credentials
 from store import scans as store_scans
 from store import tokens as store_tokens
 from store.models import ACTIVE_STATES, Scan, ScanState, utcnow
-from web import openapi
+from web import fields, openapi
 from web.fields import MAX_LENGTHS as MAX
 from web.new_scan import (
     MAX_PREFIXES,
@@ -261,7 +261,7 @@ def _json(model: BaseModel, status_code: int = 200) -> Response:
 async def _own_scan(request: Request) -> Scan:
     async with request.app.state.sessions() as session:
         scan = await store_scans.get_scan(
-            session, scan_id=request.path_params["scan_id"], user_id=user_id(request)
+            session, scan_id=fields.path_id(request, "scan_id"), user_id=user_id(request)
         )
     if scan is None:
         raise ApiError(404, "not_found", "No such scan (scans of other users are not visible).")

@@ -60,6 +60,8 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    if seen - len(message.get("body", b"")) > limit:  # said so already
+                        return {"type": "http.disconnect"}
                     raise BodyTooLarge
             return message
 
@@ -72,6 +74,7 @@ class BodyLimit:
         try:
             await self.app(scope, counted, watched)
         except BodyTooLarge:
-            if started:
-                raise
-            await too_large(path, limit)(scope, receive, send)
+            # a response under way (a download whose disconnect listener read the body) is
+            # cut short: the server closes the connection
+            if not started:
+                await too_large(path, limit)(scope, receive, send)

@@ -11,6 +11,8 @@ import ipaddress
 from collections.abc import Mapping
 
 import idna
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 
 MAX_LENGTHS = {
     "domain": 2000,  # the site: a URL
@@ -66,6 +68,18 @@ def clipped(form: Mapping[str, str]) -> dict[str, str]:
             line[:limit] for line in out["cloak_prefixes"].split("\n")
         )
     return out
+
+
+MAX_ID = 2**31 - 1  # row ids are 32-bit on both databases (a larger one is no row)
+
+
+def path_id(request: Request, name: str) -> int:
+    """The id in the URL (``{name:int}``), or 404 when no row can have it (the database
+    would overflow on it)."""
+    value = request.path_params[name]
+    if not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise HTTPException(status_code=404, detail="Not Found")
+    return value
 
 
 class BadHost(ValueError):

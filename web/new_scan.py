@@ -33,6 +33,7 @@ from web.settings_page import (
 )
 from web.templating import render
 
+NOT_A_URL = "“{site}” is not a web address: give a domain such as example.com"
 MAX_PAGES_LIMIT = 100_000
 MAX_PREFIXES = 50
 FIELDS = (
@@ -90,7 +91,12 @@ def cloak_prefixes(text: str, site: str | None) -> tuple[list[str], str | None]:
 def checked_site(raw: str) -> str:
     """The start URL of the site typed in, its host name checked and in ASCII (punycode).
     Raises BadSiteUrl or fields.BadHost with what to fix."""
-    site = site_url(raw)
+    try:
+        site = site_url(raw)
+    except BadSiteUrl:
+        raise
+    except ValueError:  # what urlsplit raises itself ("Invalid IPv6 URL")
+        raise BadSiteUrl(NOT_A_URL.format(site=fields.shown(raw))) from None
     parts = urlsplit(site)
     host = parts.hostname or ""
     ascii_name = fields.ascii_host(host)

@@ -46,7 +46,7 @@ from store.models import (
     table_of,
     utcnow,
 )
-from web import new_scan, settings_page
+from web import fields, new_scan, settings_page
 from web.charts import donut, percent
 from web.settings_page import user_id
 from web.templating import render, templates
@@ -87,7 +87,7 @@ templates.env.filters["short_url"] = short_url
 
 async def _own_scan(request: Request) -> Scan:
     """The scan of the URL, if it is the user's; else 404."""
-    scan_id = request.path_params["scan_id"]
+    scan_id = fields.path_id(request, "scan_id")
     async with request.app.state.sessions() as session:
         scan = await store_scans.get_scan(session, scan_id=scan_id, user_id=user_id(request))
     if scan is None:

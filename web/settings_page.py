@@ -191,7 +191,7 @@ async def settings_page(request: Request) -> Response:
 
 
 async def delete_credential(request: Request) -> Response:
-    credential_id = request.path_params["credential_id"]
+    credential_id = fields.path_id(request, "credential_id")
     async with request.app.state.sessions() as session:
         deleted = await store_credentials.delete_credential(
             session, credential_id=credential_id, user_id=user_id(request)
@@ -206,7 +206,9 @@ async def try_credential(request: Request) -> Response:
     state = request.app.state
     async with state.sessions() as session:
         credential = await store_credentials.get_credential(
-            session, credential_id=request.path_params["credential_id"], user_id=user_id(request)
+            session,
+            credential_id=fields.path_id(request, "credential_id"),
+            user_id=user_id(request),
         )
     if credential is None:
         raise HTTPException(status_code=404, detail="No such credentials.")
@@ -260,7 +262,7 @@ async def create_token(request: Request) -> Response:
 async def revoke_token(request: Request) -> Response:
     async with request.app.state.sessions() as session:
         revoked = await store_tokens.revoke_token(
-            session, token_id=request.path_params["token_id"], user_id=user_id(request)
+            session, token_id=fields.path_id(request, "token_id"), user_id=user_id(request)
         )
     if not revoked:
         raise HTTPException(status_code=404, detail="No such token.")

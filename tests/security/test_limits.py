@@ -96,6 +96,8 @@ def _new_scan(env: Env, **changes: str) -> Any:
         ("domain", "a" * 64 + ".example.com", "too long"),
         ("domain", ".".join(["a" * 60] * 5) + ".com", "too long"),
         ("domain", "exa_mple.com", "not a valid domain name"),
+        ("domain", "http://[", "not a web address"),  # urlsplit's own ValueError (was a 500)
+        ("domain", "[::1", "not a web address"),
         ("partner_tag", "x" * 5000 + "-20", "too long"),
         ("credential_id", "C" * 5000, "too long"),
         ("secret", "S" * 5000, "too long"),
