@@ -9,13 +9,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
+from web.sessions import browser
+
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
 def csrf_token(request: Request) -> str:
-    """The CSRF token for forms (asgi-csrf sets its cookie on the response)."""
-    make = request.scope.get("csrftoken")
-    return str(make()) if make else ""
+    """The CSRF token of the browser's session for this page's forms (a page with forms gives
+    a browser without a session its pre-session: see web.sessions)."""
+    state = browser(request)
+    state.ensure_id()
+    return state.csrf_token() or ""
 
 
 def render(
