@@ -7,6 +7,15 @@ from collections.abc import Mapping, Sequence
 from html import escape
 
 DEFAULT_COLORS = ("#16a34a", "#dc2626", "#d97706", "#64748b", "#2563eb", "#9333ea")
+# the report's donut, by status label (scanner.report.STATUS_LABELS): "Not checked" has a
+# colour of its own, never the error grey
+STATUS_COLORS = {
+    "Available": "#16a34a",
+    "Removed": "#dc2626",
+    "Out of stock": "#d97706",
+    "Error": "#64748b",
+    "Not checked": "#a78bfa",
+}
 _EMPTY = "#e8ecf4"
 
 
