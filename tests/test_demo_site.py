@@ -135,7 +135,13 @@ def test_tiny_site_hand_checked(tiny: DemoSite) -> None:
         "total_links": 44,
         "unique_links": 41,
         "total_products": 16,
-        "by_status": {"available": 7, "removed": 2, "out_of_stock": 3, "error": 4, "not_checked": 0},
+        "by_status": {
+            "available": 7,
+            "removed": 2,
+            "out_of_stock": 3,
+            "error": 4,
+            "not_checked": 0,
+        },
         "tag_audit": {"missing_tag": 4, "other_tag": 4},
     }
     articles = sorted(p for p in exp.scanned_pages if p.startswith(BASE + "kitchen/"))

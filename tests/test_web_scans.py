@@ -531,6 +531,100 @@ def test_report_page_and_export(env: Env, demo_report: ScanReport) -> None:
     assert all(SECRET not in page for page in env.html)
 
 
+def test_a_running_scan_says_so_refreshes_and_never_contradicts_itself(env: Env) -> None:
+    from scanner.amazon import ProductResult
+    from scanner.classify import Status
+
+    me = env.signup("me@example.com")
+    scan_id = env.make_scan(me)
+
+    async def start(session: Any) -> None:
+        await store_scans.mark_running(session, scan_id=scan_id)
+        await store_scans.save_products(session, scan_id=scan_id, results=[
+            ProductResult("B000000002", "www.amazon.com", Status.REMOVED),
+            ProductResult("B000000001", "www.amazon.com", Status.AVAILABLE, "One", "In Stock"),
+        ])  # fmt: skip
+
+    env.run(env._with_session(start))
+    key = jobs.PROGRESS_KEY.format(scan_id)
+    env.redis.hset(key, mapping={"phase": "crawling", "pages_crawled": "52",
+                                 "pages_discovered": "80", "products_found": "5",
+                                 "products_checked": "2"})  # fmt: skip
+    try:
+        r = env.get(f"/scans/{scan_id}")
+    finally:
+        env.redis.delete(key)
+    html = r.text
+    assert 'id="running"' in html and "refreshes itself" in html
+    assert re.search(r'<meta http-equiv="refresh" content="\d+">', html)
+    assert "<script>" not in html  # no inline script (the pages' CSP allows none)
+    assert re.search(r'id="stat-urls">.*?class="value">52<', html)
+    assert re.search(r'id="stat-products">.*?class="value">5<', html)
+    assert re.search(r'id="stat-links">.*?class="value">—<', html)  # not "0" beside 5 products
+    # found but not checked yet: "Not checked", never "Error"
+    assert "Not checked: 3 (" in html and "Error: 0 (" in html
+    assert 'id="export"' not in html
+    assert env.client.get(f"/scans/{scan_id}/export.csv").status_code == 409
+    # done: no refresh, no notice
+    env.run(env._with_session(lambda s: store_scans.cancel_scan(s, scan_id=scan_id)))
+    html = env.get(f"/scans/{scan_id}").text
+    assert 'http-equiv="refresh"' not in html and 'id="running"' not in html
+
+
+def test_a_cancelled_scan_counts_unchecked_products_as_not_checked(env: Env) -> None:
+    from dataclasses import replace
+
+    from scanner.classify import Status
+
+    report = asyncio.run(run_demo(pages=20, show_progress=False))
+    keys = sorted(report.products)[:3]
+    for key in keys:
+        report.products[key] = replace(
+            report.products[key], status=Status.NOT_CHECKED, title=None,
+            error="not checked: the scan was cancelled",
+        )  # fmt: skip
+    report.cancelled = True
+    me = env.signup("me@example.com")
+    scan_id = env.make_scan(me, report)
+    scan = env.scan(scan_id)
+    assert scan.state == "cancelled"
+    assert scan.products_checked == len(report.products) - 3 < scan.products_found
+    (row,) = [p for p in env.get("/scans/progress.json").json() if p["id"] == scan_id]
+    assert row["products_checked"] == len(report.products) - 3
+    html = env.get(f"/scans/{scan_id}?status=not_checked").text
+    assert sorted(_table_asins(html)) == sorted(a for _, a in keys)
+    assert html.count("not checked: the scan was cancelled") == 3
+    assert "Not checked: 3 (" in html
+    assert "#a78bfa" in html  # its own colour
+
+
+def test_404_and_500_are_pages_of_the_app(tmp_path: Path, test_redis_url: str) -> None:
+    with web_env(tmp_path, test_redis_url) as env:
+        env.signup("me@example.com")
+        r = env.get("/no/such/page")
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+        assert 'class="topbar"' in r.text and 'href="/settings"' in r.text
+        assert "Page not found" in r.text
+        r = env.get("/scans/999999")
+        assert r.status_code == 404 and 'class="topbar"' in r.text
+
+        async def boom(request: Any) -> Any:
+            raise RuntimeError("a bug")
+
+        from starlette.routing import Route
+
+        app = env.client.app
+        while not hasattr(app, "router"):
+            app = app.app  # type: ignore[attr-defined]
+        app.router.routes.insert(0, Route("/boom", boom))
+        client = TestClient(
+            env.client.app, raise_server_exceptions=False, cookies=env.client.cookies
+        )
+        r = client.get("/boom")
+        assert r.status_code == 500 and 'class="topbar"' in r.text
+        assert "a bug" not in r.text and "went wrong" in r.text
+
+
 def test_a_scan_is_deleted_after_confirmation(env: Env, demo_report: ScanReport) -> None:
     me = env.signup("me@example.com")
     scan_id = env.make_scan(me, demo_report)
