@@ -679,7 +679,7 @@ def test_dashboard_pages_through_older_scans(env: Env, monkeypatch: pytest.Monke
     second = env.get("/?page=2").text
     assert ids(second) == newest_first[3:6]
     assert 'href="/"' in second and 'href="/?page=3"' in second
-    assert "/scans/progress.json?page=2" in second  # the page polls its own rows
+    assert 'id="scans" data-page="2"' in second  # the page polls its own rows (dashboard.js)
     last = env.get("/?page=3").text
     assert ids(last) == newest_first[6:] and "Older scans" not in last
     assert ids(env.get("/?page=99").text) == newest_first[6:]  # past the end: the last page
