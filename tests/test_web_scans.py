@@ -625,6 +625,25 @@ def test_404_and_500_are_pages_of_the_app(tmp_path: Path, test_redis_url: str) -
         assert "a bug" not in r.text and "went wrong" in r.text
 
 
+def test_the_first_poll_after_a_change_shows_it(env: Env) -> None:
+    """The server side of item 14: no cache between the worker's writes and the poll (the
+    dashboard polls every 2 s while a scan is queued or starting: static/dashboard.js)."""
+    me = env.signup("me@example.com")
+    scan_id = env.make_scan(me)
+
+    def state() -> tuple[str, str]:
+        (row,) = env.get("/scans/progress.json").json()
+        return row["state"], row["phase"]
+
+    assert state() == ("queued", "")
+    env.run(env._with_session(lambda s: store_scans.mark_running(s, scan_id=scan_id)))
+    assert state() == ("running", "starting")
+    env.run(env._with_session(lambda s: store_scans.fail_scan(s, scan_id=scan_id, reason="x")))
+    assert state() == ("failed", "failed")
+    js = (Path(__file__).parent.parent / "web" / "static" / "dashboard.js").read_text()
+    assert "FAST = 2000" in js and 'tr[data-state="queued"]' in js
+
+
 def test_a_scan_is_deleted_after_confirmation(env: Env, demo_report: ScanReport) -> None:
     me = env.signup("me@example.com")
     scan_id = env.make_scan(me, demo_report)
