@@ -142,36 +142,53 @@ async def _precomputed_page(
     return TablePage(total, number, await _rows_at(conn, scan_id, report_table.unpack(chunk)))
 
 
+SMALL_MATCH = 2_000  # matches ordered in Python; more read the precomputed order
+
+
 async def _matching_seqs(
     conn: AsyncConnection, scan_id: int, query: TableQuery
 ) -> list[int] | None:
     """The seqs of the rows the text filters keep, in the query's order (None: no
-    precomputed table)."""
-    found = (await conn.execute(_order_of(scan_id, query))).first()
-    if found is None:
+    precomputed table). A few matches (an ASIN, a rare name) are ordered here by the
+    functions that made the precomputed orders; many keep the precomputed order."""
+    order = (await conn.execute(_order_of(scan_id, query).with_only_columns(ORD.c.rows))).first()
+    if order is None:
         return None
     conds: list[ColumnElement[bool]] = [R.c.scan_id == scan_id, R.c.grain == query.grain]
-    if query.asin:
+    if len(query.asin) == 10:
+        conds.append(R.c.asin == query.asin)  # the (scan_id, asin) index
+    elif query.asin:
         conds.append(R.c.asin.startswith(query.asin, autoescape=True))
     if query.name:
         conds.append(R.c.title.icontains(query.name, autoescape=True))
     if query.status:
         conds.append(R.c.status == query.status)
-    stmt = select(R.c.seq, R.c.marketplace, R.c.asin, R.c.href).where(*conds)
-    matching = (await conn.execute(stmt)).all()
     if query.page:
         on = select(L.c.marketplace, L.c.asin, L.c.href).where(
             L.c.scan_id == scan_id, L.c.page.icontains(query.page, autoescape=True)
         )
         keys = {tuple(k) for k in (await conn.execute(on.distinct())).all()}
         if query.grain == "product":
-            products = {(m, a) for m, a, _ in keys}
-            kept = {seq for seq, m, a, _ in matching if (m, a) in products}
-        else:
-            kept = {seq for seq, m, a, h in matching if (m, a, h) in keys}
+            keys = {(m, a) for m, a, _ in keys}
+    stmt = select(*_ROW_COLUMNS).where(*conds).order_by(R.c.seq).limit(SMALL_MATCH + 1)
+    found = (await conn.execute(stmt)).all()
+    if len(found) <= SMALL_MATCH:  # all of them
+        if query.page:
+            width = 2 if query.grain == "product" else 3
+            found = [r for r in found if (r.marketplace, r.asin, r.href or "")[:width] in keys]
+        rows = [_row(r) for r in found]
+        return [found[n].seq for n in report_table.ordered(rows, query.sort or "problems",
+                                                           query.descending)]  # fmt: skip
+    # many: which seqs match, in the precomputed order
+    kept_q = select(R.c.seq, R.c.marketplace, R.c.asin, R.c.href).where(*conds)
+    matching = (await conn.execute(kept_q)).all()
+    if query.page:
+        width = 2 if query.grain == "product" else 3
+        kept = {r.seq for r in matching if (r.marketplace, r.asin, r.href or "")[:width] in keys}
     else:
-        kept = {seq for seq, *_ in matching}
-    return [s for s in report_table.unpack(bytes(found[1] or b"")) if s in kept]
+        kept = {r.seq for r in matching}
+    blob = (await conn.execute(_order_of(scan_id, query))).one()[1]
+    return [s for s in report_table.unpack(bytes(blob or b"")) if s in kept]
 
 
 async def _rows_at(conn: AsyncConnection, scan_id: int, seqs: list[int]) -> list[Row]:

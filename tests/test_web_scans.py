@@ -785,6 +785,7 @@ async def _forget_table(settings: Settings, scan_id: int) -> None:
         await engine.dispose()
 
 
+@pytest.mark.timeout(600)  # ~900 requests: a minute alone, longer on a busy machine
 def test_precomputed_table_matches_the_live_query(env: Env, demo_report: ScanReport) -> None:
     """Every filter, sort, direction and page: the table made at finish gives exactly what the
     SQL over the findings gives (a scan finished before the table existed uses the latter)."""
@@ -806,10 +807,12 @@ def test_precomputed_table_matches_the_live_query(env: Env, demo_report: ScanRep
         return html[html.index("Tag audit") : html.index("Detailed report")]
 
     queries = [""]
+    every_sort = ("", "problems", "name", "asin", "link", "status", "stock", "href", "links",
+                  "pages")  # fmt: skip
     for per in ("", "per=link"):
         for status in ("", "available", "removed", "out_of_stock", "error"):
-            for sort in ("", "problems", "name", "asin", "link", "status", "stock", "href",
-                         "links", "pages"):  # fmt: skip
+            sorts = every_sort if per == "" or status == "" else ("", "name", "pages")
+            for sort in sorts:
                 for direction in ("", "desc"):
                     q = "&".join(
                         f"{k}={v}"
@@ -833,7 +836,7 @@ def test_precomputed_table_matches_the_live_query(env: Env, demo_report: ScanRep
         assert re.search(r'id="row-count">([^<]*)<', a).group(1) == re.search(
             r'id="row-count">([^<]*)<', b
         ).group(1), q  # type: ignore[union-attr]
-        if "page=" not in q:
+        if "page=" not in q and "sort=" not in q:  # the CSV has the CLI's order
             csv_a = env.client.get(f"/scans/{made}/export.csv?{q}").text
             assert csv_a == env.client.get(f"/scans/{live}/export.csv?{q}").text, q
     assert audit(env.get(f"/scans/{made}").text) == audit(env.get(f"/scans/{live}").text)
