@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
 import logging
 import os
 import sys
@@ -20,7 +19,7 @@ from ccbb.local_scan import scan_site
 from scanner.amazon_urls import TAG_RE, marketplace_for_country
 from scanner.net import BadConnectTo, NetworkPolicy, parse_connect_to
 from scanner.page_workers import peak_rss_mb
-from scanner.report import CSV_COLUMNS, csv_rows, iter_json, to_text
+from scanner.report import csv_rows, iter_csv, iter_json, to_text
 from scanner.scan import ScanFailed, ScanReport
 from scanner.settings import AmazonAccess, CrawlLimits, ScanConfig, default_page_workers
 from scanner.urls import BadSiteUrl, cloak_prefix, is_bare_domain, site_url
@@ -210,9 +209,8 @@ def write_report(report: ScanReport, fmt: str, output: str | None) -> None:
             for chunk in iter_json(report, _peak_memory):
                 out.write(chunk)
         elif fmt == "csv":
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(CSV_COLUMNS)
-            writer.writerows(csv_rows(report))
+            for chunk in iter_csv(csv_rows(report)):
+                out.write(chunk)
         else:
             out.write(to_text(report))
 

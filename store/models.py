@@ -220,6 +220,8 @@ class ScanPage(SQLModel, table=True):
     ok: bool
     status: int | None = None
     error: str | None = Field(default=None, sa_type=Text)
+    # a failed page: the first scanned pages linking to it, one per line
+    referrers: str | None = Field(default=None, sa_type=Text)
 
 
 class ScanLink(SQLModel, table=True):
@@ -253,7 +255,7 @@ class ScanProduct(SQLModel, table=True):
     scan_id: int = Field(foreign_key="scan.id", ondelete="CASCADE")
     marketplace: str = Field(max_length=64)
     asin: str = Field(max_length=16)
-    status: str = Field(max_length=16)  # available | removed | out_of_stock | error
+    status: str = Field(max_length=16)  # available | removed | out_of_stock | error | not_checked
     title: str | None = Field(default=None, sa_type=Text)
     availability: str | None = Field(default=None, sa_type=Text)
     detail_page_url: str | None = Field(default=None, sa_type=Text)
@@ -279,10 +281,12 @@ class ScanUnresolved(SQLModel, table=True):
 
 
 class ScanRow(SQLModel, table=True):
-    """A row of the report's detailed table: one product × one Amazon link as written on the
-    site (``href`` null for a product no link led to), the number of pages it is on and the
-    first of them (sorted, one per line). ``seq`` is its place in the default order (ASIN,
-    marketplace, link); :class:`ScanOrder` holds the others."""
+    """A row of the report's detailed table. ``grain`` 'link': one product × one Amazon link as
+    written on the site (``href`` null for a product no link led to); 'product': one product
+    (``href`` null), its links counted. Each has its number of pages and the first of them
+    (sorted, one per line), and why an ``error`` is one. ``seq`` is its place in the scan's
+    rows (link rows by ASIN, marketplace, link, then product rows by ASIN, marketplace);
+    :class:`ScanOrder` holds the orders."""
 
     __tablename__ = "scan_row"
     __table_args__ = (
@@ -302,15 +306,19 @@ class ScanRow(SQLModel, table=True):
     href: str | None = Field(default=None, sa_type=Text)
     pages_count: int
     pages: str = Field(sa_type=Text)
+    grain: str = Field(default="link", max_length=8, sa_column_kwargs={"server_default": "link"})
+    error: str | None = Field(default=None, sa_type=Text)
+    links_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class ScanOrder(SQLModel, table=True):
     """The detailed table's rows in one order (a sortable column, one direction), within one
-    status ('' for all): ``seqs`` holds their :attr:`ScanRow.seq` as little-endian uint32, so
-    any page of any order is a 200-byte slice; ``rows`` counts them."""
+    status ('' for all), of one ``grain`` (see :class:`ScanRow`): ``seqs`` holds their
+    :attr:`ScanRow.seq` as little-endian uint32, so any page of any order is a 200-byte slice;
+    ``rows`` counts them."""
 
     __tablename__ = "scan_order"
-    __table_args__ = (UniqueConstraint("scan_id", "sort", "descending", "status"),)
+    __table_args__ = (UniqueConstraint("scan_id", "grain", "sort", "descending", "status"),)
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     scan_id: int = Field(foreign_key="scan.id", ondelete="CASCADE")
@@ -319,6 +327,7 @@ class ScanOrder(SQLModel, table=True):
     status: str = Field(max_length=16)
     rows: int
     seqs: bytes = Field(sa_type=LargeBinary)
+    grain: str = Field(default="link", max_length=8, sa_column_kwargs={"server_default": "link"})
 
 
 class ScanAudit(SQLModel, table=True):
@@ -335,6 +344,7 @@ class ScanAudit(SQLModel, table=True):
     tag: str | None = Field(default=None, sa_type=Text)
     pages: int
     links: int
+    first_pages: str | None = Field(default=None, sa_type=Text)  # the first pages, one per line
 
 
 def table_of(model: type[SQLModel]) -> Table:

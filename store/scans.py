@@ -55,6 +55,7 @@ __all__ = [  # get_credential is here too, for the worker's convenience
     "ScanStateError",
     "cancel_scan",
     "create_scan",
+    "delete_scan",
     "fail_scan",
     "finish_scan",
     "get_credential",
@@ -76,7 +77,7 @@ SCAN_TABLE = table_of(Scan)
 CHUNK = 5_000  # rows per executemany (SQLite) and per upsert statement
 _T = TypeVar("_T")
 
-_PAGE_COLUMNS = ("scan_id", "seq", "url", "ok", "status", "error")
+_PAGE_COLUMNS = ("scan_id", "seq", "url", "ok", "status", "error", "referrers")
 _LINK_COLUMNS = ("scan_id", "occurrence", "page", "href", "kind", "tag", "marketplace", "asin")
 _PRODUCT_COLUMNS = (
     "scan_id", "marketplace", "asin", "status", "title", "availability", "detail_page_url",
@@ -238,6 +239,31 @@ async def _end(session: AsyncSession, scan_id: int, state: ScanState, error: str
     return changed
 
 
+async def delete_scan(session: AsyncSession, *, scan_id: int, user_id: int | None = None) -> bool:
+    """Delete the scan and everything it holds (pages, links, products, its report), in one
+    transaction. False if there is no such scan (or, with ``user_id``, it is someone else's).
+    A running scan should be cancelled first: its worker then finds nothing to save."""
+    conds = [SCAN_TABLE.c.id == scan_id]
+    if user_id is not None:
+        conds.append(SCAN_TABLE.c.user_id == user_id)
+    try:
+        conn = await session.connection()
+        found = (
+            await conn.execute(core_select(SCAN_TABLE.c.id).where(*conds).with_for_update())
+        ).first()
+        if found is None:
+            await session.rollback()
+            return False
+        for table in (*REPORT_TABLES, *FINDINGS_TABLES):
+            await conn.execute(delete(table).where(table.c.scan_id == scan_id))
+        await conn.execute(delete(SCAN_TABLE).where(SCAN_TABLE.c.id == scan_id))
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    return True
+
+
 async def _state_error(session: AsyncSession, scan_id: int, verb: str) -> Exception:
     stmt = core_select(SCAN_TABLE.c.state).where(SCAN_TABLE.c.id == scan_id)
     state = (await _execute(session, stmt)).scalar_one_or_none()
@@ -305,7 +331,9 @@ async def finish_scan(session: AsyncSession, *, scan_id: int, report: ScanReport
                 phase="cancelled" if cancelled else "done",
                 pages_crawled=len(report.pages),
                 products_found=len(report.products),
-                products_checked=len(report.products),
+                products_checked=sum(
+                    1 for p in report.products.values() if p.status is not Status.NOT_CHECKED
+                ),
                 api_requests=report.api_requests,
                 truncated=report.truncated,
                 summary=summary(report),
@@ -349,15 +377,22 @@ async def load_report(
     pages: list[str] = []
     failed: list[FailedPage] = []
     stmt = (
-        core_select(PAGE_TABLE.c.ok, PAGE_TABLE.c.url, PAGE_TABLE.c.status, PAGE_TABLE.c.error)
+        core_select(
+            PAGE_TABLE.c.ok,
+            PAGE_TABLE.c.url,
+            PAGE_TABLE.c.status,
+            PAGE_TABLE.c.error,
+            PAGE_TABLE.c.referrers,
+        )
         .where(PAGE_TABLE.c.scan_id == scan_id)
         .order_by(PAGE_TABLE.c.ok.desc(), PAGE_TABLE.c.seq)
     )
-    for ok, url, status, error in await _rows(session, stmt):
+    for ok, url, status, error, referrers in await _rows(session, stmt):
         if ok:
             pages.append(url)
         else:
-            failed.append(FailedPage(url, status, error or ""))
+            refs = referrers.split("\n") if referrers else []
+            failed.append(FailedPage(url, status, error or "", refs))
     unresolved = [
         UnresolvedLink(page, href, kind, error)
         for page, href, kind, error in await _rows(
@@ -461,9 +496,9 @@ def _stats(report: ScanReport) -> dict[str, Any]:
 
 def _page_rows(scan_id: int, report: ScanReport) -> Iterator[tuple[Any, ...]]:
     for n, url in enumerate(report.pages):
-        yield (scan_id, n, url, True, None, None)
+        yield (scan_id, n, url, True, None, None, None)
     for n, f in enumerate(report.failed):
-        yield (scan_id, n, f.url, False, f.status, f.error)
+        yield (scan_id, n, f.url, False, f.status, f.error, "\n".join(f.referrers) or None)
 
 
 def _link_rows(scan_id: int, links: Sequence[LinkOccurrence]) -> Iterator[tuple[Any, ...]]:

@@ -216,7 +216,9 @@ def table_rows(page: Any) -> list[dict[str, str]]:
                 .map((tr) => ({asin: tr.querySelector("td.asin").textContent.trim(),
                                badge: tr.querySelector(".badge").className,
                                status: tr.querySelector(".badge").textContent.trim(),
-                               href: full(tr.querySelector("td.url"))}));
+                               reason: tr.querySelector("td.stock")?.textContent.trim() ?? "",
+                               href: tr.querySelector("td.url")
+                                 ? full(tr.querySelector("td.url")) : ""}));
             }"""
         )
     )
@@ -224,7 +226,7 @@ def table_rows(page: Any) -> list[dict[str, str]]:
 
 def row_count(page: Any) -> int:
     text = page.locator("#row-count").inner_text()
-    m = re.match(r"([\d,]+) rows?", text)
+    m = re.match(r"([\d,]+) (rows?|products?)", text)
     assert m, text
     return int(m.group(1).replace(",", ""))
 
@@ -251,8 +253,22 @@ def download_csv(page: Any) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def csv_keys(rows: list[dict[str, str]]) -> list[tuple[str, str, str]]:
-    return [(r["marketplace"], r["asin"], r["amazon_link"]) for r in rows]
+def csv_keys(rows: list[dict[str, str]]) -> set[tuple[str, str, str]]:
+    return {(r["marketplace"], r["asin"], r["href"]) for r in rows}
+
+
+def csv_pages(rows: list[dict[str, str]]) -> dict[tuple[str, str, str], set[str]]:
+    out: dict[tuple[str, str, str], set[str]] = {}
+    for r in rows:
+        out.setdefault((r["marketplace"], r["asin"], r["href"]), set()).add(r["page"])
+    return out
+
+
+def no_page_scroll(page: Any) -> bool:
+    """No horizontal scroll of the page itself (tables scroll inside their card)."""
+    return bool(
+        page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    )
 
 
 # ---- the test -----------------------------------------------------------------------------
@@ -260,7 +276,7 @@ def csv_keys(rows: list[dict[str, str]]) -> list[tuple[str, str, str]]:
 
 def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: Any) -> None:
     expect = sync_api.expect
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+    context = browser.new_context(viewport={"width": 1366, "height": 860}, accept_downloads=True)
     context.set_default_timeout(20_000)
     html: list[str] = []  # every HTML document the browser received
 
@@ -343,6 +359,17 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text(stack.site)
     scan_id = int(rows.first.get_attribute("data-scan") or 0)
+    # a queued scan is polled every 2 s, so that its start (or a quick failure) shows at once,
+    # not up to 15 s later
+    polled = len(polls)
+    page.clock.run_for(2_100)
+    for _ in range(200):
+        if len(polls) > polled:
+            break
+        page.wait_for_timeout(50)
+    assert len(polls) == polled + 1, "a queued scan is polled within 2 s"
+    if polls[-1][0]["state"] != "queued":  # it started: the page reloads to show it
+        page.wait_for_load_state()
 
     # -- progress: each poll of /scans/progress.json updates the row in place, or reloads the
     # page when the scan's state changed
@@ -404,7 +431,8 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     # -- the report: the numbers of the database
     report = stack.report(scan_id)
     summary = report["summary"]
-    assert summary["urls_scanned"] > 100 and all(summary["by_status"].values()), summary
+    assert summary["urls_scanned"] > 100, summary
+    assert all(n for s, n in summary["by_status"].items() if s != "not_checked"), summary
     assert final["pages_crawled"] == str(summary["urls_scanned"])
     assert final["products_checked"] == final["products_found"] == str(summary["total_products"])
     rows.first.get_by_role("link", name="Report").click()
@@ -422,8 +450,35 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     expect(page.locator("#audit-missing")).to_have_text(str(summary["tag_audit"]["missing_tag"]))
     expect(page.locator("#audit-other")).to_have_text(str(summary["tag_audit"]["other_tag"]))
     truth = truth_rows(report)
-    assert row_count(page) == len(truth)
+    # one row per product by default, problems first; the counts say what is what
+    expect(page.locator("#table-counts")).to_contain_text(
+        f"{summary['total_products']} products, {summary['total_links']} links."
+    )
+    assert row_count(page) == summary["total_products"]
+    ranks = {"removed": 0, "out_of_stock": 1, "error": 2, "not_checked": 3, "available": 4}
+    first = [LABELS[r["status"]] for r in table_rows(page)]
+    assert [ranks[s] for s in first] == sorted(ranks[s] for s in first)
+    for s in page.locator("form.filters select[name=status] option").all_text_contents()[1:]:
+        m = re.fullmatch(r"(.+) \((\d+)\)", s)
+        assert m and int(m.group(2)) == summary["by_status"][LABELS[m.group(1)]], s
     shot(page, "report-summary", full_page=False)
+    shot(page, "report-1366")
+
+    # -- every error says why
+    page.locator("form.filters select[name=status]").select_option("error")
+    page.locator("form.filters").get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"status=error.*#table$"))  # the table stays in view
+    errors = table_rows(page)
+    assert errors and all(r["reason"] and r["reason"] != "—" for r in errors), errors
+    reasons = {p["asin"]: p["error"] for p in report["products"] if p["status"] == "error"}
+    assert all(r["reason"] == reasons[r["asin"]] for r in errors), errors
+
+    # -- one row per link as written on the site
+    page.locator("#per-link").click()
+    expect(page).to_have_url(re.compile(r"per=link"))
+    page.locator("form.filters select[name=status]").select_option("")
+    page.locator("form.filters").get_by_role("button", name="Filter").click()
+    assert row_count(page) == len(truth)
 
     # -- filter by status
     page.locator("form.filters select[name=status]").select_option("removed")
@@ -451,15 +506,12 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     assert all(r["status"] == "Removed" for r in shown)
     assert row_count(page) == len(removed)
 
-    # -- CSV export of what the table shows: exactly the filtered rows, in the page's order
+    # -- CSV export of what the table shows (the CLI's shape): exactly the filtered links
     exported = download_csv(page)
-    assert sorted(csv_keys(exported)) == sorted(removed)
-    assert [r["asin"] for r in exported][: len(desc)] == desc
-    for r in exported:
-        want = removed[(r["marketplace"], r["asin"], r["amazon_link"])]
-        assert r["status"] == "removed"
-        assert set(r["pages"].split()) == want["pages"]
-        assert int(r["pages_count"]) == len(want["pages"])
+    assert csv_keys(exported) == set(removed)
+    for key, pages in csv_pages(exported).items():
+        assert pages == removed[key]["pages"]
+    assert all(r["status"] == "removed" for r in exported)
 
     # -- filter by ASIN (typed in lower case), every status
     asin = max(removed, key=lambda k: (len(removed[k]["pages"]), k))[1]
@@ -472,7 +524,42 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     assert {r["asin"] for r in shown} == {asin}
     assert len(shown) == row_count(page) == len(mine)
     exported = download_csv(page)
-    assert sorted(csv_keys(exported)) == sorted(mine)
+    assert csv_keys(exported) == set(mine)
+
+    # -- the failed pages say which pages link to them
+    if report["pages_failed"]:
+        page.goto(f"{stack.url}/scans/{scan_id}")
+        expect(page.locator("#failed-pages")).to_contain_text("Linked from")
+        linked = [f for f in report["pages_failed"] if f["linked_from"]]
+        assert linked
+        ref = linked[0]["linked_from"][0]
+        expect(page.locator(f'#failed-pages a[href="{ref}"]')).to_have_count(1)
+
+    # -- a new API token: shown once, with a copy button; a reload makes no second one
+    page.goto(stack.url + "/settings")
+    page.locator("form.token-form input[name=name]").fill("my script")
+    page.locator("form.token-form").get_by_role("button", name="Create token").click()
+    expect(page.locator("#new-token")).to_be_visible()
+    expect(page.locator("#copy-token")).to_be_visible()
+    page.reload()
+    expect(page.locator("#new-token")).to_have_count(0)
+    expect(page.locator("table.tokens tbody tr")).to_have_count(1)
+
+    # -- 390 px wide: no horizontal page scroll; tables scroll inside their card
+    page.set_viewport_size({"width": 390, "height": 844})
+    for name, path in (("dashboard-390", "/"), ("report-390", f"/scans/{scan_id}"),
+                       ("report-per-link-390", f"/scans/{scan_id}?per=link"),
+                       ("settings-390", "/settings"), ("new-scan-390", "/scans/new"),
+                       ("not-found-390", "/no/such/page")):  # fmt: skip
+        page.goto(stack.url + path)
+        assert no_page_scroll(page), name
+        shot(page, name)
+    page.set_viewport_size({"width": 1366, "height": 860})
+    for name, path in (("dashboard-1366", "/"), ("settings-1366", "/settings"),
+                       ("not-found-1366", "/no/such/page")):  # fmt: skip
+        page.goto(stack.url + path)
+        assert no_page_scroll(page), name
+        shot(page, name)
 
     # -- the secret typed in Settings is in no page the browser received
     for path in ("/", "/settings", "/scans/new", f"/scans/{scan_id}"):

@@ -29,7 +29,8 @@ from store import credentials as store_credentials
 from store import scans as store_scans
 from store import tokens as store_tokens
 from store.models import ACTIVE_STATES, Scan, ScanState, utcnow
-from web import fields, openapi
+from web import fields, openapi, report_page
+from web import scans as scans_page
 from web.fields import MAX_LENGTHS as MAX
 from web.new_scan import (
     MAX_PREFIXES,
@@ -410,6 +411,23 @@ async def get_report(request: Request) -> Response:
     )
 
 
+async def export_csv(request: Request) -> Response:
+    scan = await _own_scan(request)
+    if scan.state not in report_page.EXPORTABLE:
+        raise ApiError(
+            409, "scan_not_finished", f"The scan is {scan.state}: its CSV is ready when it is done."
+        )
+    query, _ = report_page.table_query(request)
+    return report_page.csv_response(request, scan, query)
+
+
+async def delete_scan(request: Request) -> Response:
+    scan = await _own_scan(request)
+    assert scan.id is not None
+    await scans_page.delete_scan(request, scan.id, scan.state)
+    return Response(status_code=204)
+
+
 async def list_credentials(request: Request) -> Response:
     async with request.app.state.sessions() as session:
         saved = await store_credentials.list_credentials(session, user_id=user_id(request))
@@ -438,6 +456,14 @@ ROUTES = [
     openapi.Operation("GET", "/scans/{scan_id}/report", get_report,
                       "The report, in the JSON shape of `ccbb scan --format json`",
                       response=openapi.ReportOut, errors=(404, 409)),
+    openapi.Operation("GET", "/scans/{scan_id}/export.csv", export_csv,
+                      "The report as CSV, the shape of `ccbb scan --format csv` (columns page, "
+                      "href, kind, tag, asin, marketplace, title, status, availability, error); "
+                      "the dashboard's filters work here too (status, asin, name, page_url)",
+                      response=None, media="text/csv", errors=(404, 409)),
+    openapi.Operation("DELETE", "/scans/{scan_id}", delete_scan,
+                      "Delete a scan and everything it found (a running one is cancelled first)",
+                      response=None, status=204, errors=(404,)),
     openapi.Operation("GET", "/credentials", list_credentials,
                       "Your saved Amazon credentials (add them in Settings)",
                       response=CredentialListOut),

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ from web.csrf import CsrfMiddleware
 from web.headers import SecurityHeaders
 from web.reads import Reads
 from web.sessions import SessionCookies
+from web.templating import render
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -93,8 +97,33 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         if exc.status_code in (204, 304):
             return Response(status_code=exc.status_code, headers=exc.headers)
-        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
-    return PlainTextResponse("Internal Server Error", status_code=500)
+        return error_page(request, exc.status_code, str(exc.detail), exc.headers)
+    log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_page(request, 500, "")
+
+
+_ERROR_TITLES = {
+    404: ("Page not found", "There is nothing at this address: check it, or start again from "
+          "the dashboard."),
+    405: ("Not allowed", "This address does not take that kind of request."),
+    500: ("Something went wrong on our side", "The error is logged; try again in a moment."),
+}  # fmt: skip
+
+
+def error_page(
+    request: Request, status: int, detail: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """An error as a page of the app, with its navigation (never a traceback)."""
+    title, text = _ERROR_TITLES.get(status, (detail or "Error", ""))
+    if status == 404 and detail and detail != "Not Found":
+        text = f"{detail} {text}"
+    try:
+        return render(
+            request, "error.html", {"title": title, "detail": text}, status, headers=headers
+        )
+    except Exception:  # the page itself broke: a plain answer still says what happened
+        log.exception("the error page failed")
+        return PlainTextResponse(title, status_code=status, headers=headers)
 
 
 async def healthz(request: Request) -> Response:

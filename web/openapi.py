@@ -46,10 +46,10 @@ class ReportProductOut(_Strict):
     asin: str
     marketplace: str
     title: str | None
-    status: str = Field(description="available | removed | out_of_stock | error")
+    status: str = Field(description="available | removed | out_of_stock | error | not_checked")
     availability: str | None
     detail_page_url: str | None
-    error: str | None
+    error: str | None = Field(description="why the status is error or not_checked")
     links: list[ReportLinkOut]
 
 
@@ -57,6 +57,7 @@ class FailedPageOut(_Strict):
     url: str
     status: int | None
     error: str
+    linked_from: list[str] = Field(description="the first scanned pages that link to it")
 
 
 class UnresolvedLinkOut(_Strict):
@@ -80,6 +81,11 @@ class ReportOut(_Strict):
     pages_failed: list[FailedPageOut]
     unresolved_links: list[UnresolvedLinkOut]
     truncated: bool
+    notes: list[str] = Field(
+        default_factory=list,
+        description="what the scan did differently from what was asked (e.g. http:// instead of "
+        "https:// for a bare domain whose https:// does not answer)",
+    )
     stats: dict[str, Any]
 
 
@@ -92,11 +98,12 @@ class Operation:
     path: str  # under /api/v1, with {scan_id}
     endpoint: Endpoint
     summary: str
-    response: type[BaseModel]
+    response: type[BaseModel] | None  # None: no body (204) or text (``media``)
     body: type[BaseModel] | None = None
     status: int = 200
     errors: tuple[int, ...] = ()
     query: tuple[str, ...] = ()
+    media: str = "application/json"  # of the response
 
 
 _QUERY: dict[str, dict[str, Any]] = {
@@ -110,7 +117,7 @@ _QUERY: dict[str, dict[str, Any]] = {
 def document(operations: Sequence[Operation], prefix: str = "/api/v1") -> dict[str, Any]:
     models: set[type[BaseModel]] = {ErrorOut}
     for op in operations:
-        models |= {op.response} | ({op.body} if op.body else set())
+        models |= ({op.response} if op.response else set()) | ({op.body} if op.body else set())
     _, top = models_json_schema(
         [(m, "serialization") for m in sorted(models, key=lambda m: m.__name__)],
         ref_template=_REF,
@@ -122,10 +129,7 @@ def document(operations: Sequence[Operation], prefix: str = "/api/v1") -> dict[s
             "operationId": op.endpoint.__name__,
             "security": [{"bearer": []}],
             "responses": {
-                str(op.status): {
-                    "description": "OK",
-                    "content": {"application/json": {"schema": _ref(op.response)}},
-                },
+                str(op.status): _success(op),
                 **{
                     str(code): {
                         "description": _ERROR_TEXT[code],
@@ -163,6 +167,14 @@ def document(operations: Sequence[Operation], prefix: str = "/api/v1") -> dict[s
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _success(op: Operation) -> dict[str, Any]:
+    if op.response is not None:
+        return {"description": "OK", "content": {op.media: {"schema": _ref(op.response)}}}
+    if op.status == 204:
+        return {"description": "Done: nothing to return"}
+    return {"description": "OK", "content": {op.media: {"schema": {"type": "string"}}}}
 
 
 def _ref(model: type[BaseModel]) -> dict[str, Any]:
