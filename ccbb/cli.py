@@ -66,8 +66,10 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
         "--allow-private-network", action="store_true",
         help="allow connections to private and loopback addresses (tests, demos, intranets)",
     )  # fmt: skip
-    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
-    p.add_argument("--output", "-o", help="write the report to this file instead of stdout")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                   help="the report: text (default), json or csv")  # fmt: skip
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="write the report to this file instead of stdout")  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--verbose", "-v", action="store_true", help="log what the crawler does")
 
