@@ -49,6 +49,7 @@ from store.models import (
 from web import new_scan, settings_page
 from web.charts import donut, percent
 from web.settings_page import user_id
+from web.auth import forget_user
 from web.templating import render, templates
 
 PER_PAGE = 50
@@ -242,6 +243,7 @@ async def cancel(request: Request) -> Response:
     assert scan.id is not None
     if scan.state in ACTIVE:
         await jobs.cancel_scan(request.app.state.sessions, request.app.state.redis, scan.id)
+        forget_user(request.app.state, user_id(request))  # a refund changes the header's balance
     return RedirectResponse("/?cancelled=1", status_code=303)
 
 
