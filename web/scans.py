@@ -47,9 +47,9 @@ from store.models import (
     utcnow,
 )
 from web import new_scan, settings_page
+from web.auth import forget_user
 from web.charts import donut, percent
 from web.settings_page import user_id
-from web.auth import forget_user
 from web.templating import render, templates
 
 PER_PAGE = 50
