@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -31,11 +32,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import asyncpg
 from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
+from sqlalchemy.engine import make_url
 
 from store import credits, users
 from store.credits import ACCOUNT, LEDGER, USER
-from store.db import make_engine, masked_url, run_ddl, session_factory, url_in_schema
+from store.db import async_url, make_engine, masked_url, run_ddl, session_factory, url_in_schema
 from store.migrate import upgrade
 from store.models import utcnow
 from web.auth import _USER_BY_ID
@@ -51,20 +55,33 @@ USERS = 100
 
 
 async def _spender(url: str, user_ids: list[int], tasks: int, barrier: Any, seconds: float,
-                   guarded: bool) -> int:  # fmt: skip
+                   mode: str) -> tuple[int, float, float]:  # fmt: skip
     engine = make_engine(url, pool_size=tasks, max_overflow=0)
     sessions = session_factory(engine)
     done = 0
     tag = uuid.uuid4().hex
     try:
+        backends: list[int] = []
 
         async def connect() -> None:
             async with engine.connect() as conn:
-                await conn.exec_driver_sql("SELECT 1")
+                backends.append(
+                    int((await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one())
+                )
+                await asyncio.sleep(0.5)  # hold it: each task gets a connection of its own
 
-        await asyncio.gather(*(connect() for _ in range(tasks)))  # the pool full before the start
+        raw = None
+        if mode == "raw":  # the spend statement alone, on asyncpg, autocommit: the floor
+            raw = await _raw_pool(url, tasks)
+            held = [await raw.acquire() for _ in range(tasks)]
+            backends = [c.get_server_pid() for c in held]
+            for c in held:
+                await raw.release(c)
+        else:
+            await asyncio.gather(*(connect() for _ in range(tasks)))  # the pool full first
         await asyncio.to_thread(barrier.wait, 120)  # every process ready: all start together
         stop_at = time.time() + seconds
+        cpu0, server0 = time.process_time(), _cpu_of(backends)
 
         async def run(n: int) -> None:
             nonlocal done
@@ -72,8 +89,18 @@ async def _spender(url: str, user_ids: list[int], tasks: int, barrier: Any, seco
             while time.time() < stop_at:
                 user_id = user_ids[(n + i * tasks) % len(user_ids)]
                 key = f"bench:{tag}:{n}:{i}"
+                if raw is not None:
+                    sql, names = _RAW
+                    values = {"p_user_id": user_id, "p_delta": -1, "p_need": 1, "p_now": utcnow(),
+                              "p_kind": "scan", "p_source": "scan",
+                              "p_comment": "Scan #1 of example.com", "p_external_id": None,
+                              "p_key": key}  # fmt: skip
+                    await raw.fetchrow(sql, *[values[name] for name in names])
+                    done += 1
+                    i += 1
+                    continue
                 async with sessions() as session:
-                    if guarded:
+                    if mode == "store":
                         await credits.revoke(
                             session, user_id=user_id, amount=1, kind="scan", source="scan",
                             comment="Scan #1 of example.com", idempotency_key=key,
@@ -92,30 +119,72 @@ async def _spender(url: str, user_ids: list[int], tasks: int, barrier: Any, seco
                 i += 1
 
         await asyncio.gather(*(run(n) for n in range(tasks)))
+        cpu = time.process_time() - cpu0
+        server = _cpu_of(backends) - server0
+        if raw is not None:
+            await raw.close()
     finally:
         await engine.dispose()
-    return done
+    return done, cpu, server
+
+
+def _cpu_of(pids: list[int]) -> float:
+    """CPU seconds (user + system) the PostgreSQL backends ``pids`` used so far (/proc: the
+    server runs on this machine)."""
+    total = 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in set(pids):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
 
 def spender(url: str, user_ids: list[int], tasks: int, barrier: Any, seconds: float,
-            guarded: bool) -> int:  # fmt: skip
-    return asyncio.run(_spender(url, user_ids, tasks, barrier, seconds, guarded))
+            mode: str) -> tuple[int, float, float]:  # fmt: skip
+    return asyncio.run(_spender(url, user_ids, tasks, barrier, seconds, mode))
+
+
+def _raw_sql() -> tuple[str, tuple[str, ...]]:
+    compiled = credits._FAST.compile(dialect=pg_asyncpg.dialect())
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+_RAW = _raw_sql()
+
+
+async def _raw_pool(url: str, size: int) -> Any:
+    from store.db import _split_pg_options
+
+    sa_url, server_settings = _split_pg_options(make_url(async_url(url)))
+    _, kwargs = pg_asyncpg.dialect().create_connect_args(sa_url)
+    for key in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+        kwargs.pop(key, None)
+    pool = await asyncpg.create_pool(min_size=size, max_size=size,
+                                     server_settings=server_settings or None, **kwargs)  # fmt: skip
+    return pool
 
 
 # ---- the runs -------------------------------------------------------------------------------
 
 
 def spends_per_second(url: str, user_ids: list[int], seconds: float, tasks: int,
-                      guarded: bool) -> float:  # fmt: skip
+                      mode: str) -> tuple[float, float]:  # fmt: skip
+    """(spends per second measured, CPU milliseconds per spend: this client's and the
+    database server's, from which what 2 idle cores would reach is estimated)."""
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager, ProcessPoolExecutor(PROCESSES, mp_context=ctx) as pool:
         barrier = manager.Barrier(PROCESSES + 1)
         shares = [user_ids[p::PROCESSES] or user_ids for p in range(PROCESSES)]
-        futures = [pool.submit(spender, url, shares[p], tasks, barrier, seconds, guarded)
+        futures = [pool.submit(spender, url, shares[p], tasks, barrier, seconds, mode)
                    for p in range(PROCESSES)]  # fmt: skip
         barrier.wait(120)
-        total = sum(f.result() for f in futures)
-    return total / seconds
+        results = [f.result() for f in futures]
+    done = sum(r[0] for r in results)
+    cpu = sum(r[1] + r[2] for r in results)
+    return done / seconds, 1000 * cpu / max(1, done)
 
 
 async def setup(url: str, count: int) -> list[int]:
@@ -206,24 +275,39 @@ def main() -> int:
     url = url_in_schema(args.url, schema)
     try:
         upgrade(url)
-        ids = asyncio.run(setup(url, 2 * USERS + 2))
+        ids = asyncio.run(setup(url, 3 * USERS + 2))
         many, one, heavy = ids[:USERS], ids[USERS], ids[USERS + 1]
-        others = ids[USERS + 2 :]  # the baseline's rows go to users of their own
+        others = ids[USERS + 2 : 2 * USERS + 2]  # the baseline's rows go to users of their own
+        floor_users = ids[2 * USERS + 2 :]
         print(f"database: {masked_url(args.url)} (schema {schema}); {PROCESSES} processes × "
               f"{args.tasks} concurrent spenders, {args.seconds:g} s each run")  # fmt: skip
-        base = spends_per_second(url, others, args.seconds, args.tasks, guarded=False)
-        ours = spends_per_second(url, many, args.seconds, args.tasks, guarded=True)
-        single = spends_per_second(url, [one], args.seconds, args.tasks, guarded=True)
-        asyncio.run(check_sums(url, [*many, one]))
+        base, base_cpu = spends_per_second(url, others, args.seconds, args.tasks, "unguarded")
+        ours, ours_cpu = spends_per_second(url, many, args.seconds, args.tasks, "store")
+        single, single_cpu = spends_per_second(url, [one], args.seconds, args.tasks, "store")
+        floor, floor_cpu = spends_per_second(url, floor_users, args.seconds, args.tasks, "raw")
+        asyncio.run(check_sums(url, [*many, one, *floor_users]))
+        cores = os.cpu_count() or 2
+        load = os.getloadavg()[0]
+        print(f"load average {load:.1f} on {cores} cores during the runs")
         print()
-        print(f"{'run':<52}{'spends/s':>10}{'vs baseline':>13}")
-        print(f"{'baseline: unguarded ledger inserts, 100 users':<52}{base:>10,.0f}{1:>12.2f}x")
-        print(f"{'store.credits.revoke, 100 users':<52}{ours:>10,.0f}{ours / base:>12.2f}x"
-              f"   target {TARGET_SPENDS:,.0f}: {ours / TARGET_SPENDS:.2f}x")  # fmt: skip
-        print(f"{'store.credits.revoke, 1 user (serialised)':<52}{single:>10,.0f}"
-              f"{single / base:>12.2f}x   ({single / ours:.2f}x the 100-user rate; "
-              f"{1000 / single:.2f} ms per spend holding the row lock)")  # fmt: skip
-        print("balance == sum of the deltas for all 101 users: yes")
+        print(f"{'run':<46}{'spends/s':>9}{'vs base':>9}{'CPU ms/spend':>14}"
+              f"{'idle-VM estimate':>18}")  # fmt: skip
+        rows = (
+            ("baseline: unguarded ledger inserts, 100 users", base, base_cpu),
+            ("store.credits.revoke, 100 users", ours, ours_cpu),
+            ("store.credits.revoke, 1 user (serialised)", single, single_cpu),
+            ("the spend statement alone, raw asyncpg, 100 users", floor, floor_cpu),
+        )
+        for name, rate, cpu in rows:
+            estimate = 1000 * cores / cpu
+            print(f"{name:<46}{rate:>9,.0f}{rate / base:>8.2f}x{cpu:>14.2f}{estimate:>13,.0f} /s")
+        print(f"target {TARGET_SPENDS:,.0f} spends/s across 100 users: measured "
+              f"{ours / TARGET_SPENDS:.2f}x, idle-VM estimate {1000 * cores / ours_cpu / TARGET_SPENDS:.2f}x "
+              "(CPU is the bound: client + server CPU per spend)")  # fmt: skip
+        print(f"one user: {single / ours:.2f}x the 100-user rate; each spend holds the user's "
+              f"row lock {1000 / single:.2f} ms (UPDATE to COMMIT), so that user's spends "
+              "queue one behind another")  # fmt: skip
+        print("balance == sum of the deltas for all 201 users spent from: yes")
         asyncio.run(fill_ledger(url, heavy, 10_000))
         lat = asyncio.run(read_latency(url, one, heavy, args.reads))
         print()
