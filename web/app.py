@@ -24,11 +24,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from billing.catalogue import BUNDLED, load_catalogue
 from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
 from store.sessions import SESSION_DAYS
-from web import api, auth, scans
+from web import api, auth, billing, credits_api, scans
 from web.body_limit import BodyLimit
 from web.csrf import CsrfMiddleware
 from web.headers import SecurityHeaders
@@ -87,7 +88,7 @@ class AuthGate:
         await self.app(scope, receive, send)
 
 
-PUBLIC_PATHS = (*auth.PUBLIC_PATHS, api.PREFIX + "/openapi.json")
+PUBLIC_PATHS = (*auth.PUBLIC_PATHS, api.PREFIX + "/openapi.json", *credits_api.PUBLIC_PATHS)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -142,6 +143,8 @@ def proxy_headers(settings: Settings) -> list[Middleware]:
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
+    # the plans on sale, checked now: a wrong CCBB_PLANS_FILE stops the start with its mistakes
+    catalogue = load_catalogue(settings.plans_file or BUNDLED)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -154,6 +157,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         )
         await reads.start()
         app.state.settings = settings
+        app.state.catalogue = catalogue
         app.state.sessions = session_factory(engine)
         app.state.reads = reads
         app.state.redis = redis
@@ -172,6 +176,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         *auth.routes,
         *scans.routes,
         *api.routes,
+        *billing.routes,
+        *credits_api.routes,
     ]
     app = Starlette(
         routes=routes,

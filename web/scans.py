@@ -20,6 +20,7 @@ from store import scan_list
 from store import scans as store_scans
 from store.models import ACTIVE_STATES, ScanState, utcnow
 from web import new_scan, report_page, settings_page
+from web.auth import forget_user
 from web.report_page import own_scan
 from web.settings_page import user_id
 from web.table.pagination import get_page_number
@@ -113,7 +114,12 @@ async def _progress_rows(request: Request, page: int = 1) -> list[dict[str, Any]
     return out
 
 
-async def dashboard(request: Request, error: str | None = None, status: int = 200) -> Response:
+async def dashboard(
+    request: Request,
+    error: str | None = None,
+    status: int = 200,
+    error_link: dict[str, str] | None = None,
+) -> Response:
     """The user's scans, DASHBOARD_LIMIT per page (``?page=2``: the next older ones)."""
 
     total = await scan_list.count_scans(request.app.state.reads, user_id=user_id(request))
@@ -130,6 +136,7 @@ async def dashboard(request: Request, error: str | None = None, status: int = 20
         "scans": rows,
         "message": message,
         "error": error,
+        "error_link": error_link,
         "page": page,
         "pages_total": pages_total,
         "total": total,
@@ -149,6 +156,7 @@ async def cancel(request: Request) -> Response:
     assert scan.id is not None
     if scan.state in ACTIVE:
         await jobs.cancel_scan(request.app.state.sessions, request.app.state.redis, scan.id)
+        forget_user(request.app.state, user_id(request))  # a refund changes the header's balance
     return RedirectResponse("/?cancelled=1", status_code=303)
 
 
@@ -177,6 +185,10 @@ async def rerun(request: Request) -> Response:
         await new_scan.queue_scan(request.app.state, user_id=user_id(request), req=again)
     except new_scan.TooManyActiveScans as exc:
         return await dashboard(request, error=str(exc), status=409)
+    except new_scan.NoCredits as exc:
+        return await dashboard(
+            request, error=str(exc), status=402, error_link=new_scan.BILLING_LINK
+        )
     return RedirectResponse("/?queued=1", status_code=303)
 
 

@@ -30,5 +30,12 @@ def render(
     status_code: int = 200,
     headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
-    ctx = {"user": request.scope.get("user"), "csrf_token": csrf_token(request), **(context or {})}
+    settings = getattr(request.app.state, "settings", None)
+    ctx = {
+        "user": request.scope.get("user"),
+        "csrf_token": csrf_token(request),
+        "credits_enabled": bool(settings and settings.credits_enabled),
+        "credits": request.scope.get("credits"),
+        **(context or {}),
+    }
     return templates.TemplateResponse(request, name, ctx, status_code=status_code, headers=headers)
