@@ -100,6 +100,7 @@ def test_create_list_progress_cancel(env: Env) -> None:
         "cloak_prefixes": ["https://shop.example/go/"],
         "tps": 2.5,
         "max_pages": 500,
+        "http_fallback": True,  # a bare domain: http:// if https:// does not work
     }
     queue = env.settings.queue_name
     assert any(

@@ -210,40 +210,19 @@ async def _state(sessions: Any, scan_id: int) -> str:
 @pytest.mark.timeout(240)
 async def test_ccbb_run_restarts_a_killed_worker_and_the_scan_finishes(tmp_path: Path) -> None:
     import os
-    import sys
 
-    import httpx
+    from tests.test_run_demo import start_demo_run
 
-    from ccbb.services import _free_port
-
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CCBB_", "REDIS_URL", "DATABASE_URL"))}  # fmt: skip
+    proc, _, log = start_demo_run(tmp_path, timeout=90)
     data_dir = tmp_path / "data"
-    env["CCBB_DATA_DIR"] = str(data_dir)
-    log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ccbb.cli", "run", "--demo", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
     engine = None
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            await asyncio.sleep(0.3)
         first = _worker_pid(proc.pid)
         assert first is not None, log.read_text()
         (engine, sessions), scan_id = await _demo_scan(data_dir)
+        deadline = time.monotonic() + 60
         while await _state(sessions, scan_id) == "queued":
-            assert time.monotonic() < deadline + 60, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
             await asyncio.sleep(0.2)
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 30
