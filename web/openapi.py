@@ -79,6 +79,10 @@ class ReportOut(_Strict):
     summary: dict[str, Any] = Field(
         description="urls_scanned, total_products, total_links, unique_links, by_status, tag_audit"
     )
+    notes: list[str] = Field(
+        description="what the user should know about the scan, e.g. that a bare domain was "
+        "scanned over http:// because https:// did not work"
+    )
     products: list[ReportProductOut]
     pages_failed: list[FailedPageOut]
     unresolved_links: list[UnresolvedLinkOut]
