@@ -613,7 +613,7 @@ def aiohttp_load(
     workers = [
         ctx.Process(
             target=_aiohttp_worker,
-            args=(url, lines[k::procs], seconds, connections // procs, q),
+            args=(url, lines[k::procs] or lines, seconds, connections // procs, q),
         )
         for k in range(procs)
     ]

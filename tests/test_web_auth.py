@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -128,17 +129,21 @@ def test_forms_without_a_valid_csrf_token_are_refused(
 
 def test_changing_the_password_ends_other_sessions(app_settings: Settings) -> None:
     email = unique("eve")
-    app = create_app(app_settings)
-    with TestClient(app) as first, TestClient(app) as second:
-        signup(first, email)
-        login(second, email)
-        assert second.get("/").status_code == 200
-        token = csrf(first, "/account")
-        changed = first.post("/account", data={"current": PASSWORD, "new": "another long password",
-                                               "csrftoken": token})  # fmt: skip
+    # one client (one app, one event loop: its Redis pool), two browsers' cookie jars
+    with TestClient(create_app(app_settings)) as client:
+        signup(client, email)
+        first = client.cookies
+        client.cookies = httpx.Cookies()
+        login(client, email)
+        assert client.get("/").status_code == 200
+        second, client.cookies = client.cookies, first
+        token = csrf(client, "/account")
+        changed = client.post("/account", data={"current": PASSWORD, "new": "another long password",
+                                                "csrftoken": token})  # fmt: skip
         assert "Password changed." in changed.text
-        assert first.get("/").status_code == 200  # this session goes on
-        assert second.get("/", follow_redirects=False).status_code == 303  # the other one ends
+        assert client.get("/").status_code == 200  # this session goes on
+        client.cookies = second
+        assert client.get("/", follow_redirects=False).status_code == 303  # the other one ends
 
 
 def test_user_create_from_the_command_line(tmp_path: Path) -> None:
