@@ -76,7 +76,8 @@ class AuditLink:
 
 # the sortable columns, as the table shows them (what an empty value sorts as included)
 SORT_KEYS: dict[str, Callable[[Any], Any]] = {
-    "problems": lambda r: (STATUS_RANK.get(r.status, len(STATUS_RANK)), -r.links_count),
+    # one int, not a tuple: sorting ints is several times faster (links_count < 10**9)
+    "problems": lambda r: STATUS_RANK.get(r.status, len(STATUS_RANK)) * 10**9 - r.links_count,
     "name": lambda r: r.title or "",
     "asin": lambda r: r.asin,
     "link": lambda r: r.detail_page_url or "",
@@ -97,6 +98,8 @@ def ordered(rows: Sequence[Any], sort: str, descending: bool) -> list[int]:
     ties in the base order in both directions. By name, unnamed products come last either way;
     "problems" descending is problems last."""
     seqs = range(len(rows))
+    if sort == "asin" and not descending:  # the base order starts with the ASIN
+        return list(seqs)
     if sort == "name":
         named = [n for n in seqs if rows[n].title]
         titles = {n: rows[n].title for n in named}

@@ -369,6 +369,7 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     # a queued scan is polled every 2 s, so that its start (or a quick failure) shows at once,
     # not up to 15 s later
     polled = len(polls)
+    page.evaluate("window.__e2e_same_page = true")
     page.clock.run_for(2_100)
     for _ in range(200):
         if len(polls) > polled:
@@ -376,6 +377,7 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
         page.wait_for_timeout(50)
     assert len(polls) == polled + 1, "a queued scan is polled within 2 s"
     if polls[-1][0]["state"] != "queued":  # it started: the page reloads to show it
+        page.wait_for_function("() => window.__e2e_same_page !== true")
         page.wait_for_load_state()
 
     # -- progress: each poll of /scans/progress.json updates the row in place, or reloads the
