@@ -1,0 +1,217 @@
+"""ClickBank's side of the books: every notification received (raw, as decrypted, with what
+processing it did), the checkout references our pay links carry, and the tickets (refund,
+cancel, change) we filed through ClickBank's API. Tables and their keyword-only queries.
+
+An event row is written once when the notification arrives (a retry of the same notification —
+same role, receipt, type and time — only counts one more delivery) and then moves through
+``pending`` → ``done`` / ``waiting`` (its order's first payment has not been processed yet) /
+``ignored`` (a test, another role) / ``failed`` (an error the operator must see).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Index, Numeric, Text, UniqueConstraint, func, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.models import UtcDateTime, table_of, utcnow
+
+PENDING, DONE, WAITING, IGNORED, FAILED = "pending", "done", "waiting", "ignored", "failed"
+MONEY = Numeric(14, 2)
+
+
+class ClickbankEvent(SQLModel, table=True):
+    __tablename__ = "clickbank_event"
+    __table_args__ = (
+        Index("ix_clickbank_event_base_receipt", "base_receipt"),
+        Index("ix_clickbank_event_user_id", "user_id"),
+        Index("ix_clickbank_event_state", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)  # role|receipt|type|time
+    transaction_type: str = Field(max_length=32)
+    receipt: str = Field(max_length=40)
+    base_receipt: str = Field(max_length=40)  # the order's receipt (no rebill suffix)
+    role: str = Field(max_length=16)
+    transaction_time: datetime = Field(sa_type=UtcDateTime)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    deliveries: int = 1  # how many times ClickBank delivered it
+    raw: str = Field(sa_type=Text, repr=False)  # the decrypted notification (personal data)
+    state: str = Field(default=PENDING, max_length=16)
+    outcome: str | None = Field(default=None, sa_type=Text)
+    user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    sku: str | None = Field(default=None, max_length=64)
+    amount: Decimal | None = Field(default=None, sa_type=MONEY)
+    currency: str | None = Field(default=None, max_length=8)
+    credits: int | None = None  # credits this event moved (+ granted, - revoked)
+    tries: int = 0  # processing attempts
+    processed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class ClickbankCheckout(SQLModel, table=True):
+    """One pay link made for one signed-in user: its random reference comes back in the
+    notification's vendorVariables and names the account (never the user id or e-mail)."""
+
+    __tablename__ = "clickbank_checkout"
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(max_length=64, unique=True)
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE", index=True)
+    sku: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    receipt: str | None = Field(default=None, max_length=40)  # the order it paid, once used
+
+
+class ClickbankTicket(SQLModel, table=True):
+    """A request we filed through ClickBank's API (refund, cancel, change of product)."""
+
+    __tablename__ = "clickbank_ticket"
+    __table_args__ = (UniqueConstraint("receipt", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    receipt: str = Field(max_length=40)
+    kind: str = Field(max_length=80)  # refund | cancel | change:<sku>
+    ticket_id: str | None = Field(default=None, max_length=64)
+    detail: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+EVENT_TABLE = table_of(ClickbankEvent)
+
+
+# ---- events ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    event_id: int
+    new: bool  # False: a retry of a notification we have already
+
+
+async def record_event(conn: AsyncConnection, *, values: dict[str, Any]) -> Received:
+    """Keep a notification (one statement when new); a redelivery counts one more delivery.
+    ``values``: the event's columns (key, transaction_type, receipt, …, raw)."""
+    insert_into = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert_into(EVENT_TABLE)
+        .values(received_at=utcnow(), deliveries=1, state=PENDING, tries=0, **values)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(EVENT_TABLE.c.id)
+    )
+    new_id = (await conn.execute(stmt)).scalar()
+    if new_id is not None:
+        await conn.commit()
+        return Received(int(new_id), True)
+    again = (
+        update(EVENT_TABLE)
+        .where(EVENT_TABLE.c.key == values["key"])
+        .values(deliveries=EVENT_TABLE.c.deliveries + 1)
+        .returning(EVENT_TABLE.c.id)
+    )
+    old_id = (await conn.execute(again)).scalar_one()
+    await conn.commit()
+    return Received(int(old_id), False)
+
+
+async def get_event(session: AsyncSession, *, event_id: int) -> ClickbankEvent | None:
+    return await session.get(ClickbankEvent, event_id)
+
+
+async def events_of_order(session: AsyncSession, *, base_receipt: str) -> list[ClickbankEvent]:
+    """Every event of one order (its first sale, rebills, refunds…), oldest first."""
+    stmt = (
+        select(ClickbankEvent)
+        .where(col(ClickbankEvent.base_receipt) == base_receipt)
+        .order_by(col(ClickbankEvent.transaction_time), col(ClickbankEvent.id))
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def list_events(
+    session: AsyncSession, *, limit: int = 50, state: str | None = None
+) -> list[ClickbankEvent]:
+    stmt = select(ClickbankEvent).order_by(col(ClickbankEvent.id).desc()).limit(limit)
+    if state:
+        stmt = stmt.where(col(ClickbankEvent.state) == state)
+    return list((await session.exec(stmt)).all())
+
+
+async def payments_of(session: AsyncSession, *, user_id: int) -> list[ClickbankEvent]:
+    """A user's payments and reversals (what Billing lists), newest first; tests excluded."""
+    kinds = ("SALE", "BILL", "RFND", "CGBK", "INSF")
+    stmt = (
+        select(ClickbankEvent)
+        .where(
+            col(ClickbankEvent.user_id) == user_id,
+            col(ClickbankEvent.transaction_type).in_(kinds),
+            col(ClickbankEvent.role) == "VENDOR",
+        )
+        .order_by(col(ClickbankEvent.transaction_time).desc(), col(ClickbankEvent.id).desc())
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def count_by_state(session: AsyncSession) -> dict[str, int]:
+    stmt = select(col(ClickbankEvent.state), func.count()).group_by(col(ClickbankEvent.state))
+    return {str(s): int(n) for s, n in (await session.exec(stmt)).all()}
+
+
+# ---- checkout references ---------------------------------------------------------------
+
+
+async def create_checkout(
+    session: AsyncSession, *, reference: str, user_id: int, sku: str
+) -> ClickbankCheckout:
+    checkout = ClickbankCheckout(reference=reference, user_id=user_id, sku=sku)
+    session.add(checkout)
+    await session.commit()
+    await session.refresh(checkout)
+    return checkout
+
+
+async def get_checkout(session: AsyncSession, *, reference: str) -> ClickbankCheckout | None:
+    stmt = select(ClickbankCheckout).where(col(ClickbankCheckout.reference) == reference)
+    return (await session.exec(stmt)).one_or_none()
+
+
+# ---- tickets ---------------------------------------------------------------------------
+
+
+async def get_ticket(session: AsyncSession, *, receipt: str, kind: str) -> ClickbankTicket | None:
+    stmt = select(ClickbankTicket).where(
+        col(ClickbankTicket.receipt) == receipt, col(ClickbankTicket.kind) == kind
+    )
+    return (await session.exec(stmt)).one_or_none()
+
+
+async def tickets_of(session: AsyncSession, *, user_id: int) -> list[ClickbankTicket]:
+    stmt = select(ClickbankTicket).where(col(ClickbankTicket.user_id) == user_id)
+    return list((await session.exec(stmt)).all())
+
+
+async def add_ticket(
+    session: AsyncSession,
+    *,
+    user_id: int | None,
+    receipt: str,
+    kind: str,
+    ticket_id: str | None,
+    detail: str | None = None,
+) -> ClickbankTicket:
+    ticket = ClickbankTicket(
+        user_id=user_id, receipt=receipt, kind=kind, ticket_id=ticket_id, detail=detail
+    )
+    session.add(ticket)
+    await session.commit()
+    await session.refresh(ticket)
+    return ticket
