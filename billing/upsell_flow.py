@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -175,6 +176,15 @@ def parse_flows(
         flows[flow_id] = Flow(flow_id, cb_id, tuple(start), first, offers, skin)
         cb_ids.add(cb_id)
     return flows
+
+
+@lru_cache
+def load_flows() -> dict[str, Flow]:
+    """The catalogue's flows, checked (once per process)."""
+    from billing.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    return parse_flows(catalogue.section("flow"), catalogue.get)
 
 
 def flow_starting_at(flows: dict[str, Flow], sku: str) -> Flow | None:

@@ -18,11 +18,10 @@ from typing import Any
 from sqlalchemy import Index, Numeric, Text, UniqueConstraint, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store.models import UtcDateTime, table_of, utcnow
+from store.models import Scan, UtcDateTime, table_of, utcnow
 
 PENDING, DONE, WAITING, IGNORED, FAILED = "pending", "done", "waiting", "ignored", "failed"
 MONEY = Numeric(14, 2)
@@ -96,11 +95,14 @@ EVENT_TABLE = table_of(ClickbankEvent)
 class Received:
     event_id: int
     new: bool  # False: a retry of a notification we have already
+    state: str
+    deliveries: int = 1
 
 
-async def record_event(conn: AsyncConnection, *, values: dict[str, Any]) -> Received:
+async def record_event(session: AsyncSession, *, values: dict[str, Any]) -> Received:
     """Keep a notification (one statement when new); a redelivery counts one more delivery.
     ``values``: the event's columns (key, transaction_type, receipt, …, raw)."""
+    conn = await session.connection()
     insert_into = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = (
         insert_into(EVENT_TABLE)
@@ -110,17 +112,17 @@ async def record_event(conn: AsyncConnection, *, values: dict[str, Any]) -> Rece
     )
     new_id = (await conn.execute(stmt)).scalar()
     if new_id is not None:
-        await conn.commit()
-        return Received(int(new_id), True)
+        await session.commit()
+        return Received(int(new_id), True, PENDING)
     again = (
         update(EVENT_TABLE)
         .where(EVENT_TABLE.c.key == values["key"])
         .values(deliveries=EVENT_TABLE.c.deliveries + 1)
-        .returning(EVENT_TABLE.c.id)
+        .returning(EVENT_TABLE.c.id, EVENT_TABLE.c.state, EVENT_TABLE.c.deliveries)
     )
-    old_id = (await conn.execute(again)).scalar_one()
-    await conn.commit()
-    return Received(int(old_id), False)
+    old_id, state, deliveries = (await conn.execute(again)).one()
+    await session.commit()
+    return Received(int(old_id), False, str(state), int(deliveries))
 
 
 async def get_event(session: AsyncSession, *, event_id: int) -> ClickbankEvent | None:
@@ -215,3 +217,71 @@ async def add_ticket(
     await session.commit()
     await session.refresh(ticket)
     return ticket
+
+
+# ---- what Billing, the thank-you page and the refund rule ask -----------------------------
+
+PAYMENT_TYPES = ("SALE", "BILL")
+
+
+async def sale_event(session: AsyncSession, *, receipt: str) -> ClickbankEvent | None:
+    """The vendor's payment notification of ``receipt`` (what the thank-you page waits for)."""
+    stmt = select(ClickbankEvent).where(
+        col(ClickbankEvent.receipt) == receipt,
+        col(ClickbankEvent.transaction_type).in_(PAYMENT_TYPES),
+        col(ClickbankEvent.role) == "VENDOR",
+    )
+    return (await session.exec(stmt)).first()
+
+
+payment_event = sale_event
+
+
+async def plan_order(
+    session: AsyncSession, *, user_id: int, plan_skus: list[str]
+) -> ClickbankEvent | None:
+    """The latest processed first payment of a plan (its order is the subscription)."""
+    stmt = (
+        select(ClickbankEvent)
+        .where(
+            col(ClickbankEvent.user_id) == user_id,
+            col(ClickbankEvent.transaction_type) == "SALE",
+            col(ClickbankEvent.state) == DONE,
+            col(ClickbankEvent.sku).in_(plan_skus),
+        )
+        .order_by(col(ClickbankEvent.transaction_time).desc())
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def set_outcome(
+    session: AsyncSession,
+    *,
+    event: ClickbankEvent,
+    state: str,
+    outcome: str,
+    user_id: int | None = None,
+    sku: str | None = None,
+    credits: int | None = None,
+) -> None:
+    event.state = state
+    event.outcome = outcome
+    event.tries += 1
+    if user_id is not None:
+        event.user_id = user_id
+    if sku is not None:
+        event.sku = sku
+    if credits is not None:
+        event.credits = credits
+    if state in (DONE, IGNORED):
+        event.processed_at = utcnow()
+    session.add(event)
+    await session.commit()
+
+
+async def scan_ever_started(session: AsyncSession, *, user_id: int) -> bool:
+    """Has the user ever started a scan (one that a worker began, still listed)?"""
+    stmt = select(func.count()).where(
+        col(Scan.user_id) == user_id, col(Scan.started_at).is_not(None)
+    )
+    return bool((await session.exec(stmt)).one())
