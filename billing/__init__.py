@@ -1,2 +1,3 @@
-"""Money: the plans catalogue, the credits ledger's rules, ClickBank (notifications, pay links,
-upsell flows)."""
+"""The money side: the plans catalogue (:mod:`billing.catalogue`) and what is sold from it,
+ClickBank's notifications, pay links and upsell flows (``billing.clickbank_*``,
+:mod:`billing.upsell_flow`). The credits ledger itself is storage: :mod:`store.credits`."""

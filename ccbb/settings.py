@@ -54,6 +54,22 @@ class Settings(BaseSettings):
     # Session and CSRF cookies only over HTTPS (production behind TLS).
     secure_cookies: bool = Field(default=False, validation_alias="CCBB_SECURE_COOKIES")
 
+    # ---- plans and credits (billing.catalogue, store.credits) ----
+    # Scans spend credits (off: scans are free and the Billing page is hidden, for an operator
+    # scanning only their own sites).
+    credits_enabled: bool = Field(default=True, validation_alias="CCBB_CREDITS")
+    # The plans catalogue (TOML); unset: the bundled billing/catalogue.toml.
+    plans_file: Path | None = Field(default=None, validation_alias="CCBB_PLANS_FILE")
+    # {project_id} of the credits API (/api/v2/project/{project_id}/…).
+    project_id: str = Field(default="ccbb", validation_alias="CCBB_PROJECT_ID")
+    # HTTP Basic merchant_id:api_key of the credits API's server methods; unset: they are 404.
+    merchant_id: str | None = Field(default=None, validation_alias="CCBB_MERCHANT_ID")
+    merchant_api_key: SecretStr | None = Field(
+        default=None, validation_alias="CCBB_MERCHANT_API_KEY"
+    )
+    # Credits `ccbb run --demo` gives the demo account and each account signed up in the demo.
+    demo_credits: int = Field(default=0, validation_alias="CCBB_DEMO_CREDITS")
+
     # ---- ClickBank (billing.clickbank_*): the vendor account that sells the plans ----
     clickbank_vendor: str = Field(default="", validation_alias="CCBB_CLICKBANK_VENDOR")
     # the INS and thank-you page secret key (ClickBank: at most 16 capitals and digits)
@@ -71,6 +87,8 @@ class Settings(BaseSettings):
     clickbank_api_base: str = Field(
         default="https://api.clickbank.com", validation_alias="CCBB_CLICKBANK_API_BASE"
     )
+    # the dashboard's address as buyers reach it (links in invitations)
+    public_url: str = Field(default="http://127.0.0.1:8000", validation_alias="CCBB_PUBLIC_URL")
 
     @field_validator("clickbank_secret_key")
     @classmethod

@@ -9,6 +9,8 @@ from typing import Any
 from arq import cron, func
 from arq.connections import RedisSettings
 
+from ccbb.clickbank_jobs import MAX_TRIES as CLICKBANK_TRIES
+from ccbb.clickbank_jobs import clickbank_event_job
 from ccbb.jobs import new_worker_id, reap, scan_job
 from ccbb.settings import get_settings
 from scanner.net import NetworkPolicy, make_session, parse_connect_to
@@ -29,6 +31,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     policy = NetworkPolicy(settings.allow_private_network, parse_connect_to(settings.connect_to))
     ctx["http"] = make_session(policy)
     ctx["worker_id"] = new_worker_id()
+    from web.app import session_secret  # signs the invitations a ClickBank buyer may get
+
+    ctx["signing_secret"] = session_secret(settings)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -43,7 +48,10 @@ def redis_settings(url: str) -> RedisSettings:
 
 
 class WorkerSettings:
-    functions = [func(scan_job, timeout=SCAN_TIMEOUT, max_tries=1000)]
+    functions = [
+        func(scan_job, timeout=SCAN_TIMEOUT, max_tries=1000),
+        func(clickbank_event_job, timeout=120, max_tries=CLICKBANK_TRIES),
+    ]
     cron_jobs = [cron(reap, second=set(range(0, 60, 5)), run_at_startup=True)]
     on_startup = startup
     on_shutdown = shutdown

@@ -285,3 +285,21 @@ async def scan_ever_started(session: AsyncSession, *, user_id: int) -> bool:
         col(Scan.user_id) == user_id, col(Scan.started_at).is_not(None)
     )
     return bool((await session.exec(stmt)).one())
+
+
+async def order_owner(session: AsyncSession, *, base_receipt: str) -> int | None:
+    """The account an order was tied to (by its processed events), if any."""
+    stmt = (
+        select(ClickbankEvent.user_id)
+        .where(
+            col(ClickbankEvent.base_receipt) == base_receipt,
+            col(ClickbankEvent.user_id).is_not(None),
+        )
+        .limit(1)
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def waiting_events(session: AsyncSession, *, limit: int = 200) -> list[ClickbankEvent]:
+    """Events waiting for an earlier one (woken when a sale is processed)."""
+    return await list_events(session, limit=limit, state=WAITING)

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
-from web import api, auth, scans
+from web import api, auth, clickbank, scans
 from web.reads import Reads
 
 STATIC = Path(__file__).parent / "static"
@@ -79,7 +79,7 @@ class AuthGate:
         await self.app(scope, receive, send)
 
 
-PUBLIC_PATHS = (*auth.PUBLIC_PATHS, api.PREFIX + "/openapi.json")
+PUBLIC_PATHS = (*auth.PUBLIC_PATHS, api.PREFIX + "/openapi.json", *clickbank.PUBLIC_PATHS)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         app.state.redis = redis
         app.state.box = SecretBox.from_settings(settings)
         app.state.api_rate = api.ApiRateLimit(redis_url, settings.api_rate)
+        app.state.signing_secret = session_secret(settings)
         try:
             yield {}
         finally:
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         *auth.routes,
         *scans.routes,
         *api.routes,
+        *clickbank.routes,
     ]
     app = Starlette(
         routes=routes,
@@ -152,6 +154,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         signing_secret=session_secret(settings),
         cookie_secure=settings.secure_cookies,
         # the JSON API authenticates with bearer tokens only, never cookies: no CSRF possible
-        skip_if_scope=lambda scope: scope["path"].startswith("/api/"),
+        skip_if_scope=lambda scope: scope["path"].startswith(("/api/", *clickbank.CSRF_EXEMPT)),
     )
     return protected

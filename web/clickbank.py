@@ -22,8 +22,8 @@ from starlette.routing import Route
 from billing import clickbank_ins as ins
 from billing import clickbank_links as links
 from billing import invitations
-from billing.refund_rule import refund_allowed
 from billing.clickbank_api import ClickbankApi, ClickbankApiError
+from billing.refund_rule import refund_allowed
 from billing.upsell_flow import load_flows
 from ccbb.clickbank_jobs import JOB_NAME, job_id
 from ccbb.settings import Settings
@@ -228,9 +228,11 @@ async def thank_you(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     params = {k: v for k, v in request.query_params.items()}
     if not _configured(settings) or not links.cbpop_valid(settings.clickbank_secret, params):
-        ctx = {"heading": TEXT["invalid"], "lines": [TEXT["invalid_detail"]], "credits": None,
-               "state": "invalid"}  # fmt: skip
-        return render(request, "clickbank_thank_you.html", ctx, 400)
+        bad: dict[str, Any] = {
+            "heading": TEXT["invalid"], "lines": [TEXT["invalid_detail"]], "credits": None,
+            "state": "invalid",
+        }  # fmt: skip
+        return render(request, "clickbank_thank_you.html", bad, 400)
     receipt = params["cbreceipt"]
     product = load_catalogue().by_clickbank_item(params["item"])
     name = product.name if product else f"item {params['item']}"
@@ -297,8 +299,10 @@ async def refund(request: Request) -> Response:
         payment = await store_cb.payment_event(session, receipt=receipt)
         if payment is None or payment.user_id != user.id:
             return _billing_redirect(error=TEXT["not_yours"])
+        fresh = await store_users.get_user(session, user_id=user.id)  # not a cached copy
         started = await store_cb.scan_ever_started(session, user_id=user.id)
-        if not refund_allowed(account_created=user.created_at, now=utcnow(), scan_started=started):
+        created = fresh.created_at if fresh else user.created_at
+        if not refund_allowed(account_created=created, now=utcnow(), scan_started=started):
             return _billing_redirect(error=TEXT["refund_refused"])
         if await store_cb.get_ticket(session, receipt=receipt, kind="refund") is not None:
             return _billing_redirect(error=TEXT["refund_twice"].format(receipt=receipt))
@@ -317,11 +321,13 @@ async def refund(request: Request) -> Response:
 
 async def _plan_order(session: Any, user_id: int) -> store_cb.ClickbankEvent | None:
     """The first payment of the user's current plan (the order its renewals belong to)."""
+    from billing.catalogue import load_catalogue
+
     account = await store_credits.get_account(session, user_id=user_id)
-    sku = getattr(account, "plan_sku", None) if account is not None else None
-    if not sku:
+    if account is None or not account.plan_sku or account.plan_status != "active":
         return None
-    return await store_cb.plan_order(session, user_id=user_id)
+    plans = [p.sku for p in load_catalogue().plans]
+    return await store_cb.plan_order(session, user_id=user_id, plan_skus=plans)
 
 
 async def cancel(request: Request) -> Response:
@@ -329,7 +335,7 @@ async def cancel(request: Request) -> Response:
     async with request.app.state.sessions() as session:
         order = await _plan_order(session, user.id)
         account = await store_credits.get_account(session, user_id=user.id)
-        if order is None or account is None or not getattr(account, "plan_renews", False):
+        if order is None or account is None or not account.renews:
             return _billing_redirect(error=TEXT["no_plan"])
         try:
             answer = await _api(request.app.state.settings).cancel(
@@ -343,7 +349,11 @@ async def cancel(request: Request) -> Response:
             ticket_id=str(answer.get("ticketid", "")) or None,
         )  # fmt: skip
         end = getattr(account, "plan_period_end", None)
-    return _billing_redirect(message=TEXT["cancel_filed"].format(end=f"{end:%Y-%m-%d}" if end else "the end of the period"))
+    return _billing_redirect(
+        message=TEXT["cancel_filed"].format(
+            end=f"{end:%Y-%m-%d}" if end else "the end of the period"
+        )
+    )
 
 
 async def change_plan(request: Request) -> Response:

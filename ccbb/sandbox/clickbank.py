@@ -311,7 +311,9 @@ async def handle_pay(request: web.Request) -> web.Response:
         time=datetime.now(UTC),
         email=email,
         name=fields.get("name", "").strip() or "Buyer",
-        variables={k: v for k, v in _variables(fields).items() if k not in ("name", "email", "card")},
+        variables={
+            k: v for k, v in _variables(fields).items() if k not in ("name", "email", "card")
+        },
         tracking=[fields["vtid"]] if fields.get("vtid") else [],
     )
     state.orders[order.receipt] = order
@@ -531,6 +533,13 @@ class RunningClickbank:
     def pay_base(self) -> str:
         return f"{self.url}/{{vendor}}/"
 
+    def add_order(self, receipt: str, item_no: str, email: str = "buyer@example.com") -> Order:
+        """An order made elsewhere (tests: a sale whose notification they sent themselves)."""
+        product = self.state.config.products[item_no]
+        order = Order(receipt, product, datetime.now(UTC), email, "Buyer", {}, [])
+        self.state.orders[receipt] = order
+        return order
+
 
 @asynccontextmanager
 async def running_clickbank(
@@ -546,3 +555,112 @@ async def running_clickbank(
         yield RunningClickbank(f"http://{bound_host}:{bound_port}", app[STATE_KEY])
     finally:
         await runner.cleanup()
+
+
+# ---- configured from our catalogue, and the command ----------------------------------------
+
+
+def config_from_catalogue(
+    *,
+    app_url: str,
+    vendor: str,
+    secret: str,
+    api_key: str,
+    retry_delays: tuple[float, ...] = (2.0, 5.0, 10.0),
+    answer_timeout: float = 3.0,
+) -> SandboxConfig:
+    """What the vendor would have set up in ClickBank's account: every catalogue item with a
+    ClickBank item number as a product, every ``[[flow]]`` as an upsell flow whose pages are
+    ours (``{app_url}/clickbank/upsell/{flow}/{step}``)."""
+    from billing.catalogue import load_catalogue
+    from billing.upsell_flow import parse_flows
+
+    catalogue = load_catalogue()
+    products = {
+        i.clickbank_item: Product(i.clickbank_item, i.name, i.price, i.recurring)
+        for i in catalogue.items
+        if i.clickbank_item
+    }
+    flows: dict[str, SandboxFlow] = {}
+    for flow in parse_flows(catalogue.section("flow"), catalogue.get).values():
+        steps = {}
+        for step, offer in flow.offers.items():
+            item = catalogue.get(offer.sku)
+            assert item is not None
+            steps[step] = FlowStep(
+                item_no=item.clickbank_item,
+                page_url=f"{app_url.rstrip('/')}/clickbank/upsell/{flow.id}/{step}",
+                on_accept=offer.accept,
+                on_decline=offer.decline,
+            )
+        flows[flow.clickbank_flow_id] = SandboxFlow(flow.clickbank_flow_id, flow.first, steps)
+    return SandboxConfig(
+        vendor=vendor,
+        secret=secret,
+        api_key=api_key,
+        ins_url=f"{app_url.rstrip('/')}/clickbank/ins",
+        thank_you_url=f"{app_url.rstrip('/')}/clickbank/thank-you",
+        products=products,
+        flows=flows,
+        retry_delays=retry_delays,
+        answer_timeout=answer_timeout,
+    )
+
+
+async def _serve(config: SandboxConfig, host: str, port: int) -> None:
+    async with running_clickbank(config, host, port) as sandbox:
+        print(
+            f"ClickBank sandbox at {sandbox.url} (pay links {sandbox.url}/{config.vendor}/, "
+            f"controls {sandbox.url}/_sandbox/), notifications to {config.ins_url}",
+            flush=True,
+        )
+        await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``ccbb sandbox-clickbank``: a local ClickBank for the app at ``--app-url``, configured
+    from the same catalogue and the same CCBB_CLICKBANK_* settings as the app."""
+    from billing.catalogue import CatalogueError
+    from billing.upsell_flow import FlowError
+    from ccbb.settings import get_settings
+
+    settings = get_settings()
+    parser = argparse.ArgumentParser(
+        prog="ccbb sandbox-clickbank",
+        description="Serve a local ClickBank: order form, INS, upsell flows, tickets API.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    parser.add_argument("--app-url", default=settings.public_url,
+                        help="where our app listens (INS, upsell and thank-you pages)")  # fmt: skip
+    parser.add_argument("--retry", default="2,5,10",
+                        help="seconds between INS attempts not answered 2xx in time")  # fmt: skip
+    args = parser.parse_args(argv)
+    if not settings.clickbank_vendor or not settings.clickbank_secret:
+        print("ccbb sandbox-clickbank: set CCBB_CLICKBANK_VENDOR and CCBB_CLICKBANK_SECRET_KEY "
+              "(the same values as the app's)", file=sys.stderr)  # fmt: skip
+        return 2
+    key = settings.clickbank_api_key
+    try:
+        delays = tuple(float(x) for x in args.retry.split(",") if x.strip())
+        config = config_from_catalogue(
+            app_url=args.app_url, vendor=settings.clickbank_vendor,
+            secret=settings.clickbank_secret, api_key=key.get_secret_value() if key else "",
+            retry_delays=delays,
+        )  # fmt: skip
+    except (CatalogueError, FlowError, ValueError) as exc:
+        print(f"ccbb sandbox-clickbank: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(config, args.host, args.port))
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"ccbb sandbox-clickbank: cannot listen on {args.host}:{args.port}: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

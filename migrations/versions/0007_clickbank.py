@@ -1,7 +1,7 @@
 """ClickBank: notifications received, checkout references, tickets filed
 
 Revision ID: 0007_clickbank
-Revises: 0004
+Revises: 0006_credits
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_clickbank"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006_credits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
