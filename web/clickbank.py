@@ -36,6 +36,8 @@ from web.templating import render
 log = logging.getLogger(__name__)
 
 REFUSED_COUNTER = "ccbb:clickbank:ins-refused"
+# where Billing's buttons come back (the credits' Billing page may include this one's parts)
+BILLING_PAGE = "/billing/payments"
 
 # every user-facing sentence of this module, in one place
 TEXT = {
@@ -79,6 +81,36 @@ TEXT = {
     "welcome_invalid": "This link is no longer valid: it was used or it expired. Use "
     "'Log in' to reach your account, or ask us for a new link.",
     "new_password": "New password",
+    "payments_title": "Plan and payments",
+    "plan_none": "You have no plan.",
+    "plan_active": "Your plan: {name}, renews on {end}.",
+    "plan_cancelled": "Your plan: {name}, does not renew; active until {end}.",
+    "plan_ended": "Your plan ended.",
+    "balance_line": "Credits: {balance}.",
+    "cancel_button": "Cancel renewals",
+    "plans_title": "Plans",
+    "packs_title": "Credit packs",
+    "credits_month": "credits a month",
+    "per_month": " a month",
+    "current": "your plan",
+    "change_button": "Change to {name}",
+    "buy_plan": "Buy {name}",
+    "buy_pack": "Buy",
+    "history_title": "Payments",
+    "no_payments": "No payments yet.",
+    "col_date": "Date",
+    "col_what": "What",
+    "col_receipt": "Receipt",
+    "col_amount": "Amount",
+    "col_credits": "Credits",
+    "refund_button": "Ask for a refund",
+    "refund_asked": "refund asked",
+    "refunded": "refunded",
+    "kind_SALE": "Purchase",
+    "kind_BILL": "Renewal",
+    "kind_RFND": "Refund",
+    "kind_CGBK": "Chargeback",
+    "kind_INSF": "Payment returned",
     "set_password": "Set my password",
 }
 
@@ -177,7 +209,7 @@ def _billing_redirect(*, message: str | None = None, error: str | None = None) -
     from urllib.parse import urlencode
 
     query = urlencode({k: v for k, v in (("message", message), ("error", error)) if v})
-    return RedirectResponse(f"/billing{'?' + query if query else ''}", status_code=303)
+    return RedirectResponse(f"{BILLING_PAGE}{'?' + query if query else ''}", status_code=303)
 
 
 # ---- the upsell pages -------------------------------------------------------------------
@@ -380,6 +412,68 @@ async def change_plan(request: Request) -> Response:
     return _billing_redirect(message=TEXT["change_filed"].format(name=new.name))
 
 
+async def payments_page(request: Request) -> Response:
+    """The user's plan (cancel, change), what they can buy, and their payments (refund, when
+    the rule allows)."""
+    from billing.catalogue import load_catalogue
+
+    user = request.scope["user"]
+    catalogue = load_catalogue()
+    async with request.app.state.sessions() as session:
+        account = await store_credits.get_account(session, user_id=user.id)
+        balance = await store_credits.balance(session, user_id=user.id)
+        events = await store_cb.payments_of(session, user_id=user.id)
+        tickets = {t.receipt for t in await store_cb.tickets_of(session, user_id=user.id)
+                   if t.kind == "refund"}  # fmt: skip
+        started = await store_cb.scan_ever_started(session, user_id=user.id)
+        fresh = await store_users.get_user(session, user_id=user.id)
+    created = fresh.created_at if fresh else user.created_at
+    refundable = refund_allowed(account_created=created, now=utcnow(), scan_started=started)
+    reversed_ = {e.receipt for e in events if e.transaction_type in ("RFND", "CGBK", "INSF")}
+    sku = account.plan_sku if account else None
+    plan = catalogue.get(sku) if sku else None
+    end = f"{account.period_end:%Y-%m-%d}" if account and account.period_end else "?"
+    status = account.plan_status if account else "none"
+    if plan is not None and status == "active":
+        plan_line = TEXT["plan_active"].format(name=plan.name, end=end)
+    elif plan is not None and status == "cancelled":
+        plan_line = TEXT["plan_cancelled"].format(name=plan.name, end=end)
+    else:
+        plan_line = TEXT["plan_ended" if status == "ended" else "plan_none"]
+    payments = []
+    for e in events:
+        product = catalogue.get(e.sku) if e.sku else None
+        paid = e.transaction_type in ("SALE", "BILL")
+        note = ""
+        if e.receipt in tickets and e.receipt not in reversed_ and paid:
+            note = TEXT["refund_asked"]
+        elif e.receipt in reversed_ and paid:
+            note = TEXT["refunded"]
+        payments.append({
+            "receipt": e.receipt, "type": e.transaction_type,
+            "date": f"{e.transaction_time:%Y-%m-%d}",
+            "what": f"{TEXT.get('kind_' + e.transaction_type, e.transaction_type)}"
+                    f"{': ' + product.name if product else ''}",
+            "amount": money(e.amount, e.currency or "USD") if e.amount is not None else "",
+            "credits": e.credits if e.credits is not None else "…",
+            "can_refund": paid and refundable and not note and e.state == store_cb.DONE,
+            "note": note,
+        })  # fmt: skip
+    plans = [{"sku": p.sku, "name": p.name, "credits": p.credits, "current": p.sku == sku
+              and status in ("active", "cancelled"), "price_text": money(p.price, p.currency)}
+             for p in catalogue.plans]  # fmt: skip
+    packs = [{"sku": p.sku, "name": p.name, "price_text": money(p.price, p.currency)}
+             for p in catalogue.packs]  # fmt: skip
+    context = {
+        "text": TEXT, "plan_line": plan_line, "balance": balance, "plans": plans,
+        "packs": packs, "payments": payments, "refundable": refundable,
+        "has_plan": plan is not None and status in ("active", "cancelled"),
+        "account_renews": bool(account and account.renews and status == "active"),
+        "message": request.query_params.get("message"), "error": request.query_params.get("error"),
+    }  # fmt: skip
+    return render(request, "clickbank_payments.html", context)
+
+
 PUBLIC_PATHS = ("/clickbank/",)
 CSRF_EXEMPT = ("/clickbank/ins",)  # ClickBank's server posts it: no cookie, no form token
 
@@ -388,6 +482,7 @@ routes = [
     Route("/clickbank/thank-you", thank_you),
     Route("/clickbank/upsell/{flow}/{step}", upsell_page),
     Route("/clickbank/welcome/{token}", welcome, methods=["GET", "POST"]),
+    Route("/billing/payments", payments_page),
     Route("/billing/checkout/{sku}", checkout),
     Route("/billing/refund", refund, methods=["POST"]),
     Route("/billing/cancel", cancel, methods=["POST"]),
