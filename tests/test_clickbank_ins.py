@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from arq.connections import RedisSettings, create_pool
@@ -362,3 +363,46 @@ def _secret(value: str) -> Any:
     from pydantic import SecretStr
 
     return SecretStr(value)
+
+
+# ---- Billing: the payments page, cancel and change through ClickBank's API ----------------------
+
+
+def test_payments_page_cancel_and_change_go_through_clickbank(cb: CB) -> None:
+    from tests.clickbank_sandbox_thread import clickbank_in_thread
+
+    with clickbank_in_thread(ins_url="http://127.0.0.1:9/ins") as sandbox:
+        settings = cb.env.settings
+        settings.clickbank_api_base = sandbox.url
+        settings.clickbank_api_key = _secret(sandbox.state.config.api_key)
+        user = cb.env.signup("billing@example.com")
+        cb.ins(sale(cb.checkout(user), receipt="SUBS0001"))
+        cb.work()
+        sandbox.add_order("SUBS0001", STARTER)
+        page = cb.env.client.get("/billing/payments")
+        assert page.status_code == 200
+        assert "Your plan: Starter, renews on" in page.text
+        assert 'data-receipt="SUBS0001"' in page.text and "Ask for a refund" in page.text
+        assert "Change to Pro" in page.text and "Cancel renewals" in page.text
+        r = cb.env.post("/billing/change/plan_pro")
+        assert r.status_code == 303 and "changing+your+plan" in r.headers["location"]
+        assert sandbox.state.orders["SUBS0001"].item.item_no == PRO
+        r = cb.env.post("/billing/cancel")
+        assert r.status_code == 303 and "will+not+renew" in r.headers["location"]
+        assert sandbox.state.orders["SUBS0001"].cancelled
+        # a second cancel is ClickBank's to refuse; what the user sees says so
+        r = cb.env.post("/billing/cancel")
+        assert "error=" in r.headers["location"]
+
+
+def test_checkout_makes_a_single_purpose_reference(cb: CB) -> None:
+    user = cb.env.signup("ref@example.com")
+    first = cb.env.client.get("/billing/checkout/plan_pro", follow_redirects=False)
+    second = cb.env.client.get("/billing/checkout/plan_pro", follow_redirects=False)
+    assert first.status_code == second.status_code == 303
+    a, b = (dict(parse_qsl(urlsplit(r.headers["location"]).query)) for r in (first, second))
+    assert a["cbitems"] == PRO and a["cbfid"] == "1" and a["ccref"] != b["ccref"]
+    assert len(a["ccref"]) >= 22 and "ref@" not in first.headers["location"]
+    checkout = cb.db(lambda s: store_cb.get_checkout(s, reference=a["ccref"]))
+    assert checkout.user_id == user and checkout.sku == "plan_pro"
+    assert cb.env.client.get("/billing/checkout/nope", follow_redirects=False).status_code == 303
