@@ -47,7 +47,11 @@ def job_id(event_id: int, delivery: int = 1) -> str:
 
 
 class Waiting(Exception):
-    """The event needs an earlier one first."""
+    """The event needs an earlier one first: a payment of the order ``order``."""
+
+    def __init__(self, message: str, order: str) -> None:
+        super().__init__(message)
+        self.order = order
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Result:
     sku: str | None = None
     credits: int | None = None
     invite: tuple[str, str] | None = None  # (e-mail, link) to send after the commit
+    waits_for: str | None = None
     wakes: list[int] = field(default_factory=list)
 
 
@@ -101,7 +106,8 @@ async def process_event(ctx: dict[str, Any], event_id: int) -> Result:
             n = ins.parse(ins.loads(event.raw), vendor=settings.clickbank_vendor)
             result = await _decide(ctx, session, n, catalogue, last_try=last_try)
         except Waiting as why:
-            result = Result(store_cb.WAITING, str(why))
+            await session.rollback()
+            result = Result(store_cb.WAITING, str(why), waits_for=why.order)
             if last_try:
                 result = Result(store_cb.FAILED, f"{why}; gave up waiting")
         except Exception as exc:
@@ -113,9 +119,10 @@ async def process_event(ctx: dict[str, Any], event_id: int) -> Result:
         await store_cb.set_outcome(
             session, event=fresh, state=result.state, outcome=result.outcome,
             user_id=result.user_id, sku=result.sku, credits=result.credits,
+            waits_for=result.waits_for,
         )  # fmt: skip
-        if result.state == store_cb.DONE and n is not None and n.transaction_type == ins.SALE:
-            result.wakes = [e.id for e in await store_cb.waiting_events(session) if e.id]
+        if result.state == store_cb.DONE and n is not None and n.transaction_type in fx.PAYMENTS:
+            result.wakes = await store_cb.waiting_for(session, base_receipt=n.base_receipt)
     return result
 
 
@@ -144,7 +151,7 @@ async def _decide(
             entry = await store_credits.get_entry(session, idempotency_key=e.paid_key)
             if entry is None:
                 if not last_try:
-                    raise Waiting(f"payment {e.receipt} not processed yet")
+                    raise Waiting(f"payment {e.receipt} not processed yet", n.base_receipt)
                 unknown.append(f"payment {e.receipt} was never granted: nothing to revoke")
                 continue
             paid[e.key] = entry.delta
@@ -230,9 +237,9 @@ async def _account(
             return owner, None
     first_sale = n.transaction_type == ins.SALE and n.upsell is None
     if not first_sale and not last_try:
-        raise Waiting(f"order {orders[-1]} not processed yet")
+        raise Waiting(f"order {orders[-1]} not processed yet", orders[-1])
     if not n.customer_email:
-        raise Waiting("no account and no e-mail to make one")
+        raise Waiting("no account and no e-mail to make one", orders[-1])
     user = await store_users.get_user_by_email(session, email=n.customer_email)
     if user is not None and user.id is not None:
         return user.id, None

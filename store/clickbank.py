@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Index, Numeric, Text, UniqueConstraint, func, update
+from sqlalchemy import Index, Numeric, Text, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel, col, select
@@ -33,6 +33,7 @@ class ClickbankEvent(SQLModel, table=True):
         Index("ix_clickbank_event_base_receipt", "base_receipt"),
         Index("ix_clickbank_event_user_id", "user_id"),
         Index("ix_clickbank_event_state", "state"),
+        Index("ix_clickbank_event_waits_for", "waits_for"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -53,6 +54,7 @@ class ClickbankEvent(SQLModel, table=True):
     currency: str | None = Field(default=None, max_length=8)
     credits: int | None = None  # credits this event moved (+ granted, - revoked)
     tries: int = 0  # processing attempts
+    waits_for: str | None = Field(default=None, max_length=40)  # the order it waits for
     processed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
@@ -100,29 +102,19 @@ class Received:
 
 
 async def record_event(session: AsyncSession, *, values: dict[str, Any]) -> Received:
-    """Keep a notification (one statement when new); a redelivery counts one more delivery.
-    ``values``: the event's columns (key, transaction_type, receipt, …, raw)."""
+    """Keep a notification, or count one more delivery of one we have: one statement (an
+    upsert) and its commit. ``values``: the event's columns (key, transaction_type, …, raw)."""
     conn = await session.connection()
     insert_into = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        insert_into(EVENT_TABLE)
-        .values(received_at=utcnow(), deliveries=1, state=PENDING, tries=0, **values)
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(EVENT_TABLE.c.id)
+    stmt = insert_into(EVENT_TABLE).values(
+        received_at=utcnow(), deliveries=1, state=PENDING, tries=0, **values
     )
-    new_id = (await conn.execute(stmt)).scalar()
-    if new_id is not None:
-        await session.commit()
-        return Received(int(new_id), True, PENDING)
-    again = (
-        update(EVENT_TABLE)
-        .where(EVENT_TABLE.c.key == values["key"])
-        .values(deliveries=EVENT_TABLE.c.deliveries + 1)
-        .returning(EVENT_TABLE.c.id, EVENT_TABLE.c.state, EVENT_TABLE.c.deliveries)
-    )
-    old_id, state, deliveries = (await conn.execute(again)).one()
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["key"], set_={"deliveries": EVENT_TABLE.c.deliveries + 1}
+    ).returning(EVENT_TABLE.c.id, EVENT_TABLE.c.state, EVENT_TABLE.c.deliveries)
+    event_id, state, deliveries = (await conn.execute(stmt)).one()
     await session.commit()
-    return Received(int(old_id), False, str(state), int(deliveries))
+    return Received(int(event_id), deliveries == 1, str(state), int(deliveries))
 
 
 async def get_event(session: AsyncSession, *, event_id: int) -> ClickbankEvent | None:
@@ -263,8 +255,10 @@ async def set_outcome(
     user_id: int | None = None,
     sku: str | None = None,
     credits: int | None = None,
+    waits_for: str | None = None,
 ) -> None:
     event.state = state
+    event.waits_for = waits_for
     event.outcome = outcome
     event.tries += 1
     if user_id is not None:
@@ -300,6 +294,10 @@ async def order_owner(session: AsyncSession, *, base_receipt: str) -> int | None
     return (await session.exec(stmt)).first()
 
 
-async def waiting_events(session: AsyncSession, *, limit: int = 200) -> list[ClickbankEvent]:
-    """Events waiting for an earlier one (woken when a sale is processed)."""
-    return await list_events(session, limit=limit, state=WAITING)
+async def waiting_for(session: AsyncSession, *, base_receipt: str) -> list[int]:
+    """The events waiting for the order ``base_receipt`` (woken when one of its payments is
+    processed)."""
+    stmt = select(ClickbankEvent.id).where(
+        col(ClickbankEvent.waits_for) == base_receipt, col(ClickbankEvent.state) == WAITING
+    )
+    return [i for i in (await session.exec(stmt)).all() if i is not None]

@@ -46,10 +46,11 @@ def upgrade() -> None:
         sa.Column("credits", sa.Integer(), nullable=True),
         sa.Column("tries", sa.Integer(), nullable=False),
         sa.Column("processed_at", TIMESTAMP, nullable=True),
+        sa.Column("waits_for", sa.String(40), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_clickbank_event")),
         sa.UniqueConstraint("key", name=op.f("uq_clickbank_event_key")),
     )
-    for column in ("base_receipt", "user_id", "state"):
+    for column in ("base_receipt", "user_id", "state", "waits_for"):
         op.create_index(op.f(f"ix_clickbank_event_{column}"), "clickbank_event", [column])
     op.create_table(
         "clickbank_checkout",
@@ -83,6 +84,6 @@ def downgrade() -> None:
     op.drop_table("clickbank_ticket")
     op.drop_index(op.f("ix_clickbank_checkout_user_id"), table_name="clickbank_checkout")
     op.drop_table("clickbank_checkout")
-    for column in ("base_receipt", "user_id", "state"):
+    for column in ("base_receipt", "user_id", "state", "waits_for"):
         op.drop_index(op.f(f"ix_clickbank_event_{column}"), table_name="clickbank_event")
     op.drop_table("clickbank_event")
