@@ -106,10 +106,10 @@ async def record_event(session: AsyncSession, *, values: dict[str, Any]) -> Rece
     upsert) and its commit. ``values``: the event's columns (key, transaction_type, …, raw)."""
     conn = await session.connection()
     insert_into = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert_into(EVENT_TABLE).values(
+    new = insert_into(EVENT_TABLE).values(
         received_at=utcnow(), deliveries=1, state=PENDING, tries=0, **values
     )
-    stmt = stmt.on_conflict_do_update(
+    stmt = new.on_conflict_do_update(
         index_elements=["key"], set_={"deliveries": EVENT_TABLE.c.deliveries + 1}
     ).returning(EVENT_TABLE.c.id, EVENT_TABLE.c.state, EVENT_TABLE.c.deliveries)
     event_id, state, deliveries = (await conn.execute(stmt)).one()
