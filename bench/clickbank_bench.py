@@ -149,13 +149,20 @@ async def paced(
             if delay > 0:
                 await asyncio.sleep(delay)
             start = time.perf_counter()
-            if bodies is None:
-                async with http.get(url) as r:
-                    await r.read()
-            else:
-                async with http.post(url, data=bodies[i % len(bodies)],
-                                     headers={"Content-Type": "application/json"}) as r:  # fmt: skip
-                    await r.read()
+            for attempt in (1, 2):  # a kept-alive connection the server closed meanwhile: again
+                try:
+                    if bodies is None:
+                        async with http.get(url) as r:
+                            await r.read()
+                    else:
+                        async with http.post(url, data=bodies[i % len(bodies)],
+                                             headers={"Content-Type": "application/json"}) as r:  # fmt: skip
+                            await r.read()
+                    break
+                except aiohttp.ServerDisconnectedError:
+                    if attempt == 2:
+                        statuses[0] += 1
+                        return
             latencies.append((time.perf_counter() - start) * 1000)
             statuses[r.status] += 1
 
@@ -302,6 +309,8 @@ def run(args: argparse.Namespace, db_url: str, tmp: Path) -> None:
             )
         print(f"b) burst: {len(bodies):,} bodies, {distinct:,} distinct notifications "
               f"({len(bodies) - distinct:,} redeliveries), shuffled")  # fmt: skip
+        if not bodies:
+            return
         r = asyncio.run(blast(base + "/clickbank/ins", bodies, 64))
         print(
             f"   accepted in {r['seconds']:.1f} s ({r['rate']:.0f}/s, p99 {r['p99']:.1f} ms), statuses {r['statuses']}"
@@ -336,6 +345,9 @@ def run(args: argparse.Namespace, db_url: str, tmp: Path) -> None:
         )
         if not ok:
             raise SystemExit(1)
+    except BaseException:
+        print("--- web.log (tail)\n" + (tmp / "web.log").read_text()[-3000:])
+        raise
     finally:
         for p in procs:
             p.terminate()

@@ -101,20 +101,44 @@ class Received:
     deliveries: int = 1
 
 
-async def record_event(session: AsyncSession, *, values: dict[str, Any]) -> Received:
-    """Keep a notification, or count one more delivery of one we have: one statement (an
-    upsert) and its commit. ``values``: the event's columns (key, transaction_type, …, raw)."""
+async def record_events(
+    session: AsyncSession, *, rows: list[dict[str, Any]]
+) -> dict[str, Received]:
+    """Keep notifications, or count one more delivery of those we have, in ONE statement (an
+    upsert of every row) and ONE commit — one disk flush for the lot. ``rows``: each event's
+    columns (key, transaction_type, …, raw); several may share a key (redeliveries arriving
+    together). Returns, by key, the event's id, state and deliveries; ``new`` when this call
+    created it."""
+    if not rows:
+        return {}
+    counts: dict[str, int] = {}
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        counts[row["key"]] = counts.get(row["key"], 0) + 1
+        first.setdefault(row["key"], row)
+    now = utcnow()
+    values = [
+        {**row, "received_at": now, "deliveries": counts[key], "state": PENDING, "tries": 0}
+        for key, row in first.items()
+    ]
     conn = await session.connection()
     insert_into = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    new = insert_into(EVENT_TABLE).values(
-        received_at=utcnow(), deliveries=1, state=PENDING, tries=0, **values
-    )
+    new = insert_into(EVENT_TABLE).values(values)
     stmt = new.on_conflict_do_update(
-        index_elements=["key"], set_={"deliveries": EVENT_TABLE.c.deliveries + 1}
-    ).returning(EVENT_TABLE.c.id, EVENT_TABLE.c.state, EVENT_TABLE.c.deliveries)
-    event_id, state, deliveries = (await conn.execute(stmt)).one()
+        index_elements=["key"],
+        set_={"deliveries": EVENT_TABLE.c.deliveries + new.excluded.deliveries},
+    ).returning(EVENT_TABLE.c.key, EVENT_TABLE.c.id, EVENT_TABLE.c.state, EVENT_TABLE.c.deliveries)
+    found = (await conn.execute(stmt)).all()
     await session.commit()
-    return Received(int(event_id), deliveries == 1, str(state), int(deliveries))
+    return {
+        key: Received(int(event_id), int(deliveries) == counts[key], str(state), int(deliveries))
+        for key, event_id, state, deliveries in found
+    }
+
+
+async def record_event(session: AsyncSession, *, values: dict[str, Any]) -> Received:
+    """One notification: see :func:`record_events`."""
+    return (await record_events(session, rows=[values]))[values["key"]]
 
 
 async def get_event(session: AsyncSession, *, event_id: int) -> ClickbankEvent | None:

@@ -31,6 +31,7 @@ from store import clickbank as store_cb
 from store import credits as store_credits
 from store import users as store_users
 from store.models import utcnow
+from web.ins_writer import EventWriter
 from web.templating import render
 
 log = logging.getLogger(__name__)
@@ -150,8 +151,10 @@ async def ins_endpoint(request: Request) -> Response:
         "amount": n.total_account_amount,
         "currency": n.currency,
     }
-    async with state.sessions() as session:
-        received = await store_cb.record_event(session, values=values)
+    writer = getattr(state, "clickbank_writer", None)
+    if writer is None:
+        writer = state.clickbank_writer = EventWriter(state.sessions)
+    received = await writer.record(values)
     if received.new or received.state in (store_cb.PENDING, store_cb.WAITING, store_cb.FAILED):
         await state.redis.enqueue_job(
             JOB_NAME, received.event_id, _job_id=job_id(received.event_id, received.deliveries)
