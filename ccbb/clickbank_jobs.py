@@ -15,6 +15,7 @@ once. A payment whose order never shows up is finally tied to the account by the
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -40,10 +41,13 @@ MAX_TRIES = len(WAIT_DELAYS) + 2
 LOCK = "ccbb:clickbank:order:{}"
 
 
-def job_id(event_id: int, delivery: int = 1) -> str:
+def job_id(event_id: int, key: str, delivery: int = 1) -> str:
     """One job per delivery of an event (a redelivery of an unfinished event runs it again:
-    harmless, everything it does is keyed)."""
-    return f"clickbank:{event_id}:{delivery}"
+    harmless, everything it does is keyed). The notification's key is in it too: arq keeps job
+    ids in Redis for a day, and a recreated database (or another deployment sharing the Redis)
+    numbers its events from 1 again — a bare id would make their jobs no-ops."""
+    digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:12]
+    return f"clickbank:{event_id}:{digest}:{delivery}"
 
 
 class Waiting(Exception):
@@ -63,7 +67,7 @@ class Result:
     credits: int | None = None
     invite: tuple[str, str] | None = None  # (e-mail, link) to send after the commit
     waits_for: str | None = None
-    wakes: list[int] = field(default_factory=list)
+    wakes: list[tuple[int, str]] = field(default_factory=list)
 
 
 async def clickbank_event_job(ctx: dict[str, Any], event_id: int) -> str:
@@ -77,8 +81,8 @@ async def clickbank_event_job(ctx: dict[str, Any], event_id: int) -> str:
         result = await process_event(ctx, event_id)
     if result.invite is not None:
         invitations.send_invitation(email=result.invite[0], link=result.invite[1])
-    for other in result.wakes:
-        await ctx["redis"].enqueue_job(JOB_NAME, other, _job_id=job_id(other, 1000 + event_id))
+    for other, key in result.wakes:
+        await ctx["redis"].enqueue_job(JOB_NAME, other, _job_id=job_id(other, key, 1000 + event_id))
     if result.state == store_cb.WAITING:
         tries = ctx.get("job_try", 1)
         raise Retry(defer=WAIT_DELAYS[min(tries - 1, len(WAIT_DELAYS) - 1)])

@@ -93,6 +93,17 @@ EVENT_TABLE = table_of(ClickbankEvent)
 # ---- events ----------------------------------------------------------------------------
 
 
+def _upsert(insert_into: Any) -> Any:
+    new = insert_into(EVENT_TABLE)
+    return new.on_conflict_do_update(
+        index_elements=["key"],
+        set_={"deliveries": EVENT_TABLE.c.deliveries + new.excluded.deliveries},
+    ).returning(EVENT_TABLE.c.key, EVENT_TABLE.c.id, EVENT_TABLE.c.state, EVENT_TABLE.c.deliveries)
+
+
+_UPSERT = {False: _upsert(sqlite_insert), True: _upsert(pg_insert)}
+
+
 @dataclass(frozen=True)
 class Received:
     event_id: int
@@ -122,13 +133,10 @@ async def record_events(
         for key, row in first.items()
     ]
     conn = await session.connection()
-    insert_into = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    new = insert_into(EVENT_TABLE).values(values)
-    stmt = new.on_conflict_do_update(
-        index_elements=["key"],
-        set_={"deliveries": EVENT_TABLE.c.deliveries + new.excluded.deliveries},
-    ).returning(EVENT_TABLE.c.key, EVENT_TABLE.c.id, EVENT_TABLE.c.state, EVENT_TABLE.c.deliveries)
-    found = (await conn.execute(stmt)).all()
+    # one statement, compiled once per process: SQLAlchemy sends the rows as one multi-row
+    # INSERT (its "insertmanyvalues"), RETURNING each row
+    stmt = _UPSERT[conn.dialect.name == "postgresql"]
+    found = (await conn.execute(stmt, values)).all()
     await session.commit()
     return {
         key: Received(int(event_id), int(deliveries) == counts[key], str(state), int(deliveries))
@@ -318,10 +326,10 @@ async def order_owner(session: AsyncSession, *, base_receipt: str) -> int | None
     return (await session.exec(stmt)).first()
 
 
-async def waiting_for(session: AsyncSession, *, base_receipt: str) -> list[int]:
-    """The events waiting for the order ``base_receipt`` (woken when one of its payments is
-    processed)."""
-    stmt = select(ClickbankEvent.id).where(
+async def waiting_for(session: AsyncSession, *, base_receipt: str) -> list[tuple[int, str]]:
+    """(id, key) of the events waiting for the order ``base_receipt`` (woken when one of its
+    payments is processed)."""
+    stmt = select(ClickbankEvent.id, ClickbankEvent.key).where(
         col(ClickbankEvent.waits_for) == base_receipt, col(ClickbankEvent.state) == WAITING
     )
-    return [i for i in (await session.exec(stmt)).all() if i is not None]
+    return [(i, k) for i, k in (await session.exec(stmt)).all() if i is not None]

@@ -157,7 +157,9 @@ async def ins_endpoint(request: Request) -> Response:
     received = await writer.record(values)
     if received.new or received.state in (store_cb.PENDING, store_cb.WAITING, store_cb.FAILED):
         await state.redis.enqueue_job(
-            JOB_NAME, received.event_id, _job_id=job_id(received.event_id, received.deliveries)
+            JOB_NAME,
+            received.event_id,
+            _job_id=job_id(received.event_id, n.key, received.deliveries),
         )
     return PlainTextResponse("OK")
 
