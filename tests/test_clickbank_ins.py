@@ -406,3 +406,25 @@ def test_checkout_makes_a_single_purpose_reference(cb: CB) -> None:
     checkout = cb.db(lambda s: store_cb.get_checkout(s, reference=a["ccref"]))
     assert checkout.user_id == user and checkout.sku == "plan_pro"
     assert cb.env.client.get("/billing/checkout/nope", follow_redirects=False).status_code == 303
+
+
+def test_operator_sees_every_event_with_its_outcome(cb: CB) -> None:
+    import os
+    import subprocess
+    import sys
+
+    user = cb.env.signup("operator@example.com")
+    cb.ins(sale(cb.checkout(user), receipt="OPER0001"))
+    cb.ins(sale(cb.checkout(user, "credits_10"), receipt="OPER0001"))  # a redelivery
+    cb.ins(notification("SALE", receipt="UNKN0001", item="999", time="2026-12-02T10:00:00+00:00"))
+    cb.work()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{cb.env.settings.data_dir / 'ccbb.sqlite3'}",
+           "CCBB_DATA_DIR": str(cb.env.settings.data_dir)}  # fmt: skip
+    out = subprocess.run([sys.executable, "-m", "ccbb.cli", "clickbank", "events"], env=env,
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "ClickBank notifications: 1 done, 1 failed" in out
+    assert re.search(r"SALE\s+OPER0001 .* x2\s+done\s+user \d+: \+10 credits", out), out
+    assert "item 999 is not in the catalogue" in out and "buyer@example.com" not in out
+    failed = subprocess.run([sys.executable, "-m", "ccbb.cli", "clickbank", "events", "--state",
+                             "failed"], env=env, capture_output=True, text=True).stdout  # fmt: skip
+    assert "UNKN0001" in failed and "OPER0001" not in failed
