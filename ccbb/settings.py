@@ -67,8 +67,8 @@ class Settings(BaseSettings):
     merchant_api_key: SecretStr | None = Field(
         default=None, validation_alias="CCBB_MERCHANT_API_KEY"
     )
-    # Credits `ccbb run --demo` gives the demo account and each account signed up in the demo.
-    demo_credits: int = Field(default=0, validation_alias="CCBB_DEMO_CREDITS")
+    # Credits each new account gets when it signs up (a trial; `ccbb run --demo` sets 20).
+    signup_credits: int = Field(default=0, ge=0, le=1000, validation_alias="CCBB_SIGNUP_CREDITS")
 
     # ---- ClickBank (billing.clickbank_*): the vendor account that sells the plans ----
     clickbank_vendor: str = Field(default="", validation_alias="CCBB_CLICKBANK_VENDOR")

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, Row, insert, select, update
+from sqlalchemy import JSON, CheckConstraint, Index, Row, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from billing import messages
 from store.models import BigId, User, UtcDateTime, table_of, utcnow
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ MAX_AMOUNT = 1_000_000  # credits in one operation
 MAX_KEY = 200
 MAX_COMMENT = 500
 PLAN_STATUSES = ("none", "active", "cancelled", "ended", "past_due")
+# a plan in these states still applies (a cancelled plan runs to the end of its period)
+LIVE_PLAN_STATUSES = ("active", "cancelled", "past_due")
 
 
 class LedgerEntry(SQLModel, table=True):
@@ -101,9 +104,27 @@ class CreditAccount(SQLModel, table=True):
     renews: bool = False
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
+    @property
+    def live_plan(self) -> str | None:
+        """The SKU of the plan that applies now (None: no plan, or it ended)."""
+        return self.plan_sku if self.plan_status in LIVE_PLAN_STATUSES else None
+
+
+class CreditApiAnswer(SQLModel, table=True):
+    """What the credits API answered a request with an idempotency key (an ``Idempotency-Key``
+    header, an ``external_purchase_id``), so that a repeat gets the same answer."""
+
+    __tablename__ = "credit_api_answer"
+
+    key: str = Field(primary_key=True, max_length=300)
+    body_sha256: str = Field(max_length=64)
+    answer: dict[str, Any] = Field(sa_type=JSON)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
 
 LEDGER = table_of(LedgerEntry)
 ACCOUNT = table_of(CreditAccount)
+ANSWER = table_of(CreditApiAnswer)
 USER = table_of(User)
 
 
@@ -115,10 +136,7 @@ class InsufficientCredits(CreditError):
     def __init__(self, *, balance: int, needed: int) -> None:
         self.balance = balance
         self.needed = needed
-        super().__init__(
-            f"Not enough scan credits: {balance} left, {needed} needed. Buy credits or a plan "
-            "on the Billing page."
-        )
+        super().__init__(messages.INSUFFICIENT.format(balance=balance, needed=needed))
 
 
 class UnknownUser(CreditError, LookupError):
@@ -261,7 +279,11 @@ async def _apply(
     args = (user_id, delta, partial, kind, source, comment, external_id, key)
     try:
         try:
-            entry = await _apply_once(session, *args)
+            entry = None
+            if commit:
+                entry = await _apply_fast(session, *args)
+            if entry is None:
+                entry = await _apply_once(session, *args)
         except IntegrityError:
             if not commit:
                 raise
@@ -274,6 +296,62 @@ async def _apply(
     if commit:
         await session.commit()
     return entry
+
+
+async def _apply_fast(
+    session: AsyncSession,
+    user_id: int,
+    delta: int,
+    partial: bool,
+    kind: str,
+    source: str,
+    comment: str,
+    external_id: str | None,
+    key: str,
+) -> LedgerEntry | None:
+    """PostgreSQL, the common case in one statement: the balance row's UPDATE takes the row
+    lock and checks the balance, the ledger row is written from what it returns. None when it
+    does not apply (no balance row yet, the balance short, not PostgreSQL): the general path
+    then decides, under the lock, and says why. A repeated key fails the INSERT (UNIQUE): the
+    caller rolls back and the general path answers the first entry."""
+    conn = await session.connection()
+    if conn.dialect.name != "postgresql" or session.in_nested_transaction():
+        return None
+    row = (await conn.execute(_FAST, {  # p_: not taken for the UPDATE's own SET columns
+        "p_user_id": user_id, "p_delta": delta, "p_need": max(0, -delta), "p_now": utcnow(),
+        "p_kind": kind[:32], "p_source": source[:32], "p_comment": comment[:MAX_COMMENT],
+        "p_external_id": None if external_id is None else external_id[:200], "p_key": key,
+    })).first()  # fmt: skip
+    return None if row is None else _entry(row)
+
+
+def _fast_statement() -> Any:
+    from sqlalchemy import Integer, String, bindparam, literal_column
+
+    def param(name: str, kind: Any) -> Any:
+        return bindparam(name, type_=kind)
+
+    now = param("p_now", UtcDateTime())
+    set_balance = (
+        update(ACCOUNT)
+        .where(ACCOUNT.c.user_id == param("p_user_id", Integer()),
+               ACCOUNT.c.balance >= param("p_need", Integer()))
+        .values(balance=ACCOUNT.c.balance + param("p_delta", Integer()), updated_at=now)
+        .returning(ACCOUNT.c.balance)
+        .cte("set_balance")
+    )  # fmt: skip
+    new_row = select(
+        param("p_user_id", Integer()), param("p_delta", Integer()), set_balance.c.balance,
+        literal_column("0"), param("p_kind", String()), param("p_source", String()),
+        param("p_comment", String()), param("p_external_id", String()), param("p_key", String()),
+        now,
+    ).select_from(set_balance)  # fmt: skip
+    columns = ["user_id", "delta", "balance_after", "shortfall", "kind", "source", "comment",
+               "external_id", "idempotency_key", "created_at"]  # fmt: skip
+    return insert(LEDGER).from_select(columns, new_row).returning(*LEDGER.c)
+
+
+_FAST = _fast_statement()
 
 
 async def _apply_once(
@@ -426,3 +504,29 @@ async def ledger_sum(session: AsyncSession, *, user_id: int) -> int:
     conn = await session.connection()
     stmt = select(func.coalesce(func.sum(LEDGER.c.delta), 0)).where(LEDGER.c.user_id == user_id)
     return int((await conn.execute(stmt)).scalar_one())
+
+
+async def user_ids_by_public_id(session: AsyncSession, *, public_ids: list[str]) -> dict[str, int]:
+    """The database ids of the users with these public ids (unknown ones are absent)."""
+    if not public_ids:
+        return {}
+    conn = await session.connection()
+    stmt = select(USER.c.public_id, USER.c.id).where(USER.c.public_id.in_(sorted(set(public_ids))))
+    return {str(r.public_id): int(r.id) for r in (await conn.execute(stmt)).all()}
+
+
+async def get_answer(session: AsyncSession, *, key: str) -> CreditApiAnswer | None:
+    conn = await session.connection()
+    row = (await conn.execute(select(ANSWER).where(ANSWER.c.key == key))).first()
+    return None if row is None else CreditApiAnswer(**row._mapping)
+
+
+async def save_answer(
+    session: AsyncSession, *, key: str, body_sha256: str, answer: dict[str, Any]
+) -> None:
+    """Keep an answer, in the caller's transaction (no commit): with the writes it answers."""
+    conn = await session.connection()
+    await conn.execute(
+        insert(ANSWER).values(key=key[:300], body_sha256=body_sha256, answer=answer,
+                              created_at=utcnow())
+    )  # fmt: skip

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from billing import messages
 from scanner.amazon import ProductResult
 from scanner.amazon_urls import AmazonTarget, LinkKind
 from scanner.classify import Status
@@ -104,10 +105,7 @@ class TooManyActiveScans(Exception):
     def __init__(self, *, active: int, cap: int) -> None:
         self.active = active
         self.cap = cap
-        super().__init__(
-            f"You already have {active} scans queued or running (at most {cap} at once): wait "
-            "for one to finish (or cancel one), then start this one."
-        )
+        super().__init__(messages.TOO_MANY_ACTIVE.format(active=active, cap=cap))
 
 
 class NoCredits(credits.InsufficientCredits):
@@ -115,10 +113,7 @@ class NoCredits(credits.InsufficientCredits):
 
     def __init__(self, *, balance: int = 0, needed: int = 1) -> None:
         super().__init__(balance=balance, needed=needed)
-        self.args = (
-            "You have no scan credits left: buy a plan or a credit pack on the Billing page, "
-            "then start the scan again.",
-        )
+        self.args = (messages.NO_CREDITS,)
 
 
 def spend_key(scan_id: int, created_at: datetime) -> str:
@@ -219,7 +214,7 @@ async def create_scan_spending_credit(
                 amount=1,
                 kind="scan",
                 source="scan",
-                comment=f"Scan #{scan.id} of {_site_name(site)}",
+                comment=messages.SCAN_SPENT.format(scan_id=scan.id, site=_site_name(site)),
                 external_id=str(scan.id),
                 idempotency_key=spend_key(scan.id, scan.created_at),
                 commit=False,
@@ -247,7 +242,7 @@ async def refund_scan(
         amount=-spent.delta,
         kind="scan_refund",
         source="scan",
-        comment=f"Refund: scan #{scan_id} of {_site_name(site)} {why}",
+        comment=messages.SCAN_REFUND.format(scan_id=scan_id, site=_site_name(site), why=why),
         external_id=str(scan_id),
         idempotency_key=refund_key(scan_id, created_at),
         commit=False,
@@ -381,13 +376,13 @@ async def _end(session: AsyncSession, scan_id: int, state: ScanState, error: str
         changed = False
         if state is ScanState.CANCELLED:  # still queued: no worker started it
             changed = await _update_if(session, scan_id, (ScanState.QUEUED,), values)
-            refund = "cancelled before it started" if changed else None
+            refund = messages.REFUND_CANCELLED if changed else None
         if not changed:
             changed = await _update_if(session, scan_id, ACTIVE_STATES, values)
             if changed and state is ScanState.FAILED:
                 checked = exists().where(PRODUCT_TABLE.c.scan_id == scan_id)
                 if not (await _execute(session, core_select(checked))).scalar():
-                    refund = "failed before checking any product"
+                    refund = messages.REFUND_FAILED
         if refund is not None and owner.user_id is not None:
             await refund_scan(
                 session, scan_id=scan_id, user_id=owner.user_id, created_at=owner.created_at,

@@ -31,7 +31,8 @@ from tests.test_web_scans import PASSWORD, Env, web_env
 from web.app import session_secret
 
 STARTER, PRO, PACK = "1", "2", "4"  # the bundled catalogue's ClickBank items
-CLICKBANK_ENV = {"CCBB_CLICKBANK_VENDOR": VENDOR, "CCBB_CLICKBANK_SECRET_KEY": SECRET}
+CLICKBANK_ENV = {"CCBB_CLICKBANK_VENDOR": VENDOR, "CCBB_CLICKBANK_SECRET_KEY": SECRET,
+                 "CCBB_SIGNUP_CREDITS": "0"}  # fmt: skip
 
 
 class CB:
@@ -405,7 +406,17 @@ def test_checkout_makes_a_single_purpose_reference(cb: CB) -> None:
     assert len(a["ccref"]) >= 22 and "ref@" not in first.headers["location"]
     checkout = cb.db(lambda s: store_cb.get_checkout(s, reference=a["ccref"]))
     assert checkout.user_id == user and checkout.sku == "plan_pro"
-    assert cb.env.client.get("/billing/checkout/nope", follow_redirects=False).status_code == 303
+    assert cb.env.client.get("/billing/checkout/nope", follow_redirects=False).status_code == 404
+    # with a plan, buying another one is a change, not a second subscription
+    cb.ins(sale(a["ccref"], item=PRO))
+    cb.work()
+    again = cb.env.client.get("/billing/checkout/plan_agency", follow_redirects=False)
+    assert again.headers["location"].startswith("/billing/payments?message=You+have+a+plan")
+    assert (
+        cb.env.client.get("/billing/checkout/credits_10", follow_redirects=False)
+        .headers["location"]
+        .startswith("http")
+    )  # packs can always be bought
 
 
 def test_operator_sees_every_event_with_its_outcome(cb: CB) -> None:

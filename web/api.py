@@ -29,8 +29,8 @@ from store import credentials as store_credentials
 from store import scans as store_scans
 from store import tokens as store_tokens
 from store.models import ACTIVE_STATES, Scan, ScanState, utcnow
-from web import openapi
-from web.new_scan import TooManyActiveScans, check_scan_form, queue_scan
+from web import credits_api, openapi
+from web.new_scan import NoCredits, TooManyActiveScans, check_scan_form, queue_scan
 from web.settings_page import user_id
 
 PREFIX = "/api/v1"
@@ -344,6 +344,8 @@ async def create_scan(request: Request) -> Response:
         scan = await queue_scan(state, user_id=user_id(request), req=req)
     except TooManyActiveScans as exc:
         raise ApiError(409, "too_many_active_scans", str(exc)) from None
+    except NoCredits as exc:
+        raise ApiError(402, "no_credits", str(exc), balance=exc.balance) from None
     assert scan.id is not None
     return _json(_scan_out(scan, None), status_code=201)
 
@@ -403,14 +405,14 @@ async def list_credentials(request: Request) -> Response:
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSONResponse(openapi.document(ROUTES))
+    return JSONResponse(openapi.document([*ROUTES, *credits_api.OPERATIONS]))
 
 
 ROUTES = [
     openapi.Operation("GET", "/scans", list_scans, "List your scans, newest first",
                       response=ScanListOut, query=("limit", "offset")),
     openapi.Operation("POST", "/scans", create_scan, "Create and queue a scan",
-                      body=ScanIn, response=ScanOut, status=201, errors=(400, 409, 422)),
+                      body=ScanIn, response=ScanOut, status=201, errors=(400, 402, 409, 422)),
     openapi.Operation("GET", "/scans/{scan_id}", get_scan, "A scan: state, progress, summary",
                       response=ScanOut, errors=(404,)),
     openapi.Operation("GET", "/scans/{scan_id}/progress", get_progress, "A scan's live progress",

@@ -24,10 +24,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from billing.catalogue import BUNDLED, load_catalogue
 from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
-from web import api, auth, clickbank, scans
+from web import api, auth, billing, clickbank, credits_api, scans
 from web.reads import Reads
 
 STATIC = Path(__file__).parent / "static"
@@ -79,7 +80,12 @@ class AuthGate:
         await self.app(scope, receive, send)
 
 
-PUBLIC_PATHS = (*auth.PUBLIC_PATHS, api.PREFIX + "/openapi.json", *clickbank.PUBLIC_PATHS)
+PUBLIC_PATHS = (
+    *auth.PUBLIC_PATHS,
+    api.PREFIX + "/openapi.json",
+    *credits_api.PUBLIC_PATHS,
+    *clickbank.PUBLIC_PATHS,
+)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -100,6 +106,8 @@ async def healthz(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
+    # the plans on sale, checked now: a wrong CCBB_PLANS_FILE stops the start with its mistakes
+    catalogue = load_catalogue(settings.plans_file or BUNDLED)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -112,6 +120,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         )
         await reads.start()
         app.state.settings = settings
+        app.state.catalogue = catalogue
         app.state.sessions = session_factory(engine)
         app.state.reads = reads
         app.state.redis = redis
@@ -131,6 +140,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         *auth.routes,
         *scans.routes,
         *api.routes,
+        *billing.routes,
+        *credits_api.routes,
         *clickbank.routes,
     ]
     app = Starlette(

@@ -52,6 +52,7 @@ TEXT = {
     "decline": "No thanks, skip this offer",
     "no_offer": "This offer does not exist. Your order is complete.",
     "not_set_up": "Payments are not set up on this server yet.",
+    "use_change": "You have a plan already: use 'Change to {name}' below to switch to it.",
     "unknown_plan": "There is no plan or pack called {sku}.",
     "not_for_sale": "{name} cannot be bought online.",
     "thanks": "Thank you for your purchase",
@@ -116,7 +117,7 @@ TEXT = {
 }
 
 
-def _configured(settings: Settings) -> bool:
+def configured(settings: Settings) -> bool:
     return bool(settings.clickbank_vendor and settings.clickbank_secret)
 
 
@@ -126,7 +127,7 @@ def _configured(settings: Settings) -> bool:
 async def ins_endpoint(request: Request) -> Response:
     state = request.app.state
     settings: Settings = state.settings
-    if not _configured(settings):
+    if not configured(settings):
         # ClickBank retries: nothing is lost while the operator sets the keys
         log.error("ClickBank notification received but CCBB_CLICKBANK_VENDOR/SECRET_KEY unset")
         return PlainTextResponse("not configured", status_code=503)
@@ -198,10 +199,16 @@ async def checkout(request: Request) -> Response:
     item = load_catalogue().get(sku)
     if item is None:
         return _billing_redirect(error=TEXT["unknown_plan"].format(sku=sku))
-    if not _configured(settings):
+    if not configured(settings):
         return _billing_redirect(error=TEXT["not_set_up"])
     if not item.clickbank_item:
         return _billing_redirect(error=TEXT["not_for_sale"].format(name=item.name))
+    async with request.app.state.sessions() as session:
+        account = await store_credits.get_account(session, user_id=request.scope["user"].id)
+    has_plan = account is not None and account.plan_status in ("active", "cancelled")
+    if item.kind == "plan" and has_plan and account is not None and account.plan_sku:
+        # a second subscription is not a change: ClickBank changes the one there is
+        return _billing_redirect(message=TEXT["use_change"].format(name=item.name))
     reference = links.new_reference()
     async with request.app.state.sessions() as session:
         await store_cb.create_checkout(
@@ -264,7 +271,7 @@ async def thank_you(request: Request) -> Response:
 
     settings: Settings = request.app.state.settings
     params = {k: v for k, v in request.query_params.items()}
-    if not _configured(settings) or not links.cbpop_valid(settings.clickbank_secret, params):
+    if not configured(settings) or not links.cbpop_valid(settings.clickbank_secret, params):
         bad: dict[str, Any] = {
             "heading": TEXT["invalid"], "lines": [TEXT["invalid_detail"]], "credits": None,
             "state": "invalid",
@@ -488,7 +495,6 @@ routes = [
     Route("/clickbank/upsell/{flow}/{step}", upsell_page),
     Route("/clickbank/welcome/{token}", welcome, methods=["GET", "POST"]),
     Route("/billing/payments", payments_page),
-    Route("/billing/checkout/{sku}", checkout),
     Route("/billing/refund", refund, methods=["POST"]),
     Route("/billing/cancel", cancel, methods=["POST"]),
     Route("/billing/change/{sku}", change_plan, methods=["POST"]),

@@ -47,6 +47,7 @@ from store.models import (
     utcnow,
 )
 from web import new_scan, settings_page
+from web.auth import forget_user
 from web.charts import donut, percent
 from web.settings_page import user_id
 from web.templating import render, templates
@@ -201,7 +202,12 @@ async def _progress_rows(request: Request, page: int = 1) -> list[dict[str, Any]
     return out
 
 
-async def dashboard(request: Request, error: str | None = None, status: int = 200) -> Response:
+async def dashboard(
+    request: Request,
+    error: str | None = None,
+    status: int = 200,
+    error_link: dict[str, str] | None = None,
+) -> Response:
     """The user's scans, DASHBOARD_LIMIT per page (``?page=2``: the next older ones)."""
 
     found = await request.app.state.reads.rows(_SCAN_COUNT, {"user_id": user_id(request)})
@@ -217,6 +223,7 @@ async def dashboard(request: Request, error: str | None = None, status: int = 20
         "scans": rows,
         "message": message,
         "error": error,
+        "error_link": error_link,
         "page": page,
         "pages_total": pages_total,
         "total": total,
@@ -236,6 +243,7 @@ async def cancel(request: Request) -> Response:
     assert scan.id is not None
     if scan.state in ACTIVE:
         await jobs.cancel_scan(request.app.state.sessions, request.app.state.redis, scan.id)
+        forget_user(request.app.state, user_id(request))  # a refund changes the header's balance
     return RedirectResponse("/?cancelled=1", status_code=303)
 
 
@@ -262,6 +270,10 @@ async def rerun(request: Request) -> Response:
         await new_scan.queue_scan(request.app.state, user_id=user_id(request), req=again)
     except new_scan.TooManyActiveScans as exc:
         return await dashboard(request, error=str(exc), status=409)
+    except new_scan.NoCredits as exc:
+        return await dashboard(
+            request, error=str(exc), status=402, error_link=new_scan.BILLING_LINK
+        )
     return RedirectResponse("/?queued=1", status_code=303)
 
 

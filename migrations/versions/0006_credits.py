@@ -1,4 +1,5 @@
-"""Plans and scan credits: the append-only ledger, the balance row, a public id per user
+"""Plans and scan credits: the append-only ledger, the balance row, the credits API's kept
+answers, a public id per user
 
 Revision ID: 0006_credits
 Revises: 0004
@@ -82,9 +83,18 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_credit_ledger_user_id_id"), "credit_ledger", ["user_id", "id"])
     op.create_index(op.f("ix_credit_ledger_external_id"), "credit_ledger", ["external_id"])
+    op.create_table(
+        "credit_api_answer",
+        sa.Column("key", sa.String(300), nullable=False),
+        sa.Column("body_sha256", sa.String(64), nullable=False),
+        sa.Column("answer", sa.JSON(), nullable=False),
+        sa.Column("created_at", TIMESTAMP, nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_credit_api_answer")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("credit_api_answer")
     op.drop_index(op.f("ix_credit_ledger_external_id"), table_name="credit_ledger")
     op.drop_index(op.f("ix_credit_ledger_user_id_id"), table_name="credit_ledger")
     op.drop_table("credit_ledger")
