@@ -1,2 +1,3 @@
-"""The money side: the plans catalogue (:mod:`billing.catalogue`) and what is sold from it.
-The credits ledger itself is storage: :mod:`store.credits`."""
+"""The money side: the plans catalogue (:mod:`billing.catalogue`) and what is sold from it,
+ClickBank's notifications, pay links and upsell flows (``billing.clickbank_*``,
+:mod:`billing.upsell_flow`). The credits ledger itself is storage: :mod:`store.credits`."""

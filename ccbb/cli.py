@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--demo", action="store_true",
                              help="also serve the demo site and the sandbox Amazon API, with a "
                              "demo account (no Amazon account needed)")  # fmt: skip
+    from ccbb import clickbank_cli
+
+    clickbank_cli.add_parsers(sub)
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command")
     create = user.add_parser("create", help="create a user (the first admin, say)")
     create.add_argument("email")
@@ -263,6 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ccbb.sandbox.amazon_api import main as sandbox_main
 
         return sandbox_main(argv[1:])
+    if argv[:1] == ["sandbox-clickbank"]:
+        from ccbb.sandbox.clickbank import main as clickbank_sandbox_main
+
+        return clickbank_sandbox_main(argv[1:])
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     command = _command_parser(parser, args.command)
@@ -291,6 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "web":
                 return services.run_web(args.host, args.port)
             return services.run_all(args.host, args.port, demo=args.demo)
+        if args.command == "clickbank":
+            from ccbb import clickbank_cli
+
+            return clickbank_cli.run(args)
         if args.command == "user" and args.user_command == "create":
             from ccbb.services import create_user
 

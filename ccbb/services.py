@@ -157,6 +157,13 @@ def run_all(host: str, port: int, demo: bool = False) -> int:
     try:
         with services_ready(settings) as url:
             extra_env, helpers = demo_services(settings) if demo else ({}, [])
+            if demo:
+                from ccbb.clickbank_demo import clickbank_sandbox
+
+                shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+                cb_env, cb_proc = clickbank_sandbox(f"http://{shown}:{port}")
+                extra_env.update(cb_env)
+                helpers.append(cb_proc)
             # the worker and the web app (its Test connection) reach the same sandbox
             os.environ.update(extra_env)
             web_settings = _resolved(Settings() if extra_env else settings, url)

@@ -15,6 +15,8 @@ from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from billing.clickbank_ins import secret_key_problem
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -72,6 +74,42 @@ class Settings(BaseSettings):
     )
     # Credits each new account gets when it signs up (a trial; `ccbb run --demo` sets 20).
     signup_credits: int = Field(default=0, ge=0, le=1000, validation_alias="CCBB_SIGNUP_CREDITS")
+
+    # ---- ClickBank (billing.clickbank_*): the vendor account that sells the plans ----
+    clickbank_vendor: str = Field(default="", validation_alias="CCBB_CLICKBANK_VENDOR")
+    # the INS and thank-you page secret key (ClickBank: at most 16 capitals and digits)
+    clickbank_secret_key: SecretStr | None = Field(
+        default=None, validation_alias="CCBB_CLICKBANK_SECRET_KEY"
+    )
+    # ClickBank API key (refund, cancel and change tickets)
+    clickbank_api_key: SecretStr | None = Field(
+        default=None, validation_alias="CCBB_CLICKBANK_API_KEY"
+    )
+    # where pay links point: ClickBank's order form ({vendor} is filled in), or the sandbox's
+    clickbank_pay_base: str = Field(
+        default="https://{vendor}.pay.clickbank.net/", validation_alias="CCBB_CLICKBANK_PAY_BASE"
+    )
+    clickbank_api_base: str = Field(
+        default="https://api.clickbank.com", validation_alias="CCBB_CLICKBANK_API_BASE"
+    )
+    # the dashboard's address as buyers reach it (links in invitations)
+    public_url: str = Field(default="http://127.0.0.1:8000", validation_alias="CCBB_PUBLIC_URL")
+
+    @field_validator("clickbank_secret_key")
+    @classmethod
+    def _clickbank_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        problem = secret_key_problem(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @property
+    def clickbank_secret(self) -> str:
+        """The secret key ('' when ClickBank is not set up)."""
+        key = self.clickbank_secret_key
+        return key.get_secret_value() if key is not None else ""
 
     @property
     def connect_to(self) -> list[str]:

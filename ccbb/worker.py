@@ -13,6 +13,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ccbb.clickbank_jobs import MAX_TRIES as CLICKBANK_TRIES
+from ccbb.clickbank_jobs import clickbank_event_job
 from ccbb.jobs import network_policy, new_worker_id, reap, scan_job
 from ccbb.settings import get_settings
 from scanner.net import make_session
@@ -34,6 +36,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["box"] = SecretBox.from_settings(settings)
     ctx["http"] = make_session(network_policy(settings))
     ctx["worker_id"] = new_worker_id()
+    from web.app import session_secret  # signs the invitations a ClickBank buyer may get
+
+    ctx["signing_secret"] = session_secret(settings)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -59,7 +64,10 @@ def redis_settings(url: str) -> RedisSettings:
 
 
 class WorkerSettings:
-    functions = [func(scan_job, timeout=SCAN_TIMEOUT, max_tries=1000)]
+    functions = [
+        func(scan_job, timeout=SCAN_TIMEOUT, max_tries=1000),
+        func(clickbank_event_job, timeout=120, max_tries=CLICKBANK_TRIES),
+    ]
     cron_jobs = [cron(reap, second=set(range(0, 60, 5)), run_at_startup=True)]
     on_startup = startup
     on_shutdown = shutdown

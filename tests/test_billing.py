@@ -65,7 +65,7 @@ def test_the_bundled_catalogue() -> None:
     assert catalogue.get("nope") is None and catalogue.by_clickbank_item("999") is None
     assert catalogue.max_pages_for("plan_agency") > catalogue.max_pages_for("plan_starter")
     assert catalogue.max_pages_for(None) == catalogue.max_pages_without_plan
-    assert catalogue.section("flow") == []
+    assert [f["id"] for f in catalogue.section("flow")] == ["after-plan"]  # billing.upsell_flow
 
 
 def test_each_mistake_of_a_catalogue_gets_its_message(tmp_path: Path) -> None:

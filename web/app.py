@@ -29,7 +29,7 @@ from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
 from store.sessions import SESSION_DAYS
-from web import api, auth, billing, credits_api, scans
+from web import api, auth, billing, clickbank, credits_api, scans
 from web.body_limit import BodyLimit
 from web.csrf import CsrfMiddleware
 from web.headers import SecurityHeaders
@@ -88,7 +88,12 @@ class AuthGate:
         await self.app(scope, receive, send)
 
 
-PUBLIC_PATHS = (*auth.PUBLIC_PATHS, api.PREFIX + "/openapi.json", *credits_api.PUBLIC_PATHS)
+PUBLIC_PATHS = (
+    *auth.PUBLIC_PATHS,
+    api.PREFIX + "/openapi.json",
+    *credits_api.PUBLIC_PATHS,
+    *clickbank.PUBLIC_PATHS,
+)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -163,6 +168,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         app.state.redis = redis
         app.state.box = SecretBox.from_settings(settings)
         app.state.api_rate = api.ApiRateLimit(redis_url, settings.api_rate)
+        app.state.signing_secret = session_secret(settings)
         try:
             yield {}
         finally:
@@ -178,6 +184,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         *api.routes,
         *billing.routes,
         *credits_api.routes,
+        *clickbank.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -17,6 +17,7 @@ from billing import messages
 from billing.catalogue import Catalogue, CatalogueItem
 from store import credits as store_credits
 from store.credits import CreditAccount, LedgerEntry
+from web import clickbank
 from web.settings_page import user_id
 from web.templating import render
 
@@ -120,11 +121,14 @@ async def billing(request: Request) -> Response:
 
 
 async def checkout(request: Request) -> Response:
-    """Where a Buy button leads. The ClickBank checkout replaces this page."""
+    """Where a Buy button leads: ClickBank's order form, through a pay link made for this user
+    (web.clickbank.checkout); a page saying so while ClickBank is not set up."""
     _enabled(request)
     item = request.app.state.catalogue.get(request.path_params["sku"])
     if item is None:
         raise HTTPException(404, messages.UNKNOWN_SKU.format(sku=request.path_params["sku"][:64]))
+    if clickbank.configured(request.app.state.settings):
+        return await clickbank.checkout(request)
     ctx = {"item": _offer(item, None), "message_text": messages.CHECKOUT_NOT_CONFIGURED}
     return render(request, "checkout.html", ctx)
 

@@ -29,8 +29,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from web.sessions import browser
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-# bearer-only (never cookie-authenticated: see web.app.AuthGate); webhooks would go here too
-EXEMPT_PREFIXES: tuple[str, ...] = ("/api/",)
+# bearer-only (never cookie-authenticated: see web.app.AuthGate), and the webhooks other services
+# post (no cookie, no form: they prove themselves their own way — ClickBank's notifications
+# decrypt with the vendor's secret key, see web.clickbank.ins_endpoint)
+EXEMPT_PREFIXES: tuple[str, ...] = ("/api/", "/clickbank/ins")
 FIELD = "csrftoken"
 HEADER = "x-csrftoken"
 

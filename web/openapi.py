@@ -87,11 +87,6 @@ class ReportOut(_Strict):
     pages_failed: list[FailedPageOut]
     unresolved_links: list[UnresolvedLinkOut]
     truncated: bool
-    notes: list[str] = Field(
-        default_factory=list,
-        description="what the scan did differently from what was asked (e.g. http:// instead of "
-        "https:// for a bare domain whose https:// does not answer)",
-    )
     stats: dict[str, Any]
 
 
