@@ -352,3 +352,6 @@ ROW_TABLE = table_of(ScanRow)
 ORDER_TABLE = table_of(ScanOrder)
 AUDIT_TABLE = table_of(ScanAudit)
 REPORT_TABLES = (ROW_TABLE, ORDER_TABLE, AUDIT_TABLE)  # made from the findings at finish
+
+from store import mail as _mail  # noqa: E402,F401
+from store import monitoring as _monitoring  # noqa: E402,F401

@@ -26,9 +26,11 @@ from starlette.routing import Route
 from ccbb import jobs
 from scanner.report import iter_json
 from store import credentials as store_credentials
+from store import monitoring as store_monitoring
 from store import scans as store_scans
 from store import tokens as store_tokens
 from store.models import ACTIVE_STATES, Scan, ScanState, utcnow
+from web import changes as web_changes
 from web import openapi
 from web.new_scan import TooManyActiveScans, check_scan_form, queue_scan
 from web.settings_page import user_id
@@ -393,6 +395,14 @@ async def get_report(request: Request) -> Response:
     )
 
 
+async def get_changes(request: Request) -> Response:
+    scan = await _own_scan(request)
+    assert scan.id is not None
+    async with request.app.state.sessions() as session:
+        row = await store_monitoring.get_changes(session, scan_id=scan.id)
+    return _json(openapi.ChangesOut.model_validate(web_changes.api_json(scan.id, row)))
+
+
 async def list_credentials(request: Request) -> Response:
     async with request.app.state.sessions() as session:
         saved = await store_credentials.list_credentials(session, user_id=user_id(request))
@@ -421,6 +431,9 @@ ROUTES = [
     openapi.Operation("GET", "/scans/{scan_id}/report", get_report,
                       "The report, in the JSON shape of `ccbb scan --format json`",
                       response=openapi.ReportOut, errors=(404, 409)),
+    openapi.Operation("GET", "/scans/{scan_id}/changes", get_changes,
+                      "What changed since the previous scan of the same site and marketplace",
+                      response=openapi.ChangesOut, errors=(404,)),
     openapi.Operation("GET", "/credentials", list_credentials,
                       "Your saved Amazon credentials (add them in Settings)",
                       response=CredentialListOut),

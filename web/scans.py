@@ -46,6 +46,7 @@ from store.models import (
     table_of,
     utcnow,
 )
+from web import changes as web_changes
 from web import new_scan, settings_page
 from web.charts import donut, percent
 from web.settings_page import user_id
@@ -493,6 +494,7 @@ async def report(request: Request) -> Response:
                 select(P.c.status, func.count()).where(P.c.scan_id == scan.id).group_by(P.c.status)
             )
             by_status_live = {s: int(n) for s, n in (await conn.execute(stmt)).all()}
+        changes = await web_changes.load_block(session, scan.id, utcnow().year)
     pages_total = max(1, math.ceil(total_rows / PER_PAGE))
     s = scan.summary or {
         "urls_scanned": scan.pages_crawled,
@@ -530,6 +532,7 @@ async def report(request: Request) -> Response:
         "statuses": [(st.value, STATUS_LABELS[st]) for st in STATUS_ORDER],
         "sorts": SORTS,
         "export_query": tq.params(page=1, sort=tq.sort),
+        "changes": changes,
     }
     return render(request, "report.html", ctx)
 

@@ -1,0 +1,192 @@
+"""Monitoring tables and their queries: what changed since the previous scan of a site
+(``scan_change``), per-site schedules (``site_schedule``), alert channels (``alert_channel``)
+and the log of what was sent to them (``alert_delivery``). E-mail has its own module
+(:mod:`store.mail`).
+
+Imported at the end of :mod:`store.models`, so Alembic and the tests see these tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, Index, Text, UniqueConstraint, delete, update
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from scanner.changes import Changes
+from store.models import Scan, ScanState, UtcDateTime, utcnow
+
+FREQUENCIES = ("off", "daily", "weekly", "monthly")
+CHANNEL_KINDS = ("email", "slack", "webhook")
+ALERT_ON = ("broken", "broken_and_recovered")
+
+
+# ---- changes since the previous scan ----------------------------------------------------
+
+
+class ScanChange(SQLModel, table=True):
+    """What changed in a finished scan since the previous finished scan of the same user,
+    site and marketplace (``scanner.changes``). One row per scan that had a previous one."""
+
+    __tablename__ = "scan_change"
+
+    scan_id: int = Field(foreign_key="scan.id", ondelete="CASCADE", primary_key=True)
+    previous_scan_id: int | None = Field(default=None, foreign_key="scan.id", ondelete="SET NULL")
+    previous_finished_at: datetime = Field(sa_type=UtcDateTime)
+    counts: dict[str, int] = Field(default_factory=dict, sa_type=JSON)
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)  # Changes.to_json()
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+    def changes(self) -> Changes:
+        return Changes.from_json(self.details)
+
+
+async def previous_scan(session: AsyncSession, *, scan: Scan) -> Scan | None:
+    """The last scan of the same user, site and marketplace that finished (``done``) before
+    ``scan`` was made; None if there is none."""
+    stmt = (
+        select(Scan)
+        .where(
+            col(Scan.user_id) == scan.user_id,
+            col(Scan.site) == scan.site,
+            col(Scan.marketplace) == scan.marketplace,
+            col(Scan.state) == ScanState.DONE.value,
+            col(Scan.id) != scan.id,
+            col(Scan.created_at) <= scan.created_at,
+        )
+        .order_by(col(Scan.finished_at).desc(), col(Scan.id).desc())
+        .limit(1)
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def save_changes(
+    session: AsyncSession, *, scan_id: int, previous: Scan, changes: Changes
+) -> ScanChange:
+    """Store (or replace) what changed in ``scan_id`` since ``previous``."""
+    await session.exec(delete(ScanChange).where(col(ScanChange.scan_id) == scan_id))
+    row = ScanChange(
+        scan_id=scan_id,
+        previous_scan_id=previous.id,
+        previous_finished_at=previous.finished_at or previous.created_at,
+        counts=changes.counts(),
+        details=changes.to_json(),
+    )
+    session.add(row)
+    await session.commit()
+    return row
+
+
+async def get_changes(session: AsyncSession, *, scan_id: int) -> ScanChange | None:
+    return await session.get(ScanChange, scan_id, populate_existing=True)
+
+
+# ---- schedules --------------------------------------------------------------------------
+
+
+class SiteSchedule(SQLModel, table=True):
+    """When a site is scanned again by itself: off / daily / weekly (on ``weekday``, 0 =
+    Monday) / monthly (on ``day_of_month``, 1–28) at ``hour`` in ``time_zone``. A scheduled
+    scan repeats the settings of the scan the schedule was made from (``options``…).
+
+    ``next_due_at`` (UTC) is when the dispatcher queues the next scan; None when off or
+    paused. ``paused_reason`` says why a schedule stopped by itself (no credits left);
+    ``paused_notified`` that the user was told (once)."""
+
+    __tablename__ = "site_schedule"
+    __table_args__ = (
+        UniqueConstraint("user_id", "site_hash", "marketplace"),
+        Index("ix_site_schedule_next_due_at", "next_due_at"),
+        CheckConstraint(
+            "frequency IN ({})".format(", ".join(f"'{f}'" for f in FREQUENCIES)),
+            name="frequency",
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE")
+    site: str = Field(sa_type=Text)
+    # SHA-256 of the site: one schedule per site (no index holds URL text: see store.models)
+    site_hash: str = Field(max_length=64)
+    marketplace: str = Field(default="www.amazon.com", max_length=64)
+    partner_tag: str | None = Field(default=None, max_length=128)
+    credential_id: int | None = Field(
+        default=None, foreign_key="amazon_credential.id", ondelete="SET NULL"
+    )
+    options: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    frequency: str = Field(default="off", max_length=16)
+    weekday: int = 0
+    day_of_month: int = 1
+    hour: int = 6
+    time_zone: str = Field(default="UTC", max_length=64)
+    next_due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    paused_reason: str | None = Field(default=None, sa_type=Text)
+    paused_notified: bool = False
+    last_scan_id: int | None = Field(default=None, foreign_key="scan.id", ondelete="SET NULL")
+    last_queued_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+# ---- alert channels and deliveries ------------------------------------------------------
+
+
+class AlertChannel(SQLModel, table=True):
+    """Where a user's alerts go: an e-mail address, a Slack incoming webhook, or a generic
+    webhook (JSON signed with HMAC-SHA256). The Slack URL and the webhook's signing secret are
+    secrets: kept encrypted with the server key (store.crypto.SecretBox), never shown again
+    after creation except masked."""
+
+    __tablename__ = "alert_channel"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ({})".format(", ".join(f"'{k}'" for k in CHANNEL_KINDS)), name="kind"
+        ),
+        CheckConstraint(
+            "alert_on IN ({})".format(", ".join(f"'{k}'" for k in ALERT_ON)), name="alert_on"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE", index=True)
+    kind: str = Field(max_length=16)
+    label: str = Field(default="", max_length=200)  # the address, or the masked URL
+    target_encrypted: str = Field(sa_type=Text, repr=False)  # address or URL, encrypted
+    secret_encrypted: str | None = Field(default=None, sa_type=Text, repr=False)  # webhook HMAC
+    alert_on: str = Field(default="broken", max_length=32)
+    weekly_summary: bool = False
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class AlertDelivery(SQLModel, table=True):
+    """One event sent (or being sent) to one channel: the delivery log the user sees. The
+    ``event_id`` is stable (an alert for scan 42 is ``changes-42``), so an event is delivered
+    once per channel however often it is queued."""
+
+    __tablename__ = "alert_delivery"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "event_id"),
+        Index("ix_alert_delivery_channel_id_created_at", "channel_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="alert_channel.id", ondelete="CASCADE")
+    event_id: str = Field(max_length=100)
+    event: str = Field(max_length=32)  # changes / summary / test
+    scan_id: int | None = Field(default=None, foreign_key="scan.id", ondelete="SET NULL")
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    state: str = Field(default="pending", max_length=16)  # pending / delivered / failed
+    attempts: int = 0
+    last_status: int | None = None  # HTTP status of the last attempt
+    last_error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+async def touch(session: AsyncSession, model: type[SQLModel], row_id: int, **values: Any) -> None:
+    """``UPDATE model SET values WHERE id = row_id`` and commit."""
+    table = model.__table__  # type: ignore[attr-defined]
+    await session.exec(update(table).where(table.c.id == row_id).values(**values))
+    await session.commit()
