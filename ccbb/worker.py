@@ -11,6 +11,7 @@ from arq.connections import RedisSettings
 
 from ccbb.jobs import new_worker_id, reap, scan_job
 from ccbb.settings import get_settings
+from notify.jobs import MAIL_TRIES, send_mail_job
 from scanner.net import NetworkPolicy, make_session, parse_connect_to
 from store.crypto import SecretBox
 from store.db import check_database, make_engine, session_factory
@@ -43,7 +44,10 @@ def redis_settings(url: str) -> RedisSettings:
 
 
 class WorkerSettings:
-    functions = [func(scan_job, timeout=SCAN_TIMEOUT, max_tries=1000)]
+    functions = [
+        func(scan_job, timeout=SCAN_TIMEOUT, max_tries=1000),
+        func(send_mail_job, timeout=120, max_tries=MAIL_TRIES),
+    ]
     cron_jobs = [cron(reap, second=set(range(0, 60, 5)), run_at_startup=True)]
     on_startup = startup
     on_shutdown = shutdown

@@ -31,7 +31,7 @@ from store import scans as store_scans
 from store import tokens as store_tokens
 from store.models import ACTIVE_STATES, Scan, ScanState, utcnow
 from web import changes as web_changes
-from web import openapi
+from web import confirmation, openapi
 from web.new_scan import TooManyActiveScans, check_scan_form, queue_scan
 from web.settings_page import user_id
 
@@ -346,6 +346,8 @@ async def create_scan(request: Request) -> Response:
         scan = await queue_scan(state, user_id=user_id(request), req=req)
     except TooManyActiveScans as exc:
         raise ApiError(409, "too_many_active_scans", str(exc)) from None
+    except confirmation.EmailNotConfirmed as exc:
+        raise ApiError(403, "email_not_confirmed", str(exc)) from None
     assert scan.id is not None
     return _json(_scan_out(scan, None), status_code=201)
 
@@ -420,7 +422,7 @@ ROUTES = [
     openapi.Operation("GET", "/scans", list_scans, "List your scans, newest first",
                       response=ScanListOut, query=("limit", "offset")),
     openapi.Operation("POST", "/scans", create_scan, "Create and queue a scan",
-                      body=ScanIn, response=ScanOut, status=201, errors=(400, 409, 422)),
+                      body=ScanIn, response=ScanOut, status=201, errors=(400, 403, 409, 422)),
     openapi.Operation("GET", "/scans/{scan_id}", get_scan, "A scan: state, progress, summary",
                       response=ScanOut, errors=(404,)),
     openapi.Operation("GET", "/scans/{scan_id}/progress", get_progress, "A scan's live progress",

@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,24 +23,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
-from web import api, auth, scans
+from web import api, auth, confirmation, demo_mail, password_reset, scans
 from web.reads import Reads
+from web.signing import session_secret
 
 STATIC = Path(__file__).parent / "static"
-
-
-def session_secret(settings: Settings) -> str:
-    """Signs session cookies: derived from CCBB_SECRET_KEY, else a key kept in the data dir."""
-    if settings.secret_key is not None:
-        key = settings.secret_key.get_secret_value().encode()
-        return hmac.new(key, b"ccbb session cookies", hashlib.sha256).hexdigest()
-    path = settings.data_dir / "session.key"
-    if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    return path.read_text().strip()
 
 
 class AuthGate:
@@ -79,7 +62,13 @@ class AuthGate:
         await self.app(scope, receive, send)
 
 
-PUBLIC_PATHS = (*auth.PUBLIC_PATHS, api.PREFIX + "/openapi.json")
+PUBLIC_PATHS = (
+    *auth.PUBLIC_PATHS,
+    api.PREFIX + "/openapi.json",
+    *confirmation.PUBLIC_PATHS,
+    *password_reset.PUBLIC_PATHS,
+    *demo_mail.PUBLIC_PATHS,
+)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -130,6 +119,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         *auth.routes,
         *scans.routes,
         *api.routes,
+        *confirmation.routes,
+        *password_reset.routes,
+        *demo_mail.routes,
     ]
     app = Starlette(
         routes=routes,

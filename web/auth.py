@@ -21,6 +21,7 @@ from ccbb import jobs
 from store import scans as store_scans
 from store import users as store_users
 from store.models import User, table_of
+from web import confirmation
 from web.templating import render
 
 hasher = PasswordHasher()  # argon2id with the library's recommended parameters
@@ -55,7 +56,7 @@ async def current_user(request: Request) -> User | None:
     if not isinstance(user_id, int):
         return None
     user = await _user(request, user_id)
-    if user is None or request.session.get("pw") != _pw_stamp(user):
+    if user is None or request.session.get("pw") != pw_stamp(user):
         request.session.clear()  # deleted user, or password changed elsewhere
         return None
     return user
@@ -98,15 +99,21 @@ async def _user(request: Request, user_id: int) -> User | None:
     return user
 
 
-def _pw_stamp(user: User) -> str:
-    """Changes when the password does: sessions made with the old one end."""
+def pw_stamp(user: User) -> str:
+    """Changes when the password does: sessions made with the old one end (and the password
+    reset link made for the old one stops working)."""
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def forget_user(request: Request, user_id: int) -> None:
+    """Drop this process's cached copy of the user (after a password change)."""
+    _user_cache(request).pop(user_id, None)
 
 
 def _login(request: Request, user: User) -> None:
     request.session.clear()
     request.session["user_id"] = user.id
-    request.session["pw"] = _pw_stamp(user)
+    request.session["pw"] = pw_stamp(user)
 
 
 def _client_ip(request: Request) -> str:
@@ -134,6 +141,8 @@ async def _record_failure(request: Request, email: str) -> None:
 async def login(request: Request) -> Response:
     if request.method == "GET":
         message = "Your account was deleted." if request.query_params.get("deleted") else None
+        if request.query_params.get("reset"):
+            message = "Password changed: log in with the new one."
         ctx = {"next": request.query_params.get("next", "/"), "message": message}
         return render(request, "login.html", ctx)
     form = await request.form()
@@ -180,6 +189,8 @@ async def signup(request: Request) -> Response:
             # same page as a success would lead to, without saying the account exists
             errors["email"] = "This address cannot be used. Log in if you already have an account."
         else:
+            assert user.id is not None
+            await confirmation.after_signup(request.app.state, user_id=user.id, email=user.email)
             _login(request, user)
             return RedirectResponse("/", status_code=303)
     return render(request, "signup.html", {"email": email, "errors": errors}, 400)

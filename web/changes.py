@@ -75,13 +75,18 @@ def _details(changes: Changes) -> dict[str, list[dict[str, str | None]]]:
         "recovered": [product(c) for c in changes.recovered],
         "new_products": [product(c) for c in changes.new_products],
         "gone_products": [product(c) for c in changes.gone_products],
-        "lost_tag": [{"asin": c.asin, "text": f"{c.asin} on {c.page}", "extra": c.href}
-                     for c in changes.lost_tag],
-        "other_tag": [{"asin": c.asin, "text": f"{c.asin} on {c.page}", "extra": c.tag}
-                      for c in changes.other_tag],
-        "newly_failed_pages": [{"asin": None, "text": c.url, "extra": c.error}
-                               for c in changes.newly_failed_pages],
-    }  # fmt: skip
+        "lost_tag": [
+            {"asin": c.asin, "text": f"{c.asin} on {c.page}", "extra": c.href}
+            for c in changes.lost_tag
+        ],
+        "other_tag": [
+            {"asin": c.asin, "text": f"{c.asin} on {c.page}", "extra": c.tag}
+            for c in changes.other_tag
+        ],
+        "newly_failed_pages": [
+            {"asin": None, "text": c.url, "extra": c.error} for c in changes.newly_failed_pages
+        ],
+    }
 
 
 async def load_block(session: Any, scan_id: int, now_year: int) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from store import credentials as store_credentials
 from store import scans as store_scans
 from store.crypto import SecretBox, mask
 from store.models import AmazonCredential, Scan
+from web import confirmation
 from web.settings_page import (
     COUNTRIES,
     VERSIONS,
@@ -142,6 +143,7 @@ async def queue_scan(state: Any, *, user_id: int, req: ScanRequest) -> Scan:
     ``state`` is the app's (sessions, redis, box, settings). Raises TooManyActiveScans when the
     user already has ``settings.active_scans_per_user`` scans queued or running."""
     box: SecretBox = state.box
+    await confirmation.check_confirmed(state, user_id=user_id)  # raises EmailNotConfirmed
     async with state.sessions() as session:
         active = len(await store_scans.list_active_ids(session, user_id=user_id))
         if active >= state.settings.active_scans_per_user:
@@ -206,6 +208,8 @@ async def new_scan(request: Request) -> Response:
         await queue_scan(state, user_id=user_id(request), req=req)
     except TooManyActiveScans as exc:
         return _page(request, saved, form, {}, status=409, error=str(exc))
+    except confirmation.EmailNotConfirmed as exc:
+        return _page(request, saved, form, {}, status=403, error=str(exc))
     return RedirectResponse("/?queued=1", status_code=303)
 
 
@@ -222,6 +226,7 @@ def _page(
     # a typed secret is kept across a failed submission encrypted (never in clear in the page)
     kept = request.app.state.box.encrypt(secret) if secret else ""
     ctx = {
+        "unconfirmed": status == 403,  # EmailNotConfirmed: offer to send the mail again
         "form": form,
         "errors": errors,
         "secret_kept": kept,

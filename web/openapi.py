@@ -16,6 +16,7 @@ _REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {
     400: "Bad request (invalid_json, invalid_query)",
     401: "No valid API token (unauthenticated)",
+    403: "Confirm your e-mail address first (email_not_confirmed)",
     404: "No such scan of yours (not_found)",
     409: "Not possible now (scan_not_finished, scan_failed, too_many_active_scans)",
     422: "Invalid fields (invalid_scan), with a message per field",

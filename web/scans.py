@@ -47,7 +47,7 @@ from store.models import (
     utcnow,
 )
 from web import changes as web_changes
-from web import new_scan, settings_page
+from web import confirmation, new_scan, settings_page
 from web.charts import donut, percent
 from web.settings_page import user_id
 from web.templating import render, templates
@@ -263,6 +263,8 @@ async def rerun(request: Request) -> Response:
         await new_scan.queue_scan(request.app.state, user_id=user_id(request), req=again)
     except new_scan.TooManyActiveScans as exc:
         return await dashboard(request, error=str(exc), status=409)
+    except confirmation.EmailNotConfirmed as exc:
+        return await dashboard(request, error=str(exc), status=403)
     return RedirectResponse("/?queued=1", status_code=303)
 
 
