@@ -14,6 +14,7 @@ ASIN, status, or position; a page's links are read within its scan.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -72,6 +73,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def new_public_id() -> str:
+    return str(uuid.uuid4())
+
+
 class ScanState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -98,6 +103,8 @@ class User(UserBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     password_hash: str = Field(sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    # the id the user and the credits API see (a random UUID; never the database id)
+    public_id: str = Field(default_factory=new_public_id, max_length=36, unique=True)
 
 
 class AmazonCredentialBase(SQLModel):
@@ -352,6 +359,6 @@ ROW_TABLE = table_of(ScanRow)
 ORDER_TABLE = table_of(ScanOrder)
 AUDIT_TABLE = table_of(ScanAudit)
 REPORT_TABLES = (ROW_TABLE, ORDER_TABLE, AUDIT_TABLE)  # made from the findings at finish
-
+from store import credits as _credits  # noqa: E402,F401  (credit_ledger, credit_account)
 from store import mail as _mail  # noqa: E402,F401
 from store import monitoring as _monitoring  # noqa: E402,F401

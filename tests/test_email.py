@@ -126,6 +126,15 @@ def test_signup_sends_a_confirmation_and_scanning_waits_for_it(
     assert "Confirm your e-mail address" in msg["Subject"]
     assert msg.get_body(("plain",)) is not None and msg.get_body(("html",)) is not None
     link = _link(msg, "/confirm")
+    r = env.post("/settings/tokens", {"name": "t"})
+    token = re.search(r'<code id="new-token">([^<]+)</code>', r.text)
+    assert token
+    auth = {"Authorization": f"Bearer {token.group(1)}"}
+    assert env.client.get("/api/v1/me", headers=auth).json()["email_confirmed"] is False
+    r = env.client.post("/api/v1/scans", headers=auth, json={
+        "site": "shop.example", "partner_tag": "me-20", "credential_id": "CID",
+        "credential_secret": SECRET})  # fmt: skip
+    assert r.status_code == 403 and r.json()["error"] == "email_not_confirmed"
     # logged in, but no scan before the address is confirmed; the page offers a resend
     r = env.post("/scans/new", _scan_form())
     assert r.status_code == 403
@@ -142,6 +151,7 @@ def test_signup_sends_a_confirmation_and_scanning_waits_for_it(
     env.get("/login")
     env.post("/login", {"email": "new@example.com", "password": PASSWORD})
     assert env.post("/scans/new", _scan_form()).status_code == 303
+    assert env.client.get("/api/v1/me", headers=auth).json()["email_confirmed"] is True
 
 
 def test_a_forged_confirmation_link_is_refused(env: Env) -> None:

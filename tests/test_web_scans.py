@@ -133,7 +133,9 @@ class Env:
 @contextmanager
 def web_env(tmp_path: Path, redis_url: str, **settings_env: Any) -> Iterator[Env]:
     """The dashboard on a fresh migrated SQLite database and ``redis_url``, behind a test
-    client (``settings_env``: more Settings, by their environment names)."""
+    client (``settings_env``: more Settings, by their environment names). Accounts signed up
+    get 100 scan credits unless ``CCBB_SIGNUP_CREDITS`` says otherwise."""
+    settings_env.setdefault("CCBB_SIGNUP_CREDITS", 100)
     settings = Settings(
         CCBB_DATA_DIR=tmp_path,
         DATABASE_URL=f"sqlite:///{tmp_path / 'ccbb.sqlite3'}",

@@ -31,8 +31,8 @@ from store import scans as store_scans
 from store import tokens as store_tokens
 from store.models import ACTIVE_STATES, Scan, ScanState, utcnow
 from web import changes as web_changes
-from web import confirmation, openapi
-from web.new_scan import TooManyActiveScans, check_scan_form, queue_scan
+from web import confirmation, credits_api, openapi
+from web.new_scan import NoCredits, TooManyActiveScans, check_scan_form, queue_scan
 from web.settings_page import user_id
 
 PREFIX = "/api/v1"
@@ -348,6 +348,8 @@ async def create_scan(request: Request) -> Response:
         raise ApiError(409, "too_many_active_scans", str(exc)) from None
     except confirmation.EmailNotConfirmed as exc:
         raise ApiError(403, "email_not_confirmed", str(exc)) from None
+    except NoCredits as exc:
+        raise ApiError(402, "no_credits", str(exc), balance=exc.balance) from None
     assert scan.id is not None
     return _json(_scan_out(scan, None), status_code=201)
 
@@ -415,14 +417,14 @@ async def list_credentials(request: Request) -> Response:
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSONResponse(openapi.document(ROUTES))
+    return JSONResponse(openapi.document([*ROUTES, *credits_api.OPERATIONS]))
 
 
 ROUTES = [
     openapi.Operation("GET", "/scans", list_scans, "List your scans, newest first",
                       response=ScanListOut, query=("limit", "offset")),
     openapi.Operation("POST", "/scans", create_scan, "Create and queue a scan",
-                      body=ScanIn, response=ScanOut, status=201, errors=(400, 403, 409, 422)),
+                      body=ScanIn, response=ScanOut, status=201, errors=(400, 402, 403, 409, 422)),
     openapi.Operation("GET", "/scans/{scan_id}", get_scan, "A scan: state, progress, summary",
                       response=ScanOut, errors=(404,)),
     openapi.Operation("GET", "/scans/{scan_id}/progress", get_progress, "A scan's live progress",

@@ -20,10 +20,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from billing.catalogue import BUNDLED, load_catalogue
 from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
-from web import api, auth, confirmation, demo_mail, password_reset, scans
+from web import api, auth, billing, confirmation, credits_api, demo_mail, password_reset, scans
 from web.reads import Reads
 from web.signing import session_secret
 
@@ -65,6 +66,7 @@ class AuthGate:
 PUBLIC_PATHS = (
     *auth.PUBLIC_PATHS,
     api.PREFIX + "/openapi.json",
+    *credits_api.PUBLIC_PATHS,
     *confirmation.PUBLIC_PATHS,
     *password_reset.PUBLIC_PATHS,
     *demo_mail.PUBLIC_PATHS,
@@ -89,6 +91,8 @@ async def healthz(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
+    # the plans on sale, checked now: a wrong CCBB_PLANS_FILE stops the start with its mistakes
+    catalogue = load_catalogue(settings.plans_file or BUNDLED)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -101,6 +105,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         )
         await reads.start()
         app.state.settings = settings
+        app.state.catalogue = catalogue
         app.state.sessions = session_factory(engine)
         app.state.reads = reads
         app.state.redis = redis
@@ -119,6 +124,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         *auth.routes,
         *scans.routes,
         *api.routes,
+        *billing.routes,
+        *credits_api.routes,
         *confirmation.routes,
         *password_reset.routes,
         *demo_mail.routes,

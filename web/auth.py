@@ -17,7 +17,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from billing import messages
 from ccbb import jobs
+from store import credits as store_credits
 from store import scans as store_scans
 from store import users as store_users
 from store.models import User, table_of
@@ -30,7 +32,16 @@ _DUMMY_HASH = hasher.hash("not a password of anyone")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 10
 USER_TABLE = table_of(User)
-_USER_BY_ID = select(USER_TABLE).where(USER_TABLE.c.id == bindparam("user_id"))
+# the user and their credits balance (the header shows it) in one primary-key read
+_USER_BY_ID = (
+    select(USER_TABLE, store_credits.ACCOUNT.c.balance.label("credits_balance"))
+    .select_from(
+        USER_TABLE.outerjoin(
+            store_credits.ACCOUNT, store_credits.ACCOUNT.c.user_id == USER_TABLE.c.id
+        )
+    )
+    .where(USER_TABLE.c.id == bindparam("user_id"))
+)
 ACCOUNT_LIMIT, IP_LIMIT, WINDOW = 5, 30, 15 * 60  # failures allowed per 15 minutes
 
 
@@ -55,11 +66,12 @@ async def current_user(request: Request) -> User | None:
     user_id = request.session.get("user_id")
     if not isinstance(user_id, int):
         return None
-    user = await _user(request, user_id)
-    if user is None or request.session.get("pw") != pw_stamp(user):
+    found = await _user(request, user_id)
+    if found is None or request.session.get("pw") != pw_stamp(found[0]):
         request.session.clear()  # deleted user, or password changed elsewhere
         return None
-    return user
+    request.scope["credits"] = found[1]  # the header's balance (base.html)
+    return found[0]
 
 
 # Each process keeps the users it saw for USER_CACHE_SECONDS: a burst of requests (a page and
@@ -71,43 +83,54 @@ USER_CACHE_SECONDS = 5.0
 USER_CACHE_MAX = 50_000
 
 
-def _user_cache(request: Request) -> dict[int, tuple[float, User]]:
-    cache: dict[int, tuple[float, User]] | None = getattr(request.app.state, "user_cache", None)
+# what the cache holds per user id: until when, the user, their credits balance
+_Cached = tuple[float, User, int]
+
+
+def _user_cache(request: Request) -> dict[int, _Cached]:
+    return _cache_of(request.app.state)
+
+
+def _cache_of(state: Any) -> dict[int, _Cached]:
+    cache: dict[int, _Cached] | None = getattr(state, "user_cache", None)
     if cache is None:
-        cache = request.app.state.user_cache = {}
+        cache = state.user_cache = {}
     return cache
 
 
-async def _user(request: Request, user_id: int) -> User | None:
+def forget_user(state: Any, user_id: int) -> None:
+    """Drop the user from this process's cache (their balance or password changed)."""
+    _cache_of(state).pop(user_id, None)
+
+
+async def _user(request: Request, user_id: int) -> tuple[User, int] | None:
+    """The user and their credits balance (cached USER_CACHE_SECONDS)."""
     cache = _user_cache(request)
     now = time.monotonic()
     hit = cache.get(user_id)
     if hit is not None and hit[0] > now:
-        return hit[1]
+        return hit[1], hit[2]
 
     found = await request.app.state.reads.rows(_USER_BY_ID, {"user_id": user_id})
-    user = User(**dict(found[0])) if found else None
-    if user is None:
+    if not found:
         cache.pop(user_id, None)
         return None
+    values = dict(found[0])
+    balance = int(values.pop("credits_balance") or 0)
+    user = User(**values)
     if len(cache) >= USER_CACHE_MAX:
-        for key in [k for k, (until, _) in cache.items() if until <= now]:
+        for key in [k for k, (until, *_) in cache.items() if until <= now]:
             del cache[key]
         if len(cache) >= USER_CACHE_MAX:
             cache.clear()
-    cache[user_id] = (now + USER_CACHE_SECONDS, user)
-    return user
+    cache[user_id] = (now + USER_CACHE_SECONDS, user, balance)
+    return user, balance
 
 
 def pw_stamp(user: User) -> str:
     """Changes when the password does: sessions made with the old one end (and the password
     reset link made for the old one stops working)."""
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
-
-
-def forget_user(request: Request, user_id: int) -> None:
-    """Drop this process's cached copy of the user (after a password change)."""
-    _user_cache(request).pop(user_id, None)
 
 
 def _login(request: Request, user: User) -> None:
@@ -189,11 +212,25 @@ async def signup(request: Request) -> Response:
             # same page as a success would lead to, without saying the account exists
             errors["email"] = "This address cannot be used. Log in if you already have an account."
         else:
+            await _welcome_credits(request, user)
             assert user.id is not None
             await confirmation.after_signup(request.app.state, user_id=user.id, email=user.email)
             _login(request, user)
             return RedirectResponse("/", status_code=303)
     return render(request, "signup.html", {"email": email, "errors": errors}, 400)
+
+
+async def _welcome_credits(request: Request, user: User) -> None:
+    """CCBB_SIGNUP_CREDITS for a new account (a trial; the demo gives some), once."""
+    settings = request.app.state.settings
+    if not settings.credits_enabled or settings.signup_credits <= 0 or user.id is None:
+        return
+    async with request.app.state.sessions() as session:
+        await store_credits.grant(
+            session, user_id=user.id, amount=settings.signup_credits, kind="grant",
+            source="signup", comment=messages.SIGNUP_CREDITS,
+            idempotency_key=f"signup:{user.public_id}",
+        )  # fmt: skip
 
 
 async def logout(request: Request) -> Response:

@@ -3,6 +3,7 @@ document and the API cannot drift apart (a test also validates it and checks eve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ _REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {
     400: "Bad request (invalid_json, invalid_query)",
     401: "No valid API token (unauthenticated)",
+    402: "No scan credits left (no_credits): buy credits on the Billing page",
     403: "Confirm your e-mail address first (email_not_confirmed)",
     404: "No such scan of yours (not_found)",
     409: "Not possible now (scan_not_finished, scan_failed, too_many_active_scans)",
@@ -146,6 +148,13 @@ class Operation:
     status: int = 200
     errors: tuple[int, ...] = ()
     query: tuple[str, ...] = ()
+    # added for the credits API (web.credits_api): "bearer", "basic" or "none"; its own path
+    # prefix; its own error model and words; request headers it reads (Idempotency-Key)
+    auth: str = "bearer"
+    prefix: str | None = None
+    error_model: type[BaseModel] | None = None
+    error_text: dict[int, str] | None = None
+    headers: tuple[str, ...] = ()
 
 
 _QUERY: dict[str, dict[str, Any]] = {
@@ -160,35 +169,50 @@ def document(operations: Sequence[Operation], prefix: str = "/api/v1") -> dict[s
     models: set[type[BaseModel]] = {ErrorOut}
     for op in operations:
         models |= {op.response} | ({op.body} if op.body else set())
+        models |= {op.error_model} if op.error_model else set()
     _, top = models_json_schema(
         [(m, "serialization") for m in sorted(models, key=lambda m: m.__name__)],
         ref_template=_REF,
     )
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
+        path = (op.prefix if op.prefix is not None else prefix) + op.path
+        error_text = op.error_text or _ERROR_TEXT
+        error_codes = {"bearer": (401, *op.errors, 429), "basic": (401, *op.errors)}.get(
+            op.auth, op.errors
+        )
+        ok: dict[str, Any] = {"description": "OK"}
+        if op.status != 204:
+            ok["content"] = {"application/json": {"schema": _ref(op.response)}}
         item: dict[str, Any] = {
             "summary": op.summary,
             "operationId": op.endpoint.__name__,
-            "security": [{"bearer": []}],
+            "security": [] if op.auth == "none" else [{op.auth: []}],
             "responses": {
-                str(op.status): {
-                    "description": "OK",
-                    "content": {"application/json": {"schema": _ref(op.response)}},
-                },
+                str(op.status): ok,
                 **{
                     str(code): {
-                        "description": _ERROR_TEXT[code],
-                        "content": {"application/json": {"schema": _ref(ErrorOut)}},
+                        "description": error_text[code],
+                        "content": {
+                            "application/json": {"schema": _ref(op.error_model or ErrorOut)}
+                        },
                     }
-                    for code in (401, *op.errors, 429)
+                    for code in error_codes
                 },
             },
         }
         parameters: list[dict[str, Any]] = [_QUERY[name] for name in op.query]
-        if "{scan_id}" in op.path:
+        for name in re.findall(r"{(\w+)}", path):
+            kind = "integer" if name == "scan_id" else "string"
             parameters.append(
-                {"name": "scan_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
             )
+        for name in op.headers:
+            parameters.append(
+                {"name": name, "in": "header", "required": False, "schema": {"type": "string"},
+                 "description": "a repeat with the same key answers the first result and "
+                 "changes nothing"}
+            )  # fmt: skip
         if parameters:
             item["parameters"] = parameters
         if op.body is not None:
@@ -196,7 +220,7 @@ def document(operations: Sequence[Operation], prefix: str = "/api/v1") -> dict[s
                 "required": True,
                 "content": {"application/json": {"schema": _ref(op.body)}},
             }
-        paths.setdefault(prefix + op.path, {})[op.method.lower()] = item
+        paths.setdefault(path, {})[op.method.lower()] = item
     return {
         "openapi": "3.1.0",
         "info": {
@@ -209,7 +233,14 @@ def document(operations: Sequence[Operation], prefix: str = "/api/v1") -> dict[s
         "paths": paths,
         "components": {
             "schemas": top.get("$defs", {}),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "CCBB_MERCHANT_ID:CCBB_MERCHANT_API_KEY",
+                },
+            },
         },
     }
 

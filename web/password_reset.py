@@ -92,7 +92,7 @@ async def reset(request: Request) -> Response:
         fresh.password_hash = auth.hash_password(new)
         session.add(fresh)
         await session.commit()
-    auth.forget_user(request, user.id or 0)  # this process ends the other sessions now
+    auth.forget_user(request.app.state, user.id or 0)  # this process ends the other sessions now
     return RedirectResponse("/login?reset=1", status_code=303)
 
 

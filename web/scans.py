@@ -202,7 +202,12 @@ async def _progress_rows(request: Request, page: int = 1) -> list[dict[str, Any]
     return out
 
 
-async def dashboard(request: Request, error: str | None = None, status: int = 200) -> Response:
+async def dashboard(
+    request: Request,
+    error: str | None = None,
+    status: int = 200,
+    error_link: dict[str, str] | None = None,
+) -> Response:
     """The user's scans, DASHBOARD_LIMIT per page (``?page=2``: the next older ones)."""
 
     found = await request.app.state.reads.rows(_SCAN_COUNT, {"user_id": user_id(request)})
@@ -218,6 +223,7 @@ async def dashboard(request: Request, error: str | None = None, status: int = 20
         "scans": rows,
         "message": message,
         "error": error,
+        "error_link": error_link,
         "page": page,
         "pages_total": pages_total,
         "total": total,
@@ -263,6 +269,10 @@ async def rerun(request: Request) -> Response:
         await new_scan.queue_scan(request.app.state, user_id=user_id(request), req=again)
     except new_scan.TooManyActiveScans as exc:
         return await dashboard(request, error=str(exc), status=409)
+    except new_scan.NoCredits as exc:
+        return await dashboard(
+            request, error=str(exc), status=402, error_link=new_scan.BILLING_LINK
+        )
     except confirmation.EmailNotConfirmed as exc:
         return await dashboard(request, error=str(exc), status=403)
     return RedirectResponse("/?queued=1", status_code=303)

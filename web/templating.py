@@ -21,5 +21,12 @@ def csrf_token(request: Request) -> str:
 def render(
     request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
-    ctx = {"user": request.scope.get("user"), "csrf_token": csrf_token(request), **(context or {})}
+    settings = getattr(request.app.state, "settings", None)
+    ctx = {
+        "user": request.scope.get("user"),
+        "csrf_token": csrf_token(request),
+        "credits_enabled": bool(settings and settings.credits_enabled),
+        "credits": request.scope.get("credits"),
+        **(context or {}),
+    }
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)

@@ -2,7 +2,7 @@
 and address confirmation
 
 Revision ID: 0008_monitoring
-Revises: 0004
+Revises: 0006_credits
 Create Date: 2026-12-01 11:22:21.862393
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_monitoring"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006_credits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
