@@ -9,6 +9,7 @@ from typing import Any
 from arq import cron, func
 from arq.connections import RedisSettings
 
+from ccbb.dispatch import dispatch, scheduled_scan_job
 from ccbb.jobs import new_worker_id, reap, scan_job
 from ccbb.settings import get_settings
 from notify.jobs import MAIL_TRIES, send_mail_job
@@ -47,8 +48,13 @@ class WorkerSettings:
     functions = [
         func(scan_job, timeout=SCAN_TIMEOUT, max_tries=1000),
         func(send_mail_job, timeout=120, max_tries=MAIL_TRIES),
+        func(scheduled_scan_job, timeout=300, max_tries=3),
     ]
-    cron_jobs = [cron(reap, second=set(range(0, 60, 5)), run_at_startup=True)]
+    cron_jobs = [
+        cron(reap, second=set(range(0, 60, 5)), run_at_startup=True),
+        # every worker ticks; each due schedule is still queued once (ccbb.dispatch)
+        cron(dispatch, second={0}, run_at_startup=True),
+    ]
     on_startup = startup
     on_shutdown = shutdown
     queue_name = get_settings().queue_name

@@ -8,17 +8,29 @@ Imported at the end of :mod:`store.models`, so Alembic and the tests see these t
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Index, Text, UniqueConstraint, delete, update
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Index,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    delete,
+    func,
+    update,
+)
+from sqlalchemy import select as core_select
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ccbb.schedule_rules import FREQUENCIES, Rule, next_due
 from scanner.changes import Changes
-from store.models import Scan, ScanState, UtcDateTime, utcnow
+from store.models import ACTIVE_STATES, Scan, ScanState, UtcDateTime, table_of, utcnow
 
-FREQUENCIES = ("off", "daily", "weekly", "monthly")
 CHANNEL_KINDS = ("email", "slack", "webhook")
 ALERT_ON = ("broken", "broken_and_recovered")
 
@@ -124,8 +136,10 @@ class SiteSchedule(SQLModel, table=True):
     next_due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     paused_reason: str | None = Field(default=None, sa_type=Text)
     paused_notified: bool = False
+    # the last due time a worker took up (exactly once: see take_due_run), and what came of it
+    last_due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_outcome: str | None = Field(default=None, sa_type=Text)
     last_scan_id: int | None = Field(default=None, foreign_key="scan.id", ondelete="SET NULL")
-    last_queued_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
@@ -190,3 +204,190 @@ async def touch(session: AsyncSession, model: type[SQLModel], row_id: int, **val
     table = model.__table__  # type: ignore[attr-defined]
     await session.exec(update(table).where(table.c.id == row_id).values(**values))
     await session.commit()
+
+
+# ---- schedule queries -------------------------------------------------------------------
+
+
+def site_hash(site: str) -> str:
+    return hashlib.sha256(site.encode()).hexdigest()
+
+
+def rule_of(schedule: SiteSchedule) -> Rule:
+    return Rule(
+        schedule.frequency,
+        schedule.weekday,
+        schedule.day_of_month,
+        schedule.hour,
+        schedule.time_zone,
+    )
+
+
+async def get_schedule(
+    session: AsyncSession, *, schedule_id: int, user_id: int | None = None
+) -> SiteSchedule | None:
+    row = await session.get(SiteSchedule, schedule_id, populate_existing=True)
+    if row is None or (user_id is not None and row.user_id != user_id):
+        return None
+    return row
+
+
+async def find_schedule(
+    session: AsyncSession, *, user_id: int, site: str, marketplace: str
+) -> SiteSchedule | None:
+    stmt = select(SiteSchedule).where(
+        col(SiteSchedule.user_id) == user_id,
+        col(SiteSchedule.site_hash) == site_hash(site),
+        col(SiteSchedule.marketplace) == marketplace,
+    )
+    return (await session.exec(stmt.execution_options(populate_existing=True))).first()
+
+
+async def list_schedules(session: AsyncSession, *, user_id: int) -> list[SiteSchedule]:
+    stmt = (
+        select(SiteSchedule)
+        .where(col(SiteSchedule.user_id) == user_id)
+        .order_by(col(SiteSchedule.site), col(SiteSchedule.marketplace))
+    )
+    return list((await session.exec(stmt.execution_options(populate_existing=True))).all())
+
+
+async def save_schedule(
+    session: AsyncSession, *, from_scan: Scan, rule: Rule, now: datetime
+) -> SiteSchedule:
+    """Create or change the schedule of ``from_scan``'s site and marketplace: scheduled scans
+    repeat that scan's settings (credentials, partner tag, cloaking prefixes…). Turning a
+    schedule on again ends a pause."""
+    assert from_scan.user_id is not None
+    row = await find_schedule(
+        session, user_id=from_scan.user_id, site=from_scan.site, marketplace=from_scan.marketplace
+    )
+    if row is None:
+        row = SiteSchedule(
+            user_id=from_scan.user_id,
+            site=from_scan.site,
+            site_hash=site_hash(from_scan.site),
+            marketplace=from_scan.marketplace,
+        )
+    row.partner_tag = from_scan.partner_tag
+    row.credential_id = from_scan.credential_id
+    row.options = dict(from_scan.options or {})
+    row.frequency, row.weekday, row.day_of_month = rule.frequency, rule.weekday, rule.day_of_month
+    row.hour, row.time_zone = rule.hour, rule.time_zone
+    row.next_due_at = next_due(rule, now)
+    row.paused_reason, row.paused_notified = None, False
+    session.add(row)
+    await session.commit()
+    await session.refresh(row)
+    return row
+
+
+SCHEDULE_TABLE = table_of(SiteSchedule)
+_S = SCHEDULE_TABLE.c
+
+
+async def claim_due(
+    session: AsyncSession, *, now: datetime, limit: int = 10_000
+) -> list[tuple[int, datetime, datetime]]:
+    """Take the schedules due at ``now`` and move each to its next due time, in one
+    transaction: (schedule id, due time, the schedule's creation time) of each taken.
+
+    Many dispatchers may run at once: PostgreSQL gives each its own rows (``FOR UPDATE SKIP
+    LOCKED``); on both databases the update names the due time it read, so a row another
+    dispatcher moved meanwhile is not taken twice. The caller queues one job per (id, due
+    time), then commits."""
+    stmt = (
+        core_select(_S.id, _S.frequency, _S.weekday, _S.day_of_month, _S.hour, _S.time_zone,
+                    _S.next_due_at, _S.created_at)
+        .where(_S.next_due_at.is_not(None), _S.next_due_at <= now)
+        .order_by(_S.next_due_at)
+        .limit(limit)
+    )  # fmt: skip
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = (await conn.execute(stmt)).all()
+    if not rows:
+        return []
+    moves = []
+    made: dict[int, datetime] = {}
+    for row_id, frequency, weekday, dom, hour, zone, due, created_at in rows:
+        after = max(due, now)  # a schedule overdue by days is due once, then from now on
+        rule = Rule(frequency, weekday, dom, hour, zone)
+        moves.append({"rid": row_id, "due": due, "next": next_due(rule, after)})
+        made[row_id] = created_at
+    move = (
+        update(SCHEDULE_TABLE)
+        .where(_S.id == bindparam("rid"), _S.next_due_at == bindparam("due"))
+        .values(next_due_at=bindparam("next"))
+    )
+    if conn.dialect.name == "postgresql":  # the rows are locked for us: one batch
+        await conn.execute(move, moves)
+        return [(m["rid"], m["due"], made[m["rid"]]) for m in moves]
+    # SQLite: another dispatcher may have moved a row since our read; each row's own rowcount
+    # tells (executemany's does not)
+    taken = []
+    for m in moves:
+        if (await conn.execute(move, m)).rowcount == 1:
+            taken.append((m["rid"], m["due"], made[m["rid"]]))
+    return taken
+
+
+async def take_due_run(
+    session: AsyncSession, *, schedule_id: int, due_at: datetime
+) -> SiteSchedule | None:
+    """Mark ``due_at`` as taken up for this schedule; the schedule, or None when this due time
+    (or a later one) was taken already — the run happens once however often its job runs."""
+    stmt = (
+        update(SCHEDULE_TABLE)
+        .where(
+            _S.id == schedule_id,
+            (_S.last_due_at.is_(None)) | (_S.last_due_at < due_at),
+        )
+        .values(last_due_at=due_at)
+    )
+    result = await session.exec(stmt)
+    await session.commit()
+    if result.rowcount != 1:
+        return None
+    return await get_schedule(session, schedule_id=schedule_id)
+
+
+async def site_is_being_scanned(
+    session: AsyncSession, *, user_id: int, site: str, marketplace: str
+) -> bool:
+    stmt = (
+        select(func.count())
+        .select_from(Scan)
+        .where(
+            col(Scan.user_id) == user_id,
+            col(Scan.site) == site,
+            col(Scan.marketplace) == marketplace,
+            col(Scan.state).in_([s.value for s in ACTIVE_STATES]),
+        )
+    )
+    return int((await session.exec(stmt)).one()) > 0
+
+
+async def record_outcome(
+    session: AsyncSession, *, schedule_id: int, outcome: str, scan_id: int | None = None
+) -> None:
+    values: dict[str, Any] = {"last_outcome": outcome}
+    if scan_id is not None:
+        values["last_scan_id"] = scan_id
+    await touch(session, SiteSchedule, schedule_id, **values)
+
+
+async def pause_schedule(session: AsyncSession, *, schedule_id: int, reason: str) -> bool:
+    """Stop the schedule (no next due time) for ``reason``. True the first time since it was
+    last turned on — the user is told then, once."""
+    await touch(session, SiteSchedule, schedule_id, next_due_at=None, paused_reason=reason,
+                last_outcome=reason)  # fmt: skip
+    stmt = (
+        update(SCHEDULE_TABLE)
+        .where(_S.id == schedule_id, _S.paused_notified.is_(False))
+        .values(paused_notified=True)
+    )
+    result = await session.exec(stmt)
+    await session.commit()
+    return bool(result.rowcount == 1)

@@ -148,7 +148,8 @@ def upgrade() -> None:
         sa.Column("paused_reason", sa.Text(), nullable=True),
         sa.Column("paused_notified", sa.Boolean(), nullable=False),
         sa.Column("last_scan_id", sa.Integer(), nullable=True),
-        sa.Column("last_queued_at", TIMESTAMP, nullable=True),
+        sa.Column("last_due_at", TIMESTAMP, nullable=True),
+        sa.Column("last_outcome", sa.Text(), nullable=True),
         sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.CheckConstraint(
             "frequency IN ('off', 'daily', 'weekly', 'monthly')",
