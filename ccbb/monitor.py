@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from notify import alerts
 from scanner.changes import compare
 from scanner.scan import ScanReport
 from store import monitoring as store_monitoring
@@ -38,6 +39,14 @@ async def record_changes(
     return row
 
 
-async def after_scan(ctx: dict[str, Any], *, scan_id: int, report: ScanReport) -> None:
-    """The worker's hook after a scan is done: record the changes (alerts come next)."""
-    await record_changes(ctx["sessions"], scan_id=scan_id, report=report)
+async def after_scan(ctx: dict[str, Any], *, scan_id: int, report: ScanReport) -> int:
+    """The worker's hook after a scan is done: record the changes and queue the alerts they
+    call for; how many alerts were queued."""
+    row = await record_changes(ctx["sessions"], scan_id=scan_id, report=report)
+    if row is None:
+        return 0
+    async with ctx["sessions"]() as session:
+        scan = await store_scans.get_scan(session, scan_id=scan_id)
+    if scan is None:
+        return 0
+    return await alerts.queue_alerts(ctx, scan=scan, row=row)

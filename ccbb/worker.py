@@ -12,6 +12,7 @@ from arq.connections import RedisSettings
 from ccbb.dispatch import dispatch, scheduled_scan_job
 from ccbb.jobs import new_worker_id, reap, scan_job
 from ccbb.settings import get_settings
+from notify.alerts import DELIVERY_TRIES, deliver_alert_job, weekly_summary_job
 from notify.jobs import MAIL_TRIES, send_mail_job
 from scanner.net import NetworkPolicy, make_session, parse_connect_to
 from store.crypto import SecretBox
@@ -49,11 +50,13 @@ class WorkerSettings:
         func(scan_job, timeout=SCAN_TIMEOUT, max_tries=1000),
         func(send_mail_job, timeout=120, max_tries=MAIL_TRIES),
         func(scheduled_scan_job, timeout=300, max_tries=3),
+        func(deliver_alert_job, timeout=120, max_tries=DELIVERY_TRIES),
     ]
     cron_jobs = [
         cron(reap, second=set(range(0, 60, 5)), run_at_startup=True),
         # every worker ticks; each due schedule is still queued once (ccbb.dispatch)
         cron(dispatch, second={0}, run_at_startup=True),
+        cron(weekly_summary_job, weekday="mon", hour={7}, minute={0}, second={0}),
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -24,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import select as core_select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -391,3 +392,139 @@ async def pause_schedule(session: AsyncSession, *, schedule_id: int, reason: str
     result = await session.exec(stmt)
     await session.commit()
     return bool(result.rowcount == 1)
+
+
+# ---- channel and delivery queries -------------------------------------------------------
+
+
+async def create_channel(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    kind: str,
+    label: str,
+    target_encrypted: str,
+    secret_encrypted: str | None,
+    alert_on: str,
+    weekly_summary: bool,
+) -> AlertChannel:
+    row = AlertChannel(
+        user_id=user_id, kind=kind, label=label, target_encrypted=target_encrypted,
+        secret_encrypted=secret_encrypted, alert_on=alert_on, weekly_summary=weekly_summary,
+    )  # fmt: skip
+    session.add(row)
+    await session.commit()
+    await session.refresh(row)
+    return row
+
+
+async def list_channels(
+    session: AsyncSession, *, user_id: int, enabled_only: bool = False
+) -> list[AlertChannel]:
+    stmt = select(AlertChannel).where(col(AlertChannel.user_id) == user_id)
+    if enabled_only:
+        stmt = stmt.where(col(AlertChannel.enabled).is_(True))
+    stmt = stmt.order_by(col(AlertChannel.id))
+    return list((await session.exec(stmt.execution_options(populate_existing=True))).all())
+
+
+async def get_channel(
+    session: AsyncSession, *, channel_id: int, user_id: int | None = None
+) -> AlertChannel | None:
+    row = await session.get(AlertChannel, channel_id, populate_existing=True)
+    if row is None or (user_id is not None and row.user_id != user_id):
+        return None
+    return row
+
+
+async def delete_channel(session: AsyncSession, *, channel_id: int, user_id: int) -> bool:
+    row = await get_channel(session, channel_id=channel_id, user_id=user_id)
+    if row is None:
+        return False
+    await session.delete(row)
+    await session.commit()
+    return True
+
+
+async def add_delivery(
+    session: AsyncSession,
+    *,
+    channel_id: int,
+    event_id: str,
+    event: str,
+    payload: dict[str, Any],
+    scan_id: int | None = None,
+) -> tuple[AlertDelivery, bool]:
+    """The delivery of ``event_id`` to the channel: (row, True) when new, (the existing row,
+    False) when this event was queued for this channel before."""
+    row = AlertDelivery(
+        channel_id=channel_id, event_id=event_id, event=event, payload=payload, scan_id=scan_id
+    )
+    session.add(row)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        stmt = select(AlertDelivery).where(
+            col(AlertDelivery.channel_id) == channel_id, col(AlertDelivery.event_id) == event_id
+        )
+        return (await session.exec(stmt)).one(), False
+    await session.refresh(row)
+    return row, True
+
+
+async def get_delivery(session: AsyncSession, *, delivery_id: int) -> AlertDelivery | None:
+    return await session.get(AlertDelivery, delivery_id, populate_existing=True)
+
+
+async def list_deliveries(
+    session: AsyncSession, *, channel_id: int, limit: int = 20
+) -> list[AlertDelivery]:
+    stmt = (
+        select(AlertDelivery)
+        .where(col(AlertDelivery.channel_id) == channel_id)
+        .order_by(col(AlertDelivery.created_at).desc(), col(AlertDelivery.id).desc())
+        .limit(limit)
+    )
+    return list((await session.exec(stmt.execution_options(populate_existing=True))).all())
+
+
+async def record_attempt(
+    session: AsyncSession,
+    *,
+    delivery_id: int,
+    state: str,
+    status: int | None = None,
+    error: str | None = None,
+) -> None:
+    row = await session.get(AlertDelivery, delivery_id)
+    if row is None:
+        return
+    row.attempts += 1
+    row.state, row.last_status, row.last_error = state, status, (error or None)
+    if state == "delivered":
+        row.delivered_at = utcnow()
+    session.add(row)
+    await session.commit()
+
+
+async def changes_since(
+    session: AsyncSession, *, user_id: int, since: datetime
+) -> list[tuple[Scan, ScanChange]]:
+    """The user's scans finished since ``since`` that have changes, oldest first."""
+    stmt = (
+        select(Scan, ScanChange)
+        .join(ScanChange, col(ScanChange.scan_id) == col(Scan.id))
+        .where(col(Scan.user_id) == user_id, col(ScanChange.created_at) >= since)
+        .order_by(col(ScanChange.created_at))
+    )
+    return [(scan, change) for scan, change in (await session.exec(stmt)).all()]
+
+
+async def users_with_summaries(session: AsyncSession) -> list[int]:
+    stmt = (
+        select(AlertChannel.user_id)
+        .where(col(AlertChannel.weekly_summary).is_(True), col(AlertChannel.enabled).is_(True))
+        .distinct()
+    )
+    return list((await session.exec(stmt)).all())
