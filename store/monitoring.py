@@ -528,3 +528,14 @@ async def users_with_summaries(session: AsyncSession) -> list[int]:
         .distinct()
     )
     return list((await session.exec(stmt)).all())
+
+
+async def latest_scans_per_site(session: AsyncSession, *, user_id: int) -> list[Scan]:
+    """The user's newest finished (done) scan of each site and marketplace, by site."""
+    newest = (
+        select(func.max(Scan.id))
+        .where(col(Scan.user_id) == user_id, col(Scan.state) == ScanState.DONE.value)
+        .group_by(col(Scan.site), col(Scan.marketplace))
+    )
+    stmt = select(Scan).where(col(Scan.id).in_(newest)).order_by(col(Scan.site))
+    return list((await session.exec(stmt.execution_options(populate_existing=True))).all())

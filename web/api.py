@@ -31,7 +31,7 @@ from store import scans as store_scans
 from store import tokens as store_tokens
 from store.models import ACTIVE_STATES, Scan, ScanState, utcnow
 from web import changes as web_changes
-from web import confirmation, credits_api, openapi
+from web import confirmation, credits_api, monitoring_api, openapi
 from web.new_scan import NoCredits, TooManyActiveScans, check_scan_form, queue_scan
 from web.settings_page import user_id
 
@@ -417,7 +417,9 @@ async def list_credentials(request: Request) -> Response:
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSONResponse(openapi.document([*ROUTES, *credits_api.OPERATIONS]))
+    return JSONResponse(
+        openapi.document([*ROUTES, *credits_api.OPERATIONS, *monitoring_api.OPERATIONS])
+    )
 
 
 ROUTES = [

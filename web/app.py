@@ -24,7 +24,18 @@ from billing.catalogue import BUNDLED, load_catalogue
 from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
-from web import api, auth, billing, confirmation, credits_api, demo_mail, password_reset, scans
+from web import (
+    api,
+    auth,
+    billing,
+    confirmation,
+    credits_api,
+    demo_mail,
+    monitoring_api,
+    monitoring_page,
+    password_reset,
+    scans,
+)
 from web.reads import Reads
 from web.signing import session_secret
 
@@ -129,6 +140,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         *confirmation.routes,
         *password_reset.routes,
         *demo_mail.routes,
+        *monitoring_page.routes,
+        *monitoring_api.routes,
     ]
     app = Starlette(
         routes=routes,

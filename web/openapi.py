@@ -203,7 +203,7 @@ def document(operations: Sequence[Operation], prefix: str = "/api/v1") -> dict[s
         }
         parameters: list[dict[str, Any]] = [_QUERY[name] for name in op.query]
         for name in re.findall(r"{(\w+)}", path):
-            kind = "integer" if name == "scan_id" else "string"
+            kind = "integer" if name in ("scan_id", "channel_id") else "string"
             parameters.append(
                 {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
             )
