@@ -15,12 +15,20 @@ from arq.constants import job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 
+# ARGV: expires (ms), score (ms), then job id, payload, job id, payload…; KEYS[1]: the queue
 _SCRIPT = """
-if redis.call('exists', KEYS[1], KEYS[2]) > 0 then return 0 end
-redis.call('psetex', KEYS[1], ARGV[1], ARGV[2])
-redis.call('zadd', KEYS[3], ARGV[3], ARGV[4])
-return 1
+local added = 0
+for i = 3, #ARGV, 2 do
+  local job_key = 'arq:job:' .. ARGV[i]
+  if redis.call('exists', job_key, 'arq:result:' .. ARGV[i]) == 0 then
+    redis.call('psetex', job_key, ARGV[1], ARGV[i + 1])
+    redis.call('zadd', KEYS[1], ARGV[2], ARGV[i])
+    added = added + 1
+  end
+end
+return added
 """
+CHUNK = 2000  # jobs per script call (keeps each call short: Redis runs a script alone)
 
 
 async def enqueue_many(
@@ -29,20 +37,17 @@ async def enqueue_many(
     """Queue ``(function, args, job id)`` each; how many were new."""
     if not jobs:
         return 0
+    assert job_key_prefix == "arq:job:" and result_key_prefix == "arq:result:"
     queue = queue or redis.default_queue_name
     script = redis.register_script(_SCRIPT)
     now = timestamp_ms()
-    expires = redis.expires_extra_ms
     added = 0
-    for start in range(0, len(jobs), 5000):
-        async with redis.pipeline(transaction=False) as pipe:
-            for function, args, job_id in jobs[start : start + 5000]:
-                payload = serialize_job(function, args, {}, None, now,
-                                        serializer=redis.job_serializer)  # fmt: skip
-                await script(
-                    keys=[job_key_prefix + job_id, result_key_prefix + job_id, queue],
-                    args=[expires, payload, now, job_id],
-                    client=pipe,
-                )
-            added += sum(int(x) for x in await pipe.execute())
+    for start in range(0, len(jobs), CHUNK):
+        args: list[Any] = [redis.expires_extra_ms, now]
+        for function, job_args, job_id in jobs[start : start + CHUNK]:
+            args += [
+                job_id,
+                serialize_job(function, job_args, {}, None, now, serializer=redis.job_serializer),
+            ]
+        added += int(await script(keys=[queue], args=args))
     return added

@@ -21,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    text,
     update,
 )
 from sqlalchemy import select as core_select
@@ -293,38 +294,58 @@ async def claim_due(
     """Take the schedules due at ``now`` and move each to its next due time, in one
     transaction: (schedule id, due time, the schedule's creation time) of each taken.
 
-    Many dispatchers may run at once: PostgreSQL gives each its own rows (``FOR UPDATE SKIP
-    LOCKED``); on both databases the update names the due time it read, so a row another
-    dispatcher moved meanwhile is not taken twice. The caller queues one job per (id, due
-    time), then commits."""
+    Many dispatchers may run at once: the update names the due time it read, so a row another
+    dispatcher moved meanwhile is not taken twice (PostgreSQL makes the second update wait for
+    the first to commit, then finds the row moved; SQLite serialises writers). No row lock is
+    taken before the update: on PostgreSQL a ``FOR UPDATE`` of 10,000 rows writes each of them
+    once more. The caller queues one job per (id, due time), then commits."""
     stmt = (
-        core_select(_S.id, _S.frequency, _S.weekday, _S.day_of_month, _S.hour, _S.time_zone,
-                    _S.next_due_at, _S.created_at)
+        core_select(
+            _S.id,
+            _S.frequency,
+            _S.weekday,
+            _S.day_of_month,
+            _S.hour,
+            _S.time_zone,
+            _S.next_due_at,
+            _S.created_at,
+        )
         .where(_S.next_due_at.is_not(None), _S.next_due_at <= now)
         .order_by(_S.next_due_at)
         .limit(limit)
-    )  # fmt: skip
+    )
     conn = await session.connection()
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
     rows = (await conn.execute(stmt)).all()
     if not rows:
         return []
     moves = []
     made: dict[int, datetime] = {}
+    # sites due together mostly share their rule (6:00 in Europe/Paris…): each distinct
+    # (rule, time) is worked out once
+    nexts: dict[tuple[Rule, datetime], datetime | None] = {}
     for row_id, frequency, weekday, dom, hour, zone, due, created_at in rows:
         after = max(due, now)  # a schedule overdue by days is due once, then from now on
         rule = Rule(frequency, weekday, dom, hour, zone)
-        moves.append({"rid": row_id, "due": due, "next": next_due(rule, after)})
+        if (rule, after) not in nexts:
+            nexts[(rule, after)] = next_due(rule, after)
+        moves.append({"rid": row_id, "due": due, "next": nexts[(rule, after)]})
         made[row_id] = created_at
     move = (
         update(SCHEDULE_TABLE)
         .where(_S.id == bindparam("rid"), _S.next_due_at == bindparam("due"))
         .values(next_due_at=bindparam("next"))
     )
-    if conn.dialect.name == "postgresql":  # the rows are locked for us: one batch
-        await conn.execute(move, moves)
-        return [(m["rid"], m["due"], made[m["rid"]]) for m in moves]
+    if conn.dialect.name == "postgresql":  # one statement; RETURNING names the rows we moved
+        moved = await conn.execute(
+            _PG_MOVE,
+            {
+                "ids": [m["rid"] for m in moves],
+                "dues": [m["due"] for m in moves],
+                "nexts": [m["next"] for m in moves],
+            },
+        )
+        ours = {row_id for (row_id,) in moved}
+        return [(m["rid"], m["due"], made[m["rid"]]) for m in moves if m["rid"] in ours]
     # SQLite: another dispatcher may have moved a row since our read; each row's own rowcount
     # tells (executemany's does not)
     taken = []
@@ -332,6 +353,14 @@ async def claim_due(
         if (await conn.execute(move, m)).rowcount == 1:
             taken.append((m["rid"], m["due"], made[m["rid"]]))
     return taken
+
+
+_PG_MOVE = text(
+    "UPDATE site_schedule AS s SET next_due_at = v.next "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:dues AS timestamptz[]), "
+    "CAST(:nexts AS timestamptz[])) AS v(id, due, next) "
+    "WHERE s.id = v.id AND s.next_due_at = v.due RETURNING s.id"
+)
 
 
 async def take_due_run(
@@ -382,8 +411,14 @@ async def record_outcome(
 async def pause_schedule(session: AsyncSession, *, schedule_id: int, reason: str) -> bool:
     """Stop the schedule (no next due time) for ``reason``. True the first time since it was
     last turned on — the user is told then, once."""
-    await touch(session, SiteSchedule, schedule_id, next_due_at=None, paused_reason=reason,
-                last_outcome=reason)  # fmt: skip
+    await touch(
+        session,
+        SiteSchedule,
+        schedule_id,
+        next_due_at=None,
+        paused_reason=reason,
+        last_outcome=reason,
+    )
     stmt = (
         update(SCHEDULE_TABLE)
         .where(_S.id == schedule_id, _S.paused_notified.is_(False))
@@ -409,9 +444,14 @@ async def create_channel(
     weekly_summary: bool,
 ) -> AlertChannel:
     row = AlertChannel(
-        user_id=user_id, kind=kind, label=label, target_encrypted=target_encrypted,
-        secret_encrypted=secret_encrypted, alert_on=alert_on, weekly_summary=weekly_summary,
-    )  # fmt: skip
+        user_id=user_id,
+        kind=kind,
+        label=label,
+        target_encrypted=target_encrypted,
+        secret_encrypted=secret_encrypted,
+        alert_on=alert_on,
+        weekly_summary=weekly_summary,
+    )
     session.add(row)
     await session.commit()
     await session.refresh(row)
