@@ -17,6 +17,7 @@ Target: ≤ 1 s for 50,000 products.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -54,11 +55,19 @@ def make_pair(n: int, per_product: int, seed: int = 1) -> tuple[ScanReport, Scan
                 href = f"https://www.amazon.com/dp/{asin}" + (f"?tag={tag}" if tag else "")
                 links.append(LinkOccurrence(page, href, "direct", AmazonTarget(MP, (asin,), tag)))
         return ScanReport(
-            site="https://site.example/", marketplace=MP, partner_tag=TAG,
-            started_at=at, finished_at=at, pages=pages,
-            failed=[FailedPage(u, 500, "HTTP 500") for u in failed], links=links, unresolved=[],
-            products={(MP, a): ProductResult(a, MP, s, f"Product {a}", None) for a, s in products.items()},
-        )  # fmt: skip
+            site="https://site.example/",
+            marketplace=MP,
+            partner_tag=TAG,
+            started_at=at,
+            finished_at=at,
+            pages=pages,
+            failed=[FailedPage(u, 500, "HTTP 500") for u in failed],
+            links=links,
+            unresolved=[],
+            products={
+                (MP, a): ProductResult(a, MP, s, f"Product {a}", None) for a, s in products.items()
+            },
+        )
 
     old = {a: Status.AVAILABLE if rnd.random() < 0.9 else Status.OUT_OF_STOCK for a in asins}
     new = dict(old)
@@ -76,13 +85,16 @@ def make_pair(n: int, per_product: int, seed: int = 1) -> tuple[ScanReport, Scan
     return report(old, set(), failed_old), report(new, untagged, failed_new)
 
 
-def best(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
-    times, out = [], None
+def best(fn: Callable[[], Any], runs: int) -> tuple[float, float, Any]:
+    """(best wall time, best CPU time of this process, the result): on a shared VM the wall
+    time includes waiting for a core; the CPU time does not."""
+    walls, cpus, out = [], [], None
     for _ in range(runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    return min(walls), min(cpus), out
 
 
 def main() -> None:
@@ -100,20 +112,25 @@ def main() -> None:
         b = {(p["marketplace"], p["asin"]): p for p in new_json["products"]}
         return len(a) + len(b)
 
-    t_base, _ = best(baseline, args.runs)
-    t_json, changes = best(lambda: compare(old_json, new_json), args.runs)
-    t_obj, changes_obj = best(lambda: compare(old, new), args.runs)
+    t_base, c_base, _ = best(baseline, args.runs)
+    t_json, c_json, changes = best(lambda: compare(old_json, new_json), args.runs)
+    t_obj, c_obj, changes_obj = best(lambda: compare(old, new), args.runs)
     assert changes == changes_obj
     counts = changes.counts()
     print(f"{args.products:,} products per scan, {links:,} links in all; best of {args.runs}")
     print("changes found: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print()
-    print("| what | seconds | × baseline | target ≤ 1 s |")
-    print("|---|---:|---:|---|")
-    print(f"| baseline: the two product dicts alone | {t_base:.3f} | 1.00 | |")
-    for name, t in (("compare, JSON shape", t_json), ("compare, ScanReport objects", t_obj)):
-        verdict = "met" if t <= 1.0 else "MISSED"
-        print(f"| {name} | {t:.3f} | {t / t_base:.1f} | {verdict} ({t:.2f} s) |")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print()
+    print("| what | wall s | CPU s | × baseline (CPU) | target ≤ 1 s |")
+    print("|---|---:|---:|---:|---|")
+    print(f"| baseline: the two product dicts alone | {t_base:.3f} | {c_base:.3f} | 1.0 | |")
+    for name, t, c in (
+        ("compare, JSON shape", t_json, c_json),
+        ("compare, ScanReport objects", t_obj, c_obj),
+    ):
+        verdict = "met" if t <= 1.0 else f"wall MISSED, CPU {'met' if c <= 1.0 else 'MISSED'}"
+        print(f"| {name} | {t:.3f} | {c:.3f} | {c / c_base:.1f} | {verdict} |")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -219,6 +220,7 @@ def main() -> None:
         f"{args.sites:,} sites due in one tick, PostgreSQL {masked_url(args.url)}, "
         f"Redis {args.redis}; best of {args.runs}"
     )
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print()
     print("| what | seconds for all sites | × floor | target ≤ 2 s |")
     print("|---|---:|---:|---|")
