@@ -45,7 +45,7 @@ BROKEN_KINDS = frozenset(
 RECOVERED_KINDS = frozenset({"recovered"})
 DELIVERY_TRIES = 6
 BACKOFF = (10, 60, 300, 900, 3600)  # seconds before each retry
-LINE_LINKS = {  # where each line leads in the report (web.changes.LINE_FILTER says the same)
+LINE_LINKS = {  # where each line of the changes leads in the report page (also web.changes)
     "newly_out_of_stock": "?status=out_of_stock",
     "newly_removed": "?status=removed",
     "newly_error": "?status=error",
@@ -264,7 +264,9 @@ async def _send(
     try:
         status = await hooks.post(ctx["http"], target, body, headers)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise DeliveryFailed(f"{type(exc).__name__}: {exc}"[:300]) from exc
+        # the URL is a secret (Slack's is a password): the log and the page name the label
+        reason = f"{type(exc).__name__}: {exc}".replace(target, channel.label)
+        raise DeliveryFailed(reason[:300]) from exc
     if not 200 <= status < 300:
         raise DeliveryFailed(f"HTTP {status}", status)
     return status

@@ -6,20 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from notify.alerts import LINE_LINKS as LINE_FILTER
 from scanner.changes import SINCE, Changes, headline, lines
 from store import monitoring as store_monitoring
 from store.monitoring import ScanChange
 
-# where each line of the summary leads: a filter of the report's table, or a part of the page
-LINE_FILTER = {
-    "newly_out_of_stock": "?status=out_of_stock",
-    "newly_removed": "?status=removed",
-    "newly_error": "?status=error",
-    "recovered": "?status=available",
-    "lost_tag": "#tag-audit",
-    "other_tag": "#tag-audit",
-    "newly_failed_pages": "#failed-pages",
-}
 DETAILS_SHOWN = 20  # products or links listed under a line on the page
 
 
