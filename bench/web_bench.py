@@ -329,8 +329,11 @@ async def seed_crowd(url: str, schema: str, redis_url: str, users: int) -> Crowd
             assert raw is not None
             await raw.copy_records_to_table(
                 "user",
-                records=[(f"u{i}@bench.example", False, password_hash, now) for i in range(users)],
-                columns=["email", "is_admin", "password_hash", "created_at"],
+                records=[
+                    (f"u{i}@bench.example", False, password_hash, now, str(uuid.uuid4()))
+                    for i in range(users)
+                ],
+                columns=["email", "is_admin", "password_hash", "created_at", "public_id"],
                 schema_name=schema,
             )
             ids = [r[0] for r in await raw.fetch(

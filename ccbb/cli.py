@@ -16,6 +16,7 @@ import re
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -132,7 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--password-stdin", action="store_true", required=True,
                         help="read the password from standard input")  # fmt: skip
     create.add_argument("--admin", action="store_true")
+    _add_operator_commands(sub, user)
     return parser
+
+
+def _add_operator_commands(sub: Any, user: Any) -> None:
+    """``ccbb credits grant|revoke|show`` and ``ccbb user token`` (see ccbb.operator)."""
+    from ccbb import operator
+
+    operator.add_parsers(sub, user)
 
 
 def scan_inputs(args: argparse.Namespace, env: dict[str, str]) -> tuple[ScanConfig, AmazonAccess]:
@@ -349,6 +358,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             password = sys.stdin.readline().rstrip("\n")
             return create_user(args.email, password, admin=args.admin)
+        if args.command == "credits" or (args.command == "user" and args.user_command == "token"):
+            from ccbb import operator
+
+            return operator.run(args)
     except UsageError as exc:
         parser.exit(2, f"ccbb: error: {exc}\n")
     except ScanFailed as exc:

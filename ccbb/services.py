@@ -213,6 +213,25 @@ def create_user(email: str, password: str, *, admin: bool) -> int:
     return 0
 
 
+DEMO_CREDITS = 20
+
+
+async def _demo_credits(session: Any, user: Any) -> None:
+    """Top the demo account up to DEMO_CREDITS (a ledger entry, as any grant)."""
+    import uuid
+
+    from billing import messages
+    from store import credits
+
+    have = await credits.balance(session, user_id=user.id)
+    await session.commit()
+    if have < DEMO_CREDITS:
+        await credits.grant(
+            session, user_id=user.id, amount=DEMO_CREDITS - have, kind="demo", source="demo",
+            comment=messages.DEMO_CREDITS, idempotency_key=f"demo:{uuid.uuid4().hex}",
+        )  # fmt: skip
+
+
 def _free_port() -> int:
     import socket
 
@@ -261,6 +280,8 @@ def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
         "CCBB_AMAZON_AUTH": f"http://127.0.0.1:{api_port}/auth/o2/token",
         "CCBB_ALLOW_PRIVATE_NETWORK": "1",
         "CCBB_CONNECT_TO": ",".join(mappings),
+        # every account signed up in the demo gets some scan credits (as the demo account does)
+        "CCBB_SIGNUP_CREDITS": str(DEMO_CREDITS),
     }
     password = secrets_mod.token_urlsafe(9)
     credential = data["credentials"][0]
@@ -281,6 +302,7 @@ def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
                     existing.password_hash = hash_password(password)
                     session.add(existing)
                     await session.commit()
+                    await _demo_credits(session, existing)
                     return
                 try:
                     user = await users.create_user(
@@ -289,6 +311,7 @@ def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
                 except IntegrityError:
                     return
                 assert user.id is not None
+                await _demo_credits(session, user)
                 await credentials.create_credential(
                     session, box=SecretBox.from_settings(settings), user_id=user.id,
                     credential_id=credential["credential_id"],

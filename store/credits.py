@@ -279,7 +279,11 @@ async def _apply(
     args = (user_id, delta, partial, kind, source, comment, external_id, key)
     try:
         try:
-            entry = await _apply_once(session, *args)
+            entry = None
+            if commit:
+                entry = await _apply_fast(session, *args)
+            if entry is None:
+                entry = await _apply_once(session, *args)
         except IntegrityError:
             if not commit:
                 raise
@@ -292,6 +296,62 @@ async def _apply(
     if commit:
         await session.commit()
     return entry
+
+
+async def _apply_fast(
+    session: AsyncSession,
+    user_id: int,
+    delta: int,
+    partial: bool,
+    kind: str,
+    source: str,
+    comment: str,
+    external_id: str | None,
+    key: str,
+) -> LedgerEntry | None:
+    """PostgreSQL, the common case in one statement: the balance row's UPDATE takes the row
+    lock and checks the balance, the ledger row is written from what it returns. None when it
+    does not apply (no balance row yet, the balance short, not PostgreSQL): the general path
+    then decides, under the lock, and says why. A repeated key fails the INSERT (UNIQUE): the
+    caller rolls back and the general path answers the first entry."""
+    conn = await session.connection()
+    if conn.dialect.name != "postgresql" or session.in_nested_transaction():
+        return None
+    row = (await conn.execute(_FAST, {  # p_: not taken for the UPDATE's own SET columns
+        "p_user_id": user_id, "p_delta": delta, "p_need": max(0, -delta), "p_now": utcnow(),
+        "p_kind": kind[:32], "p_source": source[:32], "p_comment": comment[:MAX_COMMENT],
+        "p_external_id": None if external_id is None else external_id[:200], "p_key": key,
+    })).first()  # fmt: skip
+    return None if row is None else _entry(row)
+
+
+def _fast_statement() -> Any:
+    from sqlalchemy import Integer, String, bindparam, literal_column
+
+    def param(name: str, kind: Any) -> Any:
+        return bindparam(name, type_=kind)
+
+    now = param("p_now", UtcDateTime())
+    set_balance = (
+        update(ACCOUNT)
+        .where(ACCOUNT.c.user_id == param("p_user_id", Integer()),
+               ACCOUNT.c.balance >= param("p_need", Integer()))
+        .values(balance=ACCOUNT.c.balance + param("p_delta", Integer()), updated_at=now)
+        .returning(ACCOUNT.c.balance)
+        .cte("set_balance")
+    )  # fmt: skip
+    new_row = select(
+        param("p_user_id", Integer()), param("p_delta", Integer()), set_balance.c.balance,
+        literal_column("0"), param("p_kind", String()), param("p_source", String()),
+        param("p_comment", String()), param("p_external_id", String()), param("p_key", String()),
+        now,
+    ).select_from(set_balance)  # fmt: skip
+    columns = ["user_id", "delta", "balance_after", "shortfall", "kind", "source", "comment",
+               "external_id", "idempotency_key", "created_at"]  # fmt: skip
+    return insert(LEDGER).from_select(columns, new_row).returning(*LEDGER.c)
+
+
+_FAST = _fast_statement()
 
 
 async def _apply_once(

@@ -299,6 +299,13 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     expect(page.locator("header nav")).to_contain_text(email)
     expect(page.locator("main")).to_contain_text("No scan yet.")
 
+    # -- Billing: the credits every account signed up in the demo gets
+    page.locator("header nav").get_by_role("link", name=re.compile(r"^Billing")).click()
+    expect(page).to_have_url(stack.url + "/billing")
+    credits_before = int(page.locator("#balance").inner_text())
+    assert credits_before > 0
+    expect(page.locator("#credits-balance")).to_have_text(f"Billing · {credits_before} credits")
+
     # -- save the sandbox credentials in Settings
     page.locator("header nav").get_by_role("link", name="Settings").click()
     expect(page.locator("main")).to_contain_text("No credentials saved yet.")
@@ -400,6 +407,14 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     assert final["badge"] == "done" and final["width"] == "100%", final
     expect(rows.first.get_by_role("button", name="Re-run")).to_be_visible()
     expect(page.locator(".notice.ok")).to_have_count(0)  # reloaded: "Scan queued." is past
+
+    # -- Billing: the scan spent one credit, and says so in its history
+    page.locator("header nav").get_by_role("link", name=re.compile(r"^Billing")).click()
+    expect(page.locator("#balance")).to_have_text(str(credits_before - 1))
+    expect(page.locator("#credits-balance")).to_contain_text(f"{credits_before - 1} credit")
+    expect(page.locator("table.ledger")).to_contain_text(f"Scan #{scan_id} of demo.example")
+    shot(page, "billing")
+    page.goto(stack.url + "/")
 
     # -- the report: the numbers of the database
     report = stack.report(scan_id)

@@ -48,6 +48,7 @@ from store.models import (
 )
 from web import changes as web_changes
 from web import confirmation, new_scan, settings_page
+from web.auth import forget_user
 from web.charts import donut, percent
 from web.settings_page import user_id
 from web.templating import render, templates
@@ -243,6 +244,7 @@ async def cancel(request: Request) -> Response:
     assert scan.id is not None
     if scan.state in ACTIVE:
         await jobs.cancel_scan(request.app.state.sessions, request.app.state.redis, scan.id)
+        forget_user(request.app.state, user_id(request))  # a refund changes the header's balance
     return RedirectResponse("/?cancelled=1", status_code=303)
 
 
