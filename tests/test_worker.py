@@ -177,6 +177,12 @@ async def test_a_second_scan_of_a_site_stores_what_changed_since_the_first(world
         assert await monitoring.get_changes(session, scan_id=first) is None
     second = await world.new_scan(user_id=user_id)
     assert await world.wait_state(second, {"done", "failed"}) == "done"
+    # the changes are stored right after the scan row says done, before its progress (what
+    # the dashboard polls) does
+    deadline = time.monotonic() + 30
+    while (await world.progress(second)).get("state") != "done":
+        assert time.monotonic() < deadline, await world.progress(second)
+        await asyncio.sleep(0.2)
     async with world.sessions() as session:
         row = await monitoring.get_changes(session, scan_id=second)
     assert row is not None and row.previous_scan_id == first
