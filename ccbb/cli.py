@@ -75,6 +75,18 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", "-v", action="store_true", help="log what the crawler does")
 
 
+def _add_compare_options(p: argparse.ArgumentParser) -> None:
+    from ccbb.compare import FAIL_ON
+
+    p.add_argument(
+        "--compare",
+        metavar="PREVIOUS.json",
+        help="also print what changed since this earlier report (--format json)",
+    )
+    p.add_argument("--fail-on", choices=FAIL_ON,
+                   help="with --compare: exit 3 when a product newly broke (for CI)")  # fmt: skip
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -93,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="scan a site and print the report")
     scan.add_argument("site", metavar="SITE_URL")
     _add_scan_options(scan)
+    _add_compare_options(scan)
     demo = sub.add_parser("demo", help="scan the bundled demo site against the bundled sandbox")
     demo.add_argument(
         "--pages", type=int, default=60,
@@ -230,14 +243,31 @@ def write_report(report: ScanReport, fmt: str, output: str | None) -> None:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
+    from ccbb import compare
+
     config, access = scan_inputs(args, dict(os.environ))
     if args.output:
         _check_writable(args.output)
+    if args.fail_on and not args.compare:
+        raise UsageError("--fail-on needs --compare PREVIOUS.json (the report to compare with)")
+    previous = None
+    if args.compare:  # read before scanning: a bad file is told at once, not after the scan
+        try:
+            previous = compare.load_previous(args.compare)
+            compare.check_same_site(args.compare, previous, config.site, config.marketplace)
+        except compare.CompareError as exc:
+            raise UsageError(str(exc)) from None
     report = asyncio.run(
         scan_site(config, access, show_progress=not args.quiet, concurrency=args.concurrency)
     )
     write_report(report, args.format, args.output)
-    return 0
+    if previous is None:
+        return 0
+    changes, text = compare.changes_since(previous, report)
+    # a JSON or CSV report on stdout stays parseable: the changes go to stderr then
+    out = sys.stderr if args.format != "text" and not args.output else sys.stdout
+    out.write(("\n" if out is sys.stdout and not args.output else "") + text)
+    return compare.exit_code(changes, args.fail_on)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -23,12 +23,13 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ccbb import monitor
 from ccbb.limiter import RedisLinkCache, RedisRateLimiter
 from ccbb.settings import Settings
 from scanner.amazon import ProductResult
 from scanner.crawl import Progress
 from scanner.net import NetworkPolicy, parse_connect_to
-from scanner.scan import ScanFailed, run_scan
+from scanner.scan import ScanFailed, ScanReport, run_scan
 from scanner.settings import AmazonAccess, CrawlLimits, ScanConfig
 from store import credentials as store_credentials
 from store import scans as store_scans
@@ -313,9 +314,20 @@ async def _run(
         if report.cancelled:
             await store_scans.cancel_scan(session, scan_id=scan_id)
     state = "cancelled" if report.cancelled else "done"
+    if state == "done":
+        await _after_done(ctx, scan_id, report)
     await redis.hset(PROGRESS_KEY.format(scan_id), mapping=progress_fields(progress, state))  # type: ignore[misc]
     await redis.delete(CANCEL_KEY.format(scan_id))
     return state
+
+
+async def _after_done(ctx: dict[str, Any], scan_id: int, report: ScanReport) -> None:
+    """What changed since the previous scan, stored, and the alerts it calls for, queued; the
+    scan is done whatever happens here."""
+    try:
+        await monitor.after_scan(ctx, scan_id=scan_id, report=report)
+    except Exception:
+        log.exception("scan %s: could not record what changed", scan_id)
 
 
 async def _fail(ctx: dict[str, Any], scan_id: int, reason: str) -> str:

@@ -164,6 +164,8 @@ def run_all(host: str, port: int, demo: bool = False) -> int:
                 cb_env, cb_proc = clickbank_sandbox(f"http://{shown}:{port}")
                 extra_env.update(cb_env)
                 helpers.append(cb_proc)
+            if demo and "CCBB_PUBLIC_URL" not in os.environ:
+                extra_env["CCBB_PUBLIC_URL"] = f"http://{host}:{port}"  # links in demo mails
             # the worker and the web app (its Test connection) reach the same sandbox
             os.environ.update(extra_env)
             web_settings = _resolved(Settings() if extra_env else settings, url)
@@ -372,7 +374,7 @@ def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
     import json
     import secrets as secrets_mod
 
-    site_port, api_port = _free_port(), _free_port()
+    site_port, api_port, smtp_port = _free_port(), _free_port(), _free_port()
     catalogue = settings.data_dir / "demo-catalogue.json"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     site = _start_and_wait(
@@ -431,4 +433,14 @@ def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
         f"{password}, click New Scan, scan http://demo.example/ with the saved 'Demo sandbox' "
         "credentials and the tag demo-20 (cloaking prefix http://demo.example/go/)\n"
     )
-    return env, [site, api]
+    # the product's mail goes to a local catcher, shown at /demo/mail
+    mail_dir = settings.data_dir / "demo-mail"
+    catcher = _start_and_wait(
+        [sys.executable, "-m", "ccbb.sandbox.smtp_catcher", "--port", str(smtp_port),
+         "--dir", str(mail_dir)],
+        "smtp catcher ready",
+    )  # fmt: skip
+    env.update({"CCBB_SMTP_HOST": "127.0.0.1", "CCBB_SMTP_PORT": str(smtp_port),
+                "CCBB_SMTP_TLS": "off", "CCBB_DEMO_MAIL_DIR": str(mail_dir)})  # fmt: skip
+    sys.stderr.write("ccbb: demo mail (sign-up confirmations, alerts…) shows at /demo/mail\n")
+    return env, [site, api, catcher]

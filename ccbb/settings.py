@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
@@ -92,7 +93,7 @@ class Settings(BaseSettings):
     clickbank_api_base: str = Field(
         default="https://api.clickbank.com", validation_alias="CCBB_CLICKBANK_API_BASE"
     )
-    # the dashboard's address as buyers reach it (links in invitations)
+    # the dashboard's address as users reach it: links in mails, alerts and invitations
     public_url: str = Field(default="http://127.0.0.1:8000", validation_alias="CCBB_PUBLIC_URL")
 
     @field_validator("clickbank_secret_key")
@@ -110,6 +111,23 @@ class Settings(BaseSettings):
         """The secret key ('' when ClickBank is not set up)."""
         key = self.clickbank_secret_key
         return key.get_secret_value() if key is not None else ""
+
+    # ---- e-mail, monitoring and alerts (issue 14) -------------------------------------------
+    # The SMTP server the product's mail goes through; without CCBB_SMTP_HOST no mail is sent
+    # and new accounts need no confirmation (``ccbb run --demo`` starts a local catcher).
+    smtp_host: str | None = Field(default=None, validation_alias="CCBB_SMTP_HOST")
+    smtp_port: int = Field(default=587, validation_alias="CCBB_SMTP_PORT")
+    # off (plain, e.g. a local relay) / starttls (upgrade on 587) / tls (implicit TLS on 465)
+    smtp_tls: Literal["off", "starttls", "tls"] = Field(
+        default="starttls", validation_alias="CCBB_SMTP_TLS"
+    )
+    smtp_user: str | None = Field(default=None, validation_alias="CCBB_SMTP_USER")
+    smtp_password: SecretStr | None = Field(default=None, validation_alias="CCBB_SMTP_PASSWORD")
+    smtp_from: str = Field(
+        default="ClickClickBankBank <no-reply@localhost>", validation_alias="CCBB_SMTP_FROM"
+    )
+    # Where ``ccbb run --demo``'s mail catcher keeps what it caught (set by the demo only).
+    demo_mail_dir: Path | None = Field(default=None, validation_alias="CCBB_DEMO_MAIL_DIR")
 
     @property
     def connect_to(self) -> list[str]:

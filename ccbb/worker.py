@@ -15,8 +15,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ccbb.clickbank_jobs import MAX_TRIES as CLICKBANK_TRIES
 from ccbb.clickbank_jobs import clickbank_event_job
+from ccbb.dispatch import dispatch, scheduled_scan_job
 from ccbb.jobs import network_policy, new_worker_id, reap, scan_job
 from ccbb.settings import get_settings
+from notify.alerts import DELIVERY_TRIES, deliver_alert_job, weekly_summary_job
+from notify.jobs import MAIL_TRIES, send_mail_job
 from scanner.net import make_session
 from store.crypto import SecretBox
 from store.db import check_database, make_engine, session_factory
@@ -36,7 +39,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["box"] = SecretBox.from_settings(settings)
     ctx["http"] = make_session(network_policy(settings))
     ctx["worker_id"] = new_worker_id()
-    from web.app import session_secret  # signs the invitations a ClickBank buyer may get
+    from web.signing import session_secret  # signs the invitations a ClickBank buyer may get
 
     ctx["signing_secret"] = session_secret(settings)
 
@@ -67,8 +70,16 @@ class WorkerSettings:
     functions = [
         func(scan_job, timeout=SCAN_TIMEOUT, max_tries=1000),
         func(clickbank_event_job, timeout=120, max_tries=CLICKBANK_TRIES),
+        func(send_mail_job, timeout=120, max_tries=MAIL_TRIES),
+        func(scheduled_scan_job, timeout=300, max_tries=3),
+        func(deliver_alert_job, timeout=120, max_tries=DELIVERY_TRIES),
     ]
-    cron_jobs = [cron(reap, second=set(range(0, 60, 5)), run_at_startup=True)]
+    cron_jobs = [
+        cron(reap, second=set(range(0, 60, 5)), run_at_startup=True),
+        # every worker ticks; each due schedule is still queued once (ccbb.dispatch)
+        cron(dispatch, second={0}, run_at_startup=True),
+        cron(weekly_summary_job, weekday="mon", hour={7}, minute={0}, second={0}),
+    ]
     on_startup = startup
     on_shutdown = shutdown
     queue_name = get_settings().queue_name

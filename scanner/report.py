@@ -115,6 +115,7 @@ def _head(report: ScanReport) -> dict[str, Any]:
     return {
         "site": report.site,
         "marketplace": report.marketplace,
+        "partner_tag": report.partner_tag,
         "started_at": report.started_at.isoformat(),
         "finished_at": report.finished_at.isoformat(),
         "summary": summary(report),

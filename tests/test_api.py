@@ -24,7 +24,7 @@ from scanner.report import to_json
 from scanner.scan import ScanReport
 from store import scans as store_scans
 from tests.test_web_scans import SECRET, Env, web_env
-from web import api, credits_api, openapi
+from web import api, credits_api, monitoring_api, openapi
 
 API = "/api/v1"
 
@@ -284,8 +284,13 @@ def test_openapi_document_is_valid_public_and_complete(env: Env) -> None:
     validate(doc)
     documented = {(m.upper(), p) for p, item in doc["paths"].items() for m in item}
     served = {
-        (method, route.path.replace("{scan_id:int}", "{scan_id}"))
-        for route in [*api.routes, *credits_api.routes]
+        (
+            method,
+            route.path.replace("{scan_id:int}", "{scan_id}").replace(
+                "{channel_id:int}", "{channel_id}"
+            ),
+        )
+        for route in [*api.routes, *credits_api.routes, *monitoring_api.routes]
         if isinstance(route, Route) and not route.path.endswith("openapi.json")
         for method in route.methods or ()
         if method != "HEAD"

@@ -28,7 +28,7 @@ from store.db import make_engine, session_factory
 from store.models import Scan, User, utcnow
 from tests.clickbank_fixtures import SECRET, VENDOR, encrypt_ins, notification
 from tests.test_web_scans import PASSWORD, Env, web_env
-from web.app import session_secret
+from web.signing import session_secret
 
 STARTER, PRO, PACK = "1", "2", "4"  # the bundled catalogue's ClickBank items
 CLICKBANK_ENV = {"CCBB_CLICKBANK_VENDOR": VENDOR, "CCBB_CLICKBANK_SECRET_KEY": SECRET,

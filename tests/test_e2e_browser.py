@@ -106,11 +106,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, test_redis_url: str) -> Iter
     # the demo site and the sandbox Amazon API, wired as `ccbb run --demo` wires them
     demo_env, helpers = demo_services(settings)
     credential = json.loads((data / "demo-catalogue.json").read_text())["credentials"][0]
+    port = _free_port()
     env = {
         **os.environ, **demo_env, "CCBB_DATA_DIR": str(data), "DATABASE_URL": db_url,
         "REDIS_URL": test_redis_url, "CCBB_QUEUE": queue,
+        "CCBB_PUBLIC_URL": f"http://127.0.0.1:{port}",  # links in the demo's mails
     }  # fmt: skip
-    port = _free_port()
     logs = [data / "worker.log", data / "web.log"]
     procs: list[subprocess.Popen[bytes]] = []
     commands = (["worker"], ["web", "--host", "127.0.0.1", "--port", str(port)])
@@ -314,6 +315,17 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     expect(page).to_have_url(stack.url + "/")
     expect(page.locator("header nav")).to_contain_text(email)
     expect(page.locator("main")).to_contain_text("No scan yet.")
+
+    # -- the confirmation mail, caught by the demo's SMTP catcher (a worker sends it)
+    for _ in range(60):
+        page.goto(stack.url + "/demo/mail")
+        if email in page.locator("main").inner_text():
+            break
+        time.sleep(0.5)
+    expect(page.locator("main")).to_contain_text("Confirm your e-mail address")
+    page.locator('a[href*="/confirm?t="]').first.click()
+    expect(page.locator("main")).to_contain_text("Your e-mail address is confirmed")
+    page.goto(stack.url + "/")
 
     # -- Billing: the credits every account signed up in the demo gets
     page.locator("header nav").get_by_role("link", name=re.compile(r"^Billing")).click()

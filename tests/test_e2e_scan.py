@@ -207,3 +207,49 @@ async def test_a_report_never_prints_whole() -> None:
     report = await run_demo(pages=30, show_progress=False)
     assert len(report.links) > 100
     assert len(repr(report)) < 200
+
+
+async def test_compare_with_a_previous_report_prints_the_changes_and_fails_on_broken(
+    served: Served, tmp_path
+) -> None:
+    previous = tmp_path / "previous.json"
+    code, _, err = await ccbb(*served.args("--format", "json", "--output", str(previous)))
+    assert code == 0, err
+    # the same site again: nothing changed, exit 0 even with --fail-on
+    code, out, err = await ccbb(*served.args("--compare", str(previous), "--fail-on", "broken"))
+    assert code == 0, err
+    assert "Since the previous scan" in out and "nothing changed." in out
+    # pretend two products were in stock last time: now they are newly broken
+    data = json.loads(previous.read_text())
+    broken = [p for p in data["products"] if p["status"] in ("out_of_stock", "removed")][:2]
+    assert len(broken) == 2
+    for p in broken:
+        p["status"] = "available"
+    previous.write_text(json.dumps(data))
+    code, out, err = await ccbb(*served.args("--compare", str(previous)))
+    assert code == 0, err
+    assert "Newly broken (2)" in out
+    for p in broken:
+        assert f"  {p['asin']}  {p['marketplace']}  available → " in out
+    code, out, err = await ccbb(*served.args("--compare", str(previous), "--fail-on", "broken"))
+    assert code == 3, err
+    # a JSON report on stdout stays parseable: the changes go to stderr
+    code, out, err = await ccbb(*served.args("--format", "json", "--compare", str(previous)))
+    assert code == 0 and json.loads(out)["products"] and "Newly broken (2)" in err
+
+
+async def test_compare_with_a_bad_file_says_what_to_do_before_scanning(
+    served: Served, tmp_path
+) -> None:
+    bad = tmp_path / "notes.json"
+    bad.write_text("not json")
+    code, _, err = await ccbb(*served.args("--compare", str(bad)))
+    assert code == 2 and "not a report of ccbb scan --format json" in err
+    assert served.sandbox.requests() == []  # refused before anything was scanned
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"site": "https://else.example/", "marketplace": "www.amazon.com",
+                                 "products": []}))  # fmt: skip
+    code, _, err = await ccbb(*served.args("--compare", str(other)))
+    assert code == 2 and "compare two scans of the same site" in err
+    code, _out, err = await ccbb(*served.args("--fail-on", "broken"))
+    assert code == 2 and "--fail-on needs --compare" in err

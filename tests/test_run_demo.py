@@ -91,8 +91,24 @@ def test_the_demo_runs_and_stops_whole(tmp_path: Path) -> None:
             )
             # the dashboard reaches the sandbox, as the worker does (not Amazon)
             assert re.search(r'id="connection-result">Connected', r.text), r.text[-3000:]
+        # a newcomer signs up: the worker sends the confirmation mail to the demo's catcher,
+        # shown at /demo/mail, with a link to this dashboard that confirms the address
+        with httpx.Client(base_url=base) as client:
+            client.get("/signup")
+            r = client.post("/signup", data={
+                "email": "newcomer@example.com", "password": "a long enough password",
+                "csrftoken": client.cookies["csrftoken"],
+            })  # fmt: skip
+            assert r.status_code == 303
+            deadline = time.monotonic() + 30
+            while "Confirm your e-mail address" not in (page := client.get("/demo/mail").text):
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.3)
+            link = re.search(rf"{base}(/confirm\?t=[\w.\-]+)", page)
+            assert link, page
+            assert "Your e-mail address is confirmed" in client.get(link.group(1)).text
         children = _children(proc.pid)
-        assert len(children) >= 4  # worker, demo site, sandbox, Redis
+        assert len(children) >= 5  # worker, demo site, sandbox, SMTP catcher, Redis
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

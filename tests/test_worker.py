@@ -24,7 +24,7 @@ from ccbb.jobs import PROGRESS_KEY, enqueue_scan, request_cancel
 from ccbb.sandbox.amazon_api import Catalogue, RunningSandbox, running_sandbox
 from ccbb.sandbox.demo_site import DemoSite, RunningSite, generate_site, running_site
 from ccbb.settings import Settings
-from store import credentials, scans, users
+from store import credentials, monitoring, scans, users
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
 from store.migrate import upgrade
@@ -51,10 +51,16 @@ class World:
         self.procs.append(proc)
         return proc
 
-    async def new_scan(self, tps: float = 50.0, secret: str | None = None) -> int:
+    async def new_scan(
+        self, tps: float = 50.0, secret: str | None = None, user_id: int | None = None
+    ) -> int:
         async with self.sessions() as session:
-            user = await users.create_user(session, email=f"{uuid.uuid4().hex}@x.test",
-                                           password_hash="x")  # fmt: skip
+            if user_id is None:
+                user = await users.create_user(session, email=f"{uuid.uuid4().hex}@x.test",
+                                               password_hash="x")  # fmt: skip
+            else:
+                user = await users.get_user(session, user_id=user_id)
+            assert user is not None
             cred = self.site.catalogue["credentials"][0]
             credential = await credentials.create_credential(
                 session, box=self.box, user_id=user.id, credential_id=cred["credential_id"],
@@ -171,6 +177,27 @@ async def test_a_queued_scan_runs_in_a_worker_and_is_stored(world: World) -> Non
     progress = await world.progress(scan_id)
     assert progress["state"] == "done"
     assert int(progress["pages_crawled"]) == world.site.expected.urls_scanned
+
+
+async def test_a_second_scan_of_a_site_stores_what_changed_since_the_first(world: World) -> None:
+    world.start_worker()
+    first = await world.new_scan()
+    assert await world.wait_state(first, {"done", "failed"}) == "done"
+    async with world.sessions() as session:
+        user_id = (await scans.get_scan(session, scan_id=first)).user_id
+        assert await monitoring.get_changes(session, scan_id=first) is None
+    second = await world.new_scan(user_id=user_id)
+    assert await world.wait_state(second, {"done", "failed"}) == "done"
+    # the changes are stored right after the scan row says done, before its progress (what
+    # the dashboard polls) does
+    deadline = time.monotonic() + 30
+    while (await world.progress(second)).get("state") != "done":
+        assert time.monotonic() < deadline, await world.progress(second)
+        await asyncio.sleep(0.2)
+    async with world.sessions() as session:
+        row = await monitoring.get_changes(session, scan_id=second)
+    assert row is not None and row.previous_scan_id == first
+    assert row.changes().is_empty  # the same site, the same catalogue
 
 
 async def test_a_killed_worker_is_replaced_and_the_counts_are_exact(world: World) -> None:

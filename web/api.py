@@ -26,10 +26,12 @@ from starlette.routing import Route
 from ccbb import jobs
 from scanner.report import iter_json
 from store import credentials as store_credentials
+from store import monitoring as store_monitoring
 from store import scans as store_scans
 from store import tokens as store_tokens
 from store.models import ACTIVE_STATES, Scan, ScanState, utcnow
-from web import credits_api, fields, openapi, report_page
+from web import changes as web_changes
+from web import confirmation, credits_api, fields, monitoring_api, openapi, report_page
 from web import scans as scans_page
 from web.fields import MAX_LENGTHS as MAX
 from web.new_scan import (
@@ -363,6 +365,8 @@ async def create_scan(request: Request) -> Response:
         scan = await queue_scan(state, user_id=user_id(request), req=req)
     except TooManyActiveScans as exc:
         raise ApiError(409, "too_many_active_scans", str(exc)) from None
+    except confirmation.EmailNotConfirmed as exc:
+        raise ApiError(403, "email_not_confirmed", str(exc)) from None
     except NoCredits as exc:
         raise ApiError(402, "no_credits", str(exc), balance=exc.balance) from None
     assert scan.id is not None
@@ -431,6 +435,14 @@ async def delete_scan(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def get_changes(request: Request) -> Response:
+    scan = await _own_scan(request)
+    assert scan.id is not None
+    async with request.app.state.sessions() as session:
+        row = await store_monitoring.get_changes(session, scan_id=scan.id)
+    return _json(openapi.ChangesOut.model_validate(web_changes.api_json(scan.id, row)))
+
+
 async def list_credentials(request: Request) -> Response:
     async with request.app.state.sessions() as session:
         saved = await store_credentials.list_credentials(session, user_id=user_id(request))
@@ -441,14 +453,16 @@ async def list_credentials(request: Request) -> Response:
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSONResponse(openapi.document([*ROUTES, *credits_api.OPERATIONS]))
+    return JSONResponse(
+        openapi.document([*ROUTES, *credits_api.OPERATIONS, *monitoring_api.OPERATIONS])
+    )
 
 
 ROUTES = [
     openapi.Operation("GET", "/scans", list_scans, "List your scans, newest first",
                       response=ScanListOut, query=("limit", "offset")),
     openapi.Operation("POST", "/scans", create_scan, "Create and queue a scan",
-                      body=ScanIn, response=ScanOut, status=201, errors=(400, 402, 409, 422)),
+                      body=ScanIn, response=ScanOut, status=201, errors=(400, 402, 403, 409, 422)),
     openapi.Operation("GET", "/scans/{scan_id}", get_scan, "A scan: state, progress, summary",
                       response=ScanOut, errors=(404,)),
     openapi.Operation("GET", "/scans/{scan_id}/progress", get_progress, "A scan's live progress",
@@ -467,6 +481,9 @@ ROUTES = [
     openapi.Operation("DELETE", "/scans/{scan_id}", delete_scan,
                       "Delete a scan and everything it found (a running one is cancelled first)",
                       response=None, status=204, errors=(404,)),
+    openapi.Operation("GET", "/scans/{scan_id}/changes", get_changes,
+                      "What changed since the previous scan of the same site and marketplace",
+                      response=openapi.ChangesOut, errors=(404,)),
     openapi.Operation("GET", "/credentials", list_credentials,
                       "Your saved Amazon credentials (add them in Settings)",
                       response=CredentialListOut),

@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import os
-import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,31 +25,30 @@ from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
 from store.sessions import SESSION_DAYS
-from web import api, auth, billing, clickbank, credits_api, scans
+from web import (
+    api,
+    auth,
+    billing,
+    clickbank,
+    confirmation,
+    credits_api,
+    demo_mail,
+    monitoring_api,
+    monitoring_page,
+    password_reset,
+    scans,
+)
 from web.body_limit import BodyLimit
 from web.csrf import CsrfMiddleware
 from web.headers import SecurityHeaders
 from web.reads import Reads
 from web.sessions import SessionCookies
+from web.signing import session_secret
 from web.templating import render
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-
-
-def session_secret(settings: Settings) -> str:
-    """Signs session cookies: derived from CCBB_SECRET_KEY, else a key kept in the data dir."""
-    if settings.secret_key is not None:
-        key = settings.secret_key.get_secret_value().encode()
-        return hmac.new(key, b"ccbb session cookies", hashlib.sha256).hexdigest()
-    path = settings.data_dir / "session.key"
-    if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    return path.read_text().strip()
 
 
 class AuthGate:
@@ -93,6 +88,9 @@ PUBLIC_PATHS = (
     api.PREFIX + "/openapi.json",
     *credits_api.PUBLIC_PATHS,
     *clickbank.PUBLIC_PATHS,
+    *confirmation.PUBLIC_PATHS,
+    *password_reset.PUBLIC_PATHS,
+    *demo_mail.PUBLIC_PATHS,
 )
 
 
@@ -185,6 +183,11 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         *billing.routes,
         *credits_api.routes,
         *clickbank.routes,
+        *confirmation.routes,
+        *password_reset.routes,
+        *demo_mail.routes,
+        *monitoring_page.routes,
+        *monitoring_api.routes,
     ]
     app = Starlette(
         routes=routes,

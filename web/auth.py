@@ -25,7 +25,7 @@ from store import sessions as store_sessions
 from store import tokens as store_tokens
 from store import users as store_users
 from store.models import User, utcnow
-from web import fields
+from web import confirmation, fields
 from web.sessions import browser, new_session_id
 from web.templating import render
 
@@ -38,6 +38,7 @@ TOKENS_REVOKED = "API tokens revoked: {count}."
 LOGIN_NOTICES = {
     "deleted": "Your account was deleted.",
     "everywhere": "You are logged out on every device and browser.",
+    "reset": "Password changed: log in with the new one.",
 }
 # login failures allowed per 15 minutes: per account and client address, per client address
 PAIR_LIMIT, IP_LIMIT, WINDOW = 5, 30, 15 * 60
@@ -170,6 +171,12 @@ async def _end_session(request: Request) -> None:
     state.replace(None)
 
 
+def pw_stamp(user: User) -> str:
+    """Changes when the password does (a password reset link made for the old one stops
+    working)."""
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
 def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -259,6 +266,8 @@ async def signup(request: Request) -> Response:
             errors["email"] = EMAIL_UNUSABLE
         else:
             await _welcome_credits(request, user)
+            assert user.id is not None
+            await confirmation.after_signup(request.app.state, user_id=user.id, email=user.email)
             await _login(request, user)
             return RedirectResponse("/", status_code=303)
     return render(request, "signup.html", {"email": email, "errors": errors}, 400)

@@ -46,6 +46,7 @@ from billing.inventory import (
     parse_operations,
 )
 from store import credits as store_credits
+from store import mail as store_mail
 from store.models import utcnow
 from web import openapi
 from web.auth import forget_user
@@ -65,6 +66,9 @@ class MeOut(BaseModel):
     email: str
     plan: str | None = Field(description="the SKU of your plan, null without one")
     credits: int = Field(description="scan credits left")
+    email_confirmed: bool = Field(
+        default=True, description="false until the address is confirmed (no scans before)"
+    )
 
 
 class PlanOut(BaseModel):
@@ -184,11 +188,13 @@ async def me(request: Request) -> Response:
     user = request.scope["user"]
     async with request.app.state.sessions() as session:
         account = await store_credits.get_account(session, user_id=user.id)
+        confirmed = await store_mail.is_confirmed(session, user_id=user.id)
     out = MeOut(
         id=user.public_id,
         email=user.email,
         plan=account.live_plan if account else None,
         credits=account.balance if account else 0,
+        email_confirmed=confirmed,
     )
     return _json(out.model_dump())
 

@@ -25,7 +25,7 @@ from store import scans as store_scans
 from store.crypto import SecretBox, SecretKeyError, mask
 from store.models import AmazonCredential, Scan
 from store.scans import NoCredits, TooManyActiveScans
-from web import fields
+from web import confirmation, fields
 from web.auth import forget_user
 from web.settings_page import (
     COUNTRIES,
@@ -188,6 +188,7 @@ async def queue_scan(state: Any, *, user_id: int, req: ScanRequest) -> Scan:
     TooManyActiveScans when the user already has ``settings.active_scans_per_user`` scans
     queued or running, NoCredits when they have no credit left."""
     box: SecretBox = state.box
+    await confirmation.check_confirmed(state, user_id=user_id)  # raises EmailNotConfirmed
     settings = state.settings
     cap = settings.active_scans_per_user
     async with state.sessions() as session:
@@ -284,6 +285,8 @@ async def new_scan(request: Request) -> Response:
         return _page(request, saved, form, {}, status=409, error=str(exc))
     except NoCredits as exc:
         return _page(request, saved, form, {}, status=402, error=str(exc), error_link=BILLING_LINK)
+    except confirmation.EmailNotConfirmed as exc:
+        return _page(request, saved, form, {}, status=403, error=str(exc))
     return RedirectResponse("/?queued=1", status_code=303)
 
 
@@ -301,6 +304,7 @@ def _page(
     # a typed secret is kept across a failed submission encrypted (never in clear in the page)
     kept = keep_secret(request.app.state.box, secret, user_id=user_id(request)) if secret else ""
     ctx = {
+        "unconfirmed": status == 403,  # EmailNotConfirmed: offer to send the mail again
         "form": form,
         "errors": errors,
         "secret_kept": kept,

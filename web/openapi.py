@@ -18,6 +18,7 @@ _ERROR_TEXT = {
     400: "Bad request (invalid_json, invalid_query)",
     401: "No valid API token (unauthenticated)",
     402: "No scan credits left (no_credits): buy credits on the Billing page",
+    403: "Confirm your e-mail address first (email_not_confirmed)",
     404: "No such scan of yours (not_found)",
     409: "Not possible now (scan_not_finished, scan_failed, too_many_active_scans)",
     422: "Invalid fields (invalid_scan), with a message per field",
@@ -74,6 +75,7 @@ class ReportOut(_Strict):
 
     site: str
     marketplace: str
+    partner_tag: str | None = None
     started_at: str
     finished_at: str
     summary: dict[str, Any] = Field(
@@ -88,6 +90,53 @@ class ReportOut(_Strict):
     unresolved_links: list[UnresolvedLinkOut]
     truncated: bool
     stats: dict[str, Any]
+
+
+class ProductChangeOut(_Strict):
+    asin: str
+    marketplace: str
+    title: str | None
+    before: str | None = Field(description="status in the previous scan (null: not on the site)")
+    after: str | None = Field(description="status now (null: no longer on the site)")
+    reason: str | None
+    pages: int = Field(description="pages of the site that link to it")
+
+
+class TagChangeOut(_Strict):
+    page: str
+    asin: str
+    marketplace: str
+    href: str = Field(description="the link as it appears now")
+    tag: str | None = Field(description="the tag it carries now (null: none)")
+
+
+class ChangeListsOut(_Strict):
+    counts: dict[str, int] = Field(
+        description="newly_out_of_stock, newly_removed, newly_error, recovered, new_products, "
+        "gone_products, lost_tag, other_tag, newly_failed_pages"
+    )
+    newly_broken: list[ProductChangeOut]
+    recovered: list[ProductChangeOut]
+    new_products: list[ProductChangeOut]
+    gone_products: list[ProductChangeOut]
+    lost_tag: list[TagChangeOut]
+    other_tag: list[TagChangeOut]
+    newly_failed_pages: list[FailedPageOut]
+
+
+class PreviousScanOut(_Strict):
+    id: int | None = Field(description="null when that scan was deleted since")
+    finished_at: str
+
+
+class ChangesOut(_Strict):
+    """What changed since the previous finished scan of the same site and marketplace; all
+    null when there was none (the site's first scan) or the scan is not done."""
+
+    scan_id: int
+    previous_scan: PreviousScanOut | None
+    summary: str | None = Field(description='"Since scan #41 on 3 March: 3 newly out of stock…"')
+    changes: ChangeListsOut | None
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -157,7 +206,7 @@ def document(operations: Sequence[Operation], prefix: str = "/api/v1") -> dict[s
         }
         parameters: list[dict[str, Any]] = [_QUERY[name] for name in op.query]
         for name in re.findall(r"{(\w+)}", path):
-            kind = "integer" if name == "scan_id" else "string"
+            kind = "integer" if name in ("scan_id", "channel_id") else "string"
             parameters.append(
                 {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
             )

@@ -17,8 +17,9 @@ from scanner.classify import Status
 from scanner.report import STATUS_LABELS, STATUS_ORDER, csv_filename, iter_csv
 from store import report_query
 from store import scans as store_scans
-from store.models import ACTIVE_STATES, Scan, ScanState
+from store.models import ACTIVE_STATES, Scan, ScanState, utcnow
 from store.report_table import SORTS, Row
+from web import changes as web_changes
 from web import fields
 from web.charts import STATUS_COLORS, donut, percent
 from web.settings_page import user_id
@@ -146,6 +147,7 @@ async def report(request: Request) -> Response:
         found = await report_query.findings(
             session, scan_id=scan.id, finished=scan.summary is not None
         )
+        changes = await web_changes.load_block(session, scan.id, utcnow().year)
     live = {}
     if active:
         live = (await jobs.read_progress(request.app.state.redis, [scan.id])).get(scan.id, {})
@@ -185,6 +187,7 @@ async def report(request: Request) -> Response:
         "export_query": link(values, page=1).split("#")[0],
         "sort": query.sort,
         "descending": query.descending,
+        "changes": changes,
     }
     return render(request, "report.html", ctx)
 

@@ -19,7 +19,7 @@ from store import credentials as store_credentials
 from store import scan_list
 from store import scans as store_scans
 from store.models import ACTIVE_STATES, ScanState, utcnow
-from web import new_scan, report_page, settings_page
+from web import confirmation, new_scan, report_page, settings_page
 from web.auth import forget_user
 from web.report_page import own_scan
 from web.settings_page import user_id
@@ -189,6 +189,8 @@ async def rerun(request: Request) -> Response:
         return await dashboard(
             request, error=str(exc), status=402, error_link=new_scan.BILLING_LINK
         )
+    except confirmation.EmailNotConfirmed as exc:
+        return await dashboard(request, error=str(exc), status=403)
     return RedirectResponse("/?queued=1", status_code=303)
 
 
