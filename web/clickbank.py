@@ -128,9 +128,10 @@ async def ins_endpoint(request: Request) -> Response:
     state = request.app.state
     settings: Settings = state.settings
     if not configured(settings):
-        # ClickBank retries: nothing is lost while the operator sets the keys
+        # 404 as for every feature not set up here (ClickBank retries any non-2xx answer:
+        # nothing is lost while the operator sets the keys)
         log.error("ClickBank notification received but CCBB_CLICKBANK_VENDOR/SECRET_KEY unset")
-        return PlainTextResponse("not configured", status_code=503)
+        return PlainTextResponse("not configured", status_code=404)
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > ins.MAX_BODY:
         return await _refused(request, "body too large")

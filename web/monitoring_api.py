@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from notify import alerts
 from store import monitoring as store_monitoring
-from web import confirmation, openapi
+from web import confirmation, fields, openapi
 from web.monitoring_forms import (
     FormProblems,
     add_channel,
@@ -182,14 +182,14 @@ async def create_channel(request: Request) -> Response:
 async def _own_channel(request: Request) -> Any:
     async with request.app.state.sessions() as session:
         return await store_monitoring.get_channel(
-            session, channel_id=request.path_params["channel_id"], user_id=user_id(request)
+            session, channel_id=fields.path_id(request, "channel_id"), user_id=user_id(request)
         )
 
 
 async def delete_channel(request: Request) -> Response:
     async with request.app.state.sessions() as session:
         gone = await store_monitoring.delete_channel(
-            session, channel_id=request.path_params["channel_id"], user_id=user_id(request)
+            session, channel_id=fields.path_id(request, "channel_id"), user_id=user_id(request)
         )
     if not gone:
         return _error(404, "not_found", NO_CHANNEL)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -13,7 +14,7 @@ from starlette.routing import Route
 from ccbb.schedule_rules import FREQUENCIES, WEEKDAYS
 from notify import alerts
 from store import monitoring as store_monitoring
-from web import confirmation
+from web import confirmation, fields
 from web.monitoring_forms import (
     FormProblems,
     add_channel,
@@ -105,21 +106,26 @@ async def channel_add(request: Request) -> Response:
     return RedirectResponse("/monitoring?done=added", status_code=303)
 
 
+NO_CHANNEL = "No such alert channel."
+
+
 async def channel_delete(request: Request) -> Response:
     async with request.app.state.sessions() as session:
-        await store_monitoring.delete_channel(
-            session, channel_id=request.path_params["channel_id"], user_id=user_id(request)
+        deleted = await store_monitoring.delete_channel(
+            session, channel_id=fields.path_id(request, "channel_id"), user_id=user_id(request)
         )
+    if not deleted:  # none, or another account's: the same answer
+        raise HTTPException(status_code=404, detail=NO_CHANNEL)
     return RedirectResponse("/monitoring?done=deleted", status_code=303)
 
 
 async def channel_test(request: Request) -> Response:
     async with request.app.state.sessions() as session:
         row = await store_monitoring.get_channel(
-            session, channel_id=request.path_params["channel_id"], user_id=user_id(request)
+            session, channel_id=fields.path_id(request, "channel_id"), user_id=user_id(request)
         )
     if row is None:
-        return RedirectResponse("/monitoring", status_code=303)
+        raise HTTPException(status_code=404, detail=NO_CHANNEL)
     await alerts.queue_test(request.app.state, row)
     return RedirectResponse("/monitoring?done=test", status_code=303)
 
