@@ -257,6 +257,8 @@ def test_server_method_errors(api: Api) -> None:
                       headers={"Authorization": "Basic " + base64.b64encode(
                           f"{MERCHANT}:{API_KEY}".encode()).decode()})  # fmt: skip
     xerror(r, 404, 1102)
+    big = [op(public, ("scan_credit", 1), comment="x" * 200)] * 5000  # over 1 MB
+    xerror(api.server("reward", big), 413, 1102)
     assert api.balance(user_id) == 0 and api.rows(user_id) == 0
 
 

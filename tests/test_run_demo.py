@@ -83,6 +83,8 @@ def test_the_demo_runs_and_stops_whole(tmp_path: Path) -> None:
                 "csrftoken": client.cookies["csrftoken"],
             })  # fmt: skip
             assert r.status_code == 303
+            billing = client.get("/billing").text  # the demo account has scan credits
+            assert re.search(r'id="balance">20<', billing) and "Demo credits" in billing
             settings = client.get("/settings").text
             [credential] = re.findall(r"/settings/credentials/(\d+)/test", settings)
             r = client.post(
