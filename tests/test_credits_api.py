@@ -119,7 +119,8 @@ def test_plans_are_public(api: Api) -> None:
 def test_me(api: Api) -> None:
     user_id, public_id, bearer = api.user()
     me = api.http.get("/api/v1/me", headers=bearer).json()
-    assert me == {"id": public_id, "email": me["email"], "plan": None, "credits": 0}
+    assert me == {"id": public_id, "email": me["email"], "plan": None, "credits": 0,
+                  "email_confirmed": True}  # fmt: skip
     assert uuid.UUID(public_id) and public_id != str(user_id)
     assert api.http.get("/api/v1/me").status_code == 401
 
@@ -159,7 +160,7 @@ def test_reward_credits_packs_and_a_plan(api: Api) -> None:
     assert r.status_code == 200 and r.json()["operations"][0]["items"][0]["balance"] == 0
     assert api.http.get("/api/v1/me", headers=b_bearer).json() == {
         "id": b, "email": api.http.get("/api/v1/me", headers=b_bearer).json()["email"],
-        "plan": None, "credits": 50,
+        "plan": None, "credits": 50, "email_confirmed": True,
     }  # fmt: skip
     xerror(api.server("revoke", [op(b, ("plan_pro", 1))]), 422, 5004)
 
