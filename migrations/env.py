@@ -42,6 +42,12 @@ def run_migrations(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
     elif connection.dialect.name == "sqlite":
+        # SQLite alters a table by rebuilding it (CREATE new, copy, DROP old, RENAME); with
+        # foreign keys on, the DROP deletes the old rows first and the ON DELETE CASCADE of
+        # every child table goes with them (0006_credits rebuilding "user" emptied "scan").
+        # The pragma can only change outside a transaction: off here, checked before commit;
+        # store.migrate drops the connection afterwards so none is reused with it off.
+        connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     context.configure(
         connection=connection,
@@ -51,6 +57,10 @@ def run_migrations(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
 
 
 async def run_async_migrations() -> None:

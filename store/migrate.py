@@ -68,6 +68,10 @@ async def upgrade_async(engine: AsyncEngine, revision: str = "head") -> None:
 
     async with engine.begin() as conn:
         await conn.run_sync(run)
+    if engine.dialect.name == "sqlite":
+        # the migration turned foreign keys off on its connection (migrations/env.py): no
+        # pooled connection may keep that; new ones turn them on again (store.db)
+        await engine.dispose()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -553,3 +553,44 @@ async def test_check_database_on_an_impossible_sqlite_path() -> None:
 
 async def test_check_database_when_it_is_there(engine: AsyncEngine) -> None:
     await check_database(engine)
+
+
+def test_sqlite_upgrades_keep_every_row_that_tables_rebuilt_on_the_way_reference(
+    tmp_path: Path,
+) -> None:
+    """SQLite alters a table by rebuilding it; with foreign keys on, dropping the old "user"
+    cascaded into "scan" (0006_credits emptied it). Every row must survive every upgrade."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade(url, "0010_report")  # the schema before the credits
+    now = "2026-11-30 10:00:00.000000"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            'INSERT INTO "user" (id, email, is_admin, password_hash, created_at) '
+            "VALUES (1, 'a@example.com', 0, 'x', ?)",
+            (now,),
+        )
+        db.execute(
+            "INSERT INTO amazon_credential (id, user_id, label, credential_id, "
+            "secret_encrypted, version, country, partner_tag, created_at, tps) "
+            "VALUES (1, 1, 'l', 'c', 's', '2.1', 'US', 'me-20', ?, 1.0)",
+            (now,),
+        )
+        db.execute(
+            "INSERT INTO scan (id, user_id, site, marketplace, options, credential_id, state, "
+            "created_at, attempt, phase, pages_crawled, pages_discovered, products_found, "
+            "products_checked, api_requests, truncated) VALUES (1, 1, 'https://a.example/', "
+            "'www.amazon.com', '{}', 1, 'done', ?, 1, 'done', 1, 1, 0, 0, 0, 0)",
+            (now,),
+        )
+    upgrade(url)
+    with sqlite3.connect(path) as db:
+        counts = [
+            db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+            for t in ("user", "amazon_credential", "scan")
+        ]
+        public_id = db.execute('SELECT public_id FROM "user"').fetchone()[0]
+    assert counts == [1, 1, 1]
+    assert public_id and len(public_id) == 36
