@@ -98,6 +98,8 @@ class User(UserBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     password_hash: str = Field(sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    # the language the user chose for pages ("en", "fr"); None: the browser's (web.i18n)
+    locale: str | None = Field(default=None, max_length=8)
 
 
 class AmazonCredentialBase(SQLModel):
@@ -352,3 +354,4 @@ ROW_TABLE = table_of(ScanRow)
 ORDER_TABLE = table_of(ScanOrder)
 AUDIT_TABLE = table_of(ScanAudit)
 REPORT_TABLES = (ROW_TABLE, ORDER_TABLE, AUDIT_TABLE)  # made from the findings at finish
+from store import onboarding as _onboarding  # noqa: E402,F401  (first_run_step)

@@ -57,8 +57,10 @@ def unique(name: str) -> str:
 
 
 def test_pages_need_a_login(client: TestClient) -> None:
-    response = client.get("/", follow_redirects=False)
+    response = client.get("/settings", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    home = client.get("/", follow_redirects=False)  # a visitor gets the public home page
+    assert home.status_code == 200 and "Your scans" not in home.text
     assert client.get("/healthz").json() == {"ok": True}
 
 
@@ -72,7 +74,7 @@ def test_sign_up_log_out_log_in(client: TestClient) -> None:
     assert (
         client.post("/logout", data={"csrftoken": token}, follow_redirects=False).status_code == 303
     )
-    assert client.get("/", follow_redirects=False).status_code == 303
+    assert client.get("/settings", follow_redirects=False).status_code == 303
     assert login(client, email).status_code == 303
     assert client.get("/").status_code == 200
 
@@ -138,7 +140,7 @@ def test_changing_the_password_ends_other_sessions(app_settings: Settings) -> No
                                                "csrftoken": token})  # fmt: skip
         assert "Password changed." in changed.text
         assert first.get("/").status_code == 200  # this session goes on
-        assert second.get("/", follow_redirects=False).status_code == 303  # the other one ends
+        assert second.get("/settings", follow_redirects=False).status_code == 303  # it ends
 
 
 def test_user_create_from_the_command_line(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
-from web import api, auth, scans
+from web import api, auth, i18n, scans, site
 from web.reads import Reads
 
 STATIC = Path(__file__).parent / "static"
@@ -68,7 +68,7 @@ class AuthGate:
             if wait is not None:
                 await api.rate_limited(wait)(scope, receive, send)
                 return
-        if user is None and not path.startswith(PUBLIC_PATHS):
+        if user is None and not (path.startswith(PUBLIC_PATHS) or path in site.PUBLIC_PAGES):
             response: Response
             if is_api:
                 response = api.unauthenticated()
@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     routes = [
         Route("/healthz", healthz),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
+        *site.routes,  # before scans.routes: "/" is the home page, or the dashboard of a user
         *auth.routes,
         *scans.routes,
         *api.routes,
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
                 max_age=14 * 24 * 3600,
             ),
             Middleware(AuthGate),
+            Middleware(i18n.LocaleMiddleware, save_choice=auth.remember_locale),
         ],
     )
     protected: ASGIApp = asgi_csrf(

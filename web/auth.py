@@ -21,6 +21,8 @@ from ccbb import jobs
 from store import scans as store_scans
 from store import users as store_users
 from store.models import User, table_of
+from web import i18n
+from web.i18n import _
 from web.templating import render
 
 hasher = PasswordHasher()  # argon2id with the library's recommended parameters
@@ -46,7 +48,7 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 def password_problem(password: str) -> str | None:
     if len(password) < MIN_PASSWORD:
-        return f"Use at least {MIN_PASSWORD} characters."
+        return _("Use at least %(count)d characters.") % {"count": MIN_PASSWORD}
     return None
 
 
@@ -98,6 +100,13 @@ async def _user(request: Request, user_id: int) -> User | None:
     return user
 
 
+async def remember_locale(request: Request, user_id: int, locale: str) -> None:
+    """The language the user switched to (``?lang=``), kept on the account."""
+    async with request.app.state.sessions() as session:
+        await store_users.set_locale(session, user_id=user_id, locale=locale)
+    _user_cache(request).pop(user_id, None)
+
+
 def _pw_stamp(user: User) -> str:
     """Changes when the password does: sessions made with the old one end."""
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
@@ -133,7 +142,7 @@ async def _record_failure(request: Request, email: str) -> None:
 
 async def login(request: Request) -> Response:
     if request.method == "GET":
-        message = "Your account was deleted." if request.query_params.get("deleted") else None
+        message = _("Your account was deleted.") if request.query_params.get("deleted") else None
         ctx = {"next": request.query_params.get("next", "/"), "message": message}
         return render(request, "login.html", ctx)
     form = await request.form()
@@ -143,7 +152,7 @@ async def login(request: Request) -> Response:
     if not nxt.startswith("/") or nxt.startswith("//"):
         nxt = "/"
     if await _throttled(request, email):
-        error = "Too many attempts. Wait 15 minutes, then try again."
+        error = _("Too many attempts. Wait 15 minutes, then try again.")
         return render(request, "login.html", {"email": email, "next": nxt, "error": error}, 429)
     async with request.app.state.sessions() as session:
         user = await store_users.get_user_by_email(session, email=email)
@@ -151,7 +160,7 @@ async def login(request: Request) -> Response:
     if user is None or not ok:
         await _record_failure(request, email)
         return render(request, "login.html", {"email": email, "next": nxt,
-                      "error": "Wrong e-mail or password."}, 400)  # fmt: skip
+                      "error": _("Wrong e-mail or password.")}, 400)  # fmt: skip
     await request.app.state.redis.delete(
         f"ccbb:login:acct:{hashlib.sha256(email.encode()).hexdigest()}"
     )
@@ -167,7 +176,7 @@ async def signup(request: Request) -> Response:
     password = str(form.get("password", ""))
     errors: dict[str, str] = {}
     if not EMAIL_RE.match(email):
-        errors["email"] = "Enter an e-mail address such as you@example.com."
+        errors["email"] = _("Enter an e-mail address such as you@example.com.")
     if problem := password_problem(password):
         errors["password"] = problem
     if not errors:
@@ -178,8 +187,12 @@ async def signup(request: Request) -> Response:
                 )
         except IntegrityError:
             # same page as a success would lead to, without saying the account exists
-            errors["email"] = "This address cannot be used. Log in if you already have an account."
+            errors["email"] = _(
+                "This address cannot be used. Log in if you already have an account."
+            )
         else:
+            if chosen := i18n.known(request.cookies.get(i18n.COOKIE)):  # chosen as a visitor
+                await remember_locale(request, user.id or 0, chosen)
             _login(request, user)
             return RedirectResponse("/", status_code=303)
     return render(request, "signup.html", {"email": email, "errors": errors}, 400)
@@ -197,7 +210,7 @@ async def account(request: Request) -> Response:
     form = await request.form()
     errors: dict[str, Any] = {}
     if not verify_password(user.password_hash, str(form.get("current", ""))):
-        errors["current"] = "This is not your current password."
+        errors["current"] = _("This is not your current password.")
     new = str(form.get("new", ""))
     if problem := password_problem(new):
         errors["new"] = problem
@@ -212,7 +225,7 @@ async def account(request: Request) -> Response:
         await session.refresh(fresh)
     _user_cache(request).pop(fresh.id or 0, None)  # this process ends the other sessions now
     _login(request, fresh)
-    return render(request, "account.html", {"message": "Password changed."})
+    return render(request, "account.html", {"message": _("Password changed.")})
 
 
 async def delete_account(request: Request) -> Response:
@@ -221,7 +234,7 @@ async def delete_account(request: Request) -> Response:
     user = request.scope["user"]
     form = await request.form()
     if not verify_password(user.password_hash, str(form.get("password", ""))):
-        errors = {"delete": "This is not your password: the account was not deleted."}
+        errors = {"delete": _("This is not your password: the account was not deleted.")}
         return render(request, "account.html", {"errors": errors}, 400)
     state = request.app.state
     async with state.sessions() as session:

@@ -46,7 +46,7 @@ from store.models import (
     table_of,
     utcnow,
 )
-from web import new_scan, settings_page
+from web import first_run, new_scan, settings_page
 from web.charts import donut, percent
 from web.settings_page import user_id
 from web.templating import render, templates
@@ -222,6 +222,7 @@ async def dashboard(request: Request, error: str | None = None, status: int = 20
         "total": total,
         "first": first,
         "last": first + len(rows) - 1,
+        "guide": await first_run.steps(request, user_id(request)),
     }
     return render(request, "dashboard.html", ctx, status)
 
@@ -469,6 +470,8 @@ async def _live_table_page(
 async def report(request: Request) -> Response:
     scan = await _own_scan(request)
     assert scan.id is not None
+    if scan.state == ScanState.DONE.value:
+        await first_run.mark(request, user_id(request), "report")
     tq = TableQuery(request)
     async with request.app.state.sessions() as session:
         conn = await session.connection()
@@ -646,8 +649,7 @@ def _drain(buf: io.StringIO) -> str:
     return text
 
 
-routes = [
-    Route("/", dashboard),
+routes = [  # "/" is web.site.home: the dashboard for a logged-in user
     *new_scan.routes,
     Route("/scans/progress.json", progress_json),
     Route("/scans/{scan_id:int}", report),

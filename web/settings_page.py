@@ -21,6 +21,7 @@ from store import credentials as store_credentials
 from store import tokens as store_tokens
 from store.crypto import SecretKeyError, mask
 from store.models import AmazonCredential, User
+from web import first_run
 from web.templating import render
 
 log = logging.getLogger(__name__)
@@ -235,6 +236,8 @@ async def try_credential(request: Request) -> Response:
     else:
         check = await probe_connection(access, RedisRateLimiter.for_access(state.redis, access))
         result = {"ok": check.ok, "message": check.message}
+        if check.ok:
+            await first_run.mark(request, user_id(request), "connection")
         log.info("connection test of credential %s: ok=%s", credential.id, check.ok)
     return await _page(request, tested={"id": credential.id, **result})
 

@@ -1,4 +1,4 @@
-"""Jinja2 templates of the dashboard (server-rendered; autoescaped)."""
+"""Jinja2 templates of the dashboard (server-rendered; autoescaped; translated, see web.i18n)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
+from web import i18n
+
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+i18n.install(templates.env)
 
 
 def csrf_token(request: Request) -> str:
@@ -21,5 +24,10 @@ def csrf_token(request: Request) -> str:
 def render(
     request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
-    ctx = {"user": request.scope.get("user"), "csrf_token": csrf_token(request), **(context or {})}
+    ctx = {
+        "user": request.scope.get("user"),
+        "csrf_token": csrf_token(request),
+        **i18n.template_context(request),
+        **(context or {}),
+    }
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)

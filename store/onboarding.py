@@ -1,0 +1,74 @@
+"""What a new account has done yet, for the dashboard's first-run guide (web.first_run): read
+from the account's own rows, so the guide's steps tick themselves off. Two steps leave no row
+of their own (a connection test that worked, a finished scan's report opened): they are
+recorded in ``first_run_step``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.models import AmazonCredential, Scan, ScanState, UtcDateTime, table_of, utcnow
+
+STEPS = ("connection", "report")  # the steps recorded here
+
+
+class FirstRunStep(SQLModel, table=True):
+    """A first-run step the user did (once per user and step)."""
+
+    __tablename__ = "first_run_step"
+
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE", primary_key=True)
+    step: str = Field(max_length=32, primary_key=True)
+    done_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+_CREDENTIALS = table_of(AmazonCredential)
+_SCANS = table_of(Scan)
+_STEPS = table_of(FirstRunStep)
+
+
+@dataclass(frozen=True)
+class Onboarding:
+    credentials: int  # saved Amazon credentials
+    scans: int  # scans ever started (queued included)
+    last_done_scan: int | None  # the newest scan that finished, whose report can be read
+    steps: frozenset[str]  # the recorded steps (STEPS) done
+
+
+async def onboarding(session: AsyncSession, *, user_id: int) -> Onboarding:
+    credentials = await session.scalar(
+        select(func.count()).where(_CREDENTIALS.c.user_id == user_id)
+    )
+    scans = await session.scalar(select(func.count()).where(_SCANS.c.user_id == user_id))
+    last_done = await session.scalar(
+        select(_SCANS.c.id)
+        .where(_SCANS.c.user_id == user_id, _SCANS.c.state == ScanState.DONE.value)
+        .order_by(_SCANS.c.finished_at.desc(), _SCANS.c.id.desc())
+        .limit(1)
+    )
+    steps = await session.scalars(select(_STEPS.c.step).where(_STEPS.c.user_id == user_id))
+    return Onboarding(int(credentials or 0), int(scans or 0), last_done, frozenset(steps))
+
+
+async def record_step(session: AsyncSession, *, user_id: int, step: str) -> bool:
+    """Records that the user did ``step`` (one of STEPS); False if it was already recorded."""
+    if step not in STEPS:
+        raise ValueError(f"unknown first-run step {step!r}")
+    exists = await session.scalar(
+        select(func.count()).where(_STEPS.c.user_id == user_id, _STEPS.c.step == step)
+    )
+    if exists:
+        return False
+    session.add(FirstRunStep(user_id=user_id, step=step))
+    try:
+        await session.commit()
+    except IntegrityError:  # recorded meanwhile by another request
+        await session.rollback()
+        return False
+    return True
