@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store.models import AmazonCredential, Scan, ScanState, UtcDateTime, table_of, utcnow
+from store.models import AmazonCredential, Scan, ScanState, UtcDateTime, utcnow
 
 STEPS = ("connection", "report")  # the steps recorded here
 
@@ -28,11 +28,6 @@ class FirstRunStep(SQLModel, table=True):
     done_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
-_CREDENTIALS = table_of(AmazonCredential)
-_SCANS = table_of(Scan)
-_STEPS = table_of(FirstRunStep)
-
-
 @dataclass(frozen=True)
 class Onboarding:
     credentials: int  # saved Amazon credentials
@@ -42,28 +37,29 @@ class Onboarding:
 
 
 async def onboarding(session: AsyncSession, *, user_id: int) -> Onboarding:
-    credentials = await session.scalar(
-        select(func.count()).where(_CREDENTIALS.c.user_id == user_id)
+    credentials = (
+        await session.exec(select(func.count()).where(col(AmazonCredential.user_id) == user_id))
+    ).one()
+    scans = (await session.exec(select(func.count()).where(col(Scan.user_id) == user_id))).one()
+    last_done = (
+        await session.exec(
+            select(col(Scan.id))
+            .where(col(Scan.user_id) == user_id, col(Scan.state) == ScanState.DONE.value)
+            .order_by(col(Scan.finished_at).desc(), col(Scan.id).desc())
+            .limit(1)
+        )
+    ).first()
+    steps = await session.exec(
+        select(col(FirstRunStep.step)).where(col(FirstRunStep.user_id) == user_id)
     )
-    scans = await session.scalar(select(func.count()).where(_SCANS.c.user_id == user_id))
-    last_done = await session.scalar(
-        select(_SCANS.c.id)
-        .where(_SCANS.c.user_id == user_id, _SCANS.c.state == ScanState.DONE.value)
-        .order_by(_SCANS.c.finished_at.desc(), _SCANS.c.id.desc())
-        .limit(1)
-    )
-    steps = await session.scalars(select(_STEPS.c.step).where(_STEPS.c.user_id == user_id))
-    return Onboarding(int(credentials or 0), int(scans or 0), last_done, frozenset(steps))
+    return Onboarding(int(credentials), int(scans), last_done, frozenset(steps.all()))
 
 
 async def record_step(session: AsyncSession, *, user_id: int, step: str) -> bool:
     """Records that the user did ``step`` (one of STEPS); False if it was already recorded."""
     if step not in STEPS:
         raise ValueError(f"unknown first-run step {step!r}")
-    exists = await session.scalar(
-        select(func.count()).where(_STEPS.c.user_id == user_id, _STEPS.c.step == step)
-    )
-    if exists:
+    if await session.get(FirstRunStep, (user_id, step)) is not None:
         return False
     session.add(FirstRunStep(user_id=user_id, step=step))
     try:

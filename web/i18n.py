@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from babel import negotiate_locale
+from babel import Locale, negotiate_locale
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -171,8 +171,10 @@ def money(amount: Decimal | float | int | str) -> str:
 
 
 def percent(value: float | int | Decimal, digits: int = 0) -> str:
-    """``0.42`` → ``42%`` (en) / ``42 %`` (fr)."""
-    pattern = "#,##0%" if digits == 0 else "#,##0." + "0" * digits + "%"
+    """``0.42`` → ``42%`` (en) / ``42 %`` (fr); ``digits`` after the decimal sign."""
+    pattern = Locale.parse(current()).percent_formats[None].pattern  # "#,##0 %" in French
+    if digits:
+        pattern = pattern.replace("#,##0", "#,##0." + "0" * digits, 1)
     return format_percent(value, format=pattern, locale=current())
 
 
