@@ -278,3 +278,24 @@ def test_a_finished_scan_also_proves_the_connection(env: Env, demo_report: ScanR
     guide = _guide(env)
     assert guide["credentials"][0] == guide["connection"][0] == guide["scan"][0] == "done"
     assert guide["report"][0] == "todo"
+
+
+def test_statuses_are_translated_in_pages_only(env: Env, demo_report: ScanReport) -> None:
+    user = env.signup("fanny@example.com")
+    scan_id = env.make_scan(user, demo_report)
+    fr = env.get(f"/scans/{scan_id}?lang=fr&status=removed").text
+    tree = LexborHTMLParser(fr)
+    badges = {n.text(strip=True) for n in tree.css("#products .badge")}
+    assert badges == {"Supprimé"}
+    legend = " ".join(n.text() for n in tree.css("svg.donut g.legend text"))
+    for word in ("Disponible", "Supprimé", "Stock épuisé", "Erreur"):
+        assert word in legend
+    options = [n.text(strip=True) for n in tree.css("select[name=status] option")][1:]
+    assert options == ["Disponible", "Supprimé", "Stock épuisé", "Erreur"]
+    # the CSV export and the JSON API keep their English contract
+    exported = env.get(f"/scans/{scan_id}/export.csv?status=removed").text.splitlines()
+    assert exported[0].startswith("name,asin,marketplace,product_link,status")
+    assert all(",removed," in line for line in exported[1:])
+    assert {n.text(strip=True) for n in LexborHTMLParser(
+        env.get(f"/scans/{scan_id}?lang=en&status=removed").text).css("#products .badge")
+    } == {"Removed"}  # fmt: skip

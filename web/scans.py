@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from ccbb import jobs
 from scanner.classify import Status
-from scanner.report import STATUS_LABELS, STATUS_ORDER
+from scanner.report import STATUS_ORDER
 from store import credentials as store_credentials
 from store import report_table
 from store import scans as store_scans
@@ -48,6 +48,7 @@ from store.models import (
 )
 from web import first_run, new_scan, settings_page
 from web.charts import donut, percent
+from web.i18n import _, status_word
 from web.settings_page import user_id
 from web.templating import render, templates
 
@@ -55,15 +56,14 @@ PER_PAGE = 50
 DASHBOARD_LIMIT = 100  # scans per dashboard page
 CSV_CHUNK = 1000  # rows per read while exporting
 URL_SHOWN = 80  # characters of a long URL the tables show (the link keeps all of it)
-STATUS_COLORS = {
-    STATUS_LABELS[Status.AVAILABLE]: "#16a34a",
-    STATUS_LABELS[Status.REMOVED]: "#dc2626",
-    STATUS_LABELS[Status.OUT_OF_STOCK]: "#d97706",
-    STATUS_LABELS[Status.ERROR]: "#64748b",
+STATUS_COLORS = {  # by status; pages name the statuses in their language (web.i18n)
+    Status.AVAILABLE: "#16a34a",
+    Status.REMOVED: "#dc2626",
+    Status.OUT_OF_STOCK: "#d97706",
+    Status.ERROR: "#64748b",
 }
 ACTIVE = tuple(s.value for s in ACTIVE_STATES)
 SCAN_TABLE = table_of(Scan)
-_STATUS_VALUES = frozenset(s.value for s in Status)
 P, L, R, ORD, A = PRODUCT_TABLE, LINK_TABLE, ROW_TABLE, ORDER_TABLE, AUDIT_TABLE
 
 # the detailed table: sortable columns (see store.report_table.SORT_KEYS and _rows_query)
@@ -354,7 +354,7 @@ async def _pages_of(
 
 def _row_dict(r: Any, pages: list[str]) -> dict[str, Any]:
     status = r.status
-    label = STATUS_LABELS[Status(status)] if status in _STATUS_VALUES else status
+    label = status_word(status)
     return {
         "name": r.title or "",
         "asin": r.asin,
@@ -505,21 +505,26 @@ async def report(request: Request) -> Response:
         "by_status": {st.value: by_status_live.get(st.value, 0) for st in STATUS_ORDER},
         "tag_audit": {"missing_tag": 0, "other_tag": 0},
     }
-    counts = {STATUS_LABELS[st]: int(s["by_status"].get(st.value, 0)) for st in STATUS_ORDER}
+    counts = {status_word(st): int(s["by_status"].get(st.value, 0)) for st in STATUS_ORDER}
     total_products = sum(counts.values())
     legend = [
         {
             "status": st.value,
-            "label": STATUS_LABELS[st],
-            "count": counts[STATUS_LABELS[st]],
-            "percent": percent(counts[STATUS_LABELS[st]], total_products),
+            "label": status_word(st),
+            "count": counts[status_word(st)],
+            "percent": percent(counts[status_word(st)], total_products),
         }
         for st in STATUS_ORDER
     ]
     ctx = {
         "scan": scan,
         "summary": s,
-        "chart": donut(counts, STATUS_COLORS),
+        "chart": donut(
+            counts,
+            [STATUS_COLORS[st] for st in STATUS_ORDER],
+            title=_("Products by status"),
+            units=(_("product"), _("products")),
+        ),
         "legend": legend,
         "audit": [
             {"href": a.href, "tag": a.tag, "pages": int(a.pages), "links": int(a.links)}
@@ -530,7 +535,7 @@ async def report(request: Request) -> Response:
         "tq": tq,
         "total_rows": total_rows,
         "pages_total": pages_total,
-        "statuses": [(st.value, STATUS_LABELS[st]) for st in STATUS_ORDER],
+        "statuses": [(st.value, status_word(st)) for st in STATUS_ORDER],
         "sorts": SORTS,
         "export_query": tq.params(page=1, sort=tq.sort),
     }
