@@ -15,7 +15,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import AmazonCredential, Scan, ScanState, UtcDateTime, utcnow
 
-STEPS = ("connection", "report")  # the steps recorded here
+# the steps recorded here; "finished": every step was done once, the guide is gone for good
+STEPS = ("connection", "report", "finished")
 
 
 class FirstRunStep(SQLModel, table=True):
@@ -53,6 +54,11 @@ async def onboarding(session: AsyncSession, *, user_id: int) -> Onboarding:
         select(col(FirstRunStep.step)).where(col(FirstRunStep.user_id) == user_id)
     )
     return Onboarding(int(credentials), int(scans), last_done, frozenset(steps.all()))
+
+
+async def guide_finished(session: AsyncSession, *, user_id: int) -> bool:
+    """Did the user once do every step (one read by primary key: the common case)?"""
+    return await session.get(FirstRunStep, (user_id, "finished")) is not None
 
 
 async def record_step(session: AsyncSession, *, user_id: int, step: str) -> bool:

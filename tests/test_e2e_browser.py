@@ -288,9 +288,10 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     secret = stack.credential["credential_secret"]
 
     # -- sign up
-    page.goto(stack.url + "/")
-    expect(page).to_have_url(re.compile(r"/login"))
-    page.get_by_role("link", name="Sign up").click()
+    page.goto(stack.url + "/")  # a visitor: the home page
+    expect(page.locator("h1")).to_have_text("Find the Amazon links that stopped paying you")
+    shot(page, "home")
+    page.locator("header").get_by_role("link", name="Sign up").click()
     email = f"e2e-{uuid.uuid4().hex[:8]}@example.com"
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(PASSWORD)

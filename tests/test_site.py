@@ -269,7 +269,9 @@ def test_the_first_run_guide_ticks_itself_off(sandbox_env: Env, demo_report: Sca
     assert "Bien démarrer en quatre étapes" in fr and "Lire le rapport" in fr
     assert env.get(f"/scans/{scan_id}").status_code == 200  # read
     assert _guide(env) == {}  # all done: gone
-    assert 'id="first-run"' not in env.get("/").text
+    for credential in (bad, good):
+        assert env.post(f"/settings/credentials/{credential}/delete").status_code == 303
+    assert 'id="first-run"' not in env.get("/").text  # and not back
 
 
 def test_a_finished_scan_also_proves_the_connection(env: Env, demo_report: ScanReport) -> None:
@@ -299,3 +301,28 @@ def test_statuses_are_translated_in_pages_only(env: Env, demo_report: ScanReport
     assert {n.text(strip=True) for n in LexborHTMLParser(
         env.get(f"/scans/{scan_id}?lang=en&status=removed").text).css("#products .badge")
     } == {"Removed"}  # fmt: skip
+
+
+def test_accounts_older_than_the_guide_do_not_see_it(tmp_path: Path) -> None:
+    """Migration 0009 puts accounts that already had a finished scan past the guide."""
+    import sqlite3
+
+    from store.migrate import upgrade
+
+    db = tmp_path / "old.sqlite3"
+    upgrade(f"sqlite:///{db}", "0004")
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO user (id, email, is_admin, password_hash, created_at) "
+                     "VALUES (1, 'old@example.com', 0, 'x', '2026-01-01 00:00:00'),"
+                     "(2, 'new@example.com', 0, 'x', '2026-01-01 00:00:00')")  # fmt: skip
+        for user, state in ((1, "done"), (2, "failed")):
+            conn.execute("INSERT INTO scan (user_id, site, marketplace, options, state, created_at,"
+                         " attempt, phase, pages_crawled, pages_discovered, products_found,"
+                         " products_checked, api_requests, truncated) VALUES (?, 'https://a.example/',"
+                         " 'www.amazon.com', '{}', ?, '2026-01-01 00:00:00', 1, '', 0, 0, 0, 0, 0, 0)",
+                         (user, state))  # fmt: skip
+    upgrade(f"sqlite:///{db}")
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT user_id, step FROM first_run_step").fetchall()
+        assert rows == [(1, "finished")]
+        assert conn.execute("SELECT locale FROM user").fetchall() == [(None,), (None,)]

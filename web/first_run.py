@@ -5,7 +5,8 @@ from what the account really did, each with a link; the guide is gone once all f
 Everything is read from the database (store.onboarding): saved credentials, scans, finished
 scans, and the two steps that leave no row of their own, recorded when they happen: a
 connection test that worked, a finished scan's report opened. A finished scan also counts as a
-working connection (it made lookups with the credentials)."""
+working connection (it made lookups with the credentials). Once every step was done, the guide
+does not come back (then one read by primary key on each dashboard)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from store.onboarding import onboarding, record_step
+from store.onboarding import guide_finished, onboarding, record_step
 from web.i18n import N_, _
 
 
@@ -60,15 +61,18 @@ async def mark(request: Request, user_id: int, step: str) -> None:
 async def steps(request: Request, user_id: int) -> list[Step] | None:
     """The guide's steps for this user, or None once every step is done."""
     async with request.app.state.sessions() as session:
+        if await guide_finished(session, user_id=user_id):
+            return None
         seen = await onboarding(session, user_id=user_id)
-    done = {
-        "credentials": seen.credentials > 0,
-        "connection": "connection" in seen.steps or seen.last_done_scan is not None,
-        "scan": seen.scans > 0,
-        "report": "report" in seen.steps and seen.last_done_scan is not None,
-    }
-    if all(done.values()):
-        return None
+        done = {
+            "credentials": seen.credentials > 0,
+            "connection": "connection" in seen.steps or seen.last_done_scan is not None,
+            "scan": seen.scans > 0,
+            "report": "report" in seen.steps and seen.last_done_scan is not None,
+        }
+        if all(done.values()):  # gone, and not back if credentials are deleted later
+            await record_step(session, user_id=user_id, step="finished")
+            return None
     report_href = f"/scans/{seen.last_done_scan}" if seen.last_done_scan else None
     hrefs: dict[str, str | None] = {
         "credentials": "/settings#add-credentials",

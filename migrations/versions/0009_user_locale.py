@@ -1,5 +1,7 @@
 """Accounts: the language the user chose for pages, and the first-run guide's steps done
 
+Accounts with a finished scan when this runs are past the first-run guide (it is for new ones).
+
 Revision ID: 0009_user_locale
 Revises: 0004
 Create Date: 2026-12-01
@@ -34,6 +36,12 @@ def upgrade() -> None:
         sa.Column("step", sa.String(32), nullable=False),
         sa.Column("done_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("user_id", "step", name=op.f("pk_first_run_step")),
+    )
+    # accounts that already read a finished scan's report are past the guide: it is for new ones
+    op.execute(
+        "INSERT INTO first_run_step (user_id, step, done_at) "
+        "SELECT DISTINCT user_id, 'finished', CURRENT_TIMESTAMP FROM scan "
+        "WHERE state = 'done' AND user_id IS NOT NULL"
     )
 
 
