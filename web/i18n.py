@@ -17,7 +17,7 @@ import io
 import logging
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from babel import Locale, negotiate_locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
@@ -186,10 +186,16 @@ def day(value: date | datetime | None) -> str:
 
 
 def moment(value: datetime | None) -> str:
-    """A date and time in UTC: ``1 déc. 2026, 14:05 UTC``."""
+    """A date and time in UTC: ``1 déc. 2026 14:05 UTC`` (fr), ``Dec 1, 2026 2:05 PM UTC``
+    (en). A naive datetime is taken as UTC."""
     if value is None:
         return "—"
-    return format_datetime(value, format="medium", tzinfo=None, locale=current()) + " UTC"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    locale = current()
+    day_text = format_date(value.astimezone(UTC), format="medium", locale=locale)
+    time_text = format_time(value, format="short", tzinfo=UTC, locale=locale)
+    return f"{day_text} {time_text} UTC"
 
 
 # ---- words the engine and the database keep in English, translated in pages --------------
