@@ -4,6 +4,7 @@ language, and Babel's formats of numbers, dates and money in both languages."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import UTC, date, datetime
@@ -155,3 +156,23 @@ def test_numbers_dates_and_money_follow_the_language() -> None:
     assert i18n.moment(when).replace("\u202f", " ") == "Dec 1, 2026 2:05 PM UTC"
     assert i18n.status_word("out_of_stock") == "Out of stock"
     assert i18n.status_word("something_new") == "something_new"  # unknown: as it is
+
+
+def test_every_phase_the_engine_writes_has_words() -> None:
+    """The dashboard names a scan's phase in the page's language: a phase added to the engine
+    or the jobs without words in web.i18n.PHASE_WORDS fails here."""
+    written = set()
+    for path in [*(ROOT / "scanner").glob("*.py"), ROOT / "ccbb" / "jobs.py"]:
+        text = path.read_text(encoding="utf-8")
+        written |= set(re.findall(r'phase\s*=\s*"([^"]+)"', text))
+        written |= {w for pair in re.findall(r'phase\s*=\s*"([^"]+)" if .+? else "([^"]+)"', text)
+                    for w in pair}  # fmt: skip
+    assert written, "no phase found: has the engine's way of writing them changed?"
+    assert written <= set(i18n.PHASE_WORDS), written - set(i18n.PHASE_WORDS)
+    i18n.use("fr")
+    try:
+        assert i18n.phase_word("crawling") == "exploration"
+        assert i18n.state_word("running") == "en cours"
+    finally:
+        i18n.use("en")
+    assert i18n.state_word("running") == "running"  # English pages unchanged

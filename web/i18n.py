@@ -207,11 +207,23 @@ STATUS_WORDS = {
     "error": N_("Error"),
 }
 STATE_WORDS = {
-    "queued": N_("Queued"),
-    "running": N_("Running"),
-    "done": N_("Done"),
-    "failed": N_("Failed"),
-    "cancelled": N_("Cancelled"),
+    "queued": N_("queued"),
+    "running": N_("running"),
+    "done": N_("done"),
+    "failed": N_("failed"),
+    "cancelled": N_("cancelled"),
+}
+
+
+# the scan's phases the engine and the jobs write (scanner/, ccbb/jobs.py)
+PHASE_WORDS = {
+    "crawling": N_("crawling"),
+    "resolving links": N_("resolving links"),
+    "checking Amazon credentials": N_("checking Amazon credentials"),
+    "checking products": N_("checking products"),
+    "cancelled": N_("cancelled"),
+    "done": N_("done"),
+    "failed": N_("failed"),
 }
 
 
@@ -222,8 +234,20 @@ def status_word(status: str) -> str:
 
 
 def state_word(state: str) -> str:
+    """A scan's state as pages say it (``running`` → ``en cours``)."""
     word = STATE_WORDS.get(state)
     return gettext(word) if word else state
+
+
+def phase_word(phase: str) -> str:
+    """A scan's phase as pages say it; one the engine added since is shown as it is."""
+    word = PHASE_WORDS.get(phase)
+    return gettext(word) if word else phase
+
+
+def phase_words() -> dict[str, str]:
+    """Every phase in the current language, for the dashboard's script."""
+    return {phase: gettext(word) for phase, word in PHASE_WORDS.items()}
 
 
 # ---- templates -----------------------------------------------------------------------------
@@ -244,6 +268,7 @@ FILTERS: Mapping[str, Callable[..., str]] = {
     "moment": moment,
     "status_word": status_word,
     "state_word": state_word,
+    "phase_word": phase_word,
 }
 
 
@@ -253,7 +278,7 @@ def install(env: Environment) -> None:
     env.policies["ext.i18n.trimmed"] = True  # babel.cfg extracts with trimmed = true too
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(FILTERS)
-    env.globals.update({"current_locale": current, "locale_names": NAMES})
+    env.globals.update({"current_locale": current, "phase_words": phase_words})
 
 
 def template_context(request: Request) -> dict[str, Any]:
