@@ -146,7 +146,11 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
                 max_age=14 * 24 * 3600,
             ),
             Middleware(AuthGate),
-            Middleware(i18n.LocaleMiddleware, save_choice=auth.remember_locale),
+            Middleware(
+                i18n.LocaleMiddleware,
+                save_choice=auth.remember_locale,
+                secure=settings.secure_cookies,
+            ),
         ],
     )
     protected: ASGIApp = asgi_csrf(

@@ -305,12 +305,16 @@ SaveChoice = Callable[[Request, int, str], Any]
 class LocaleMiddleware:
     """Chooses each page's language (after the AuthGate: it reads ``scope["user"]``) and puts
     it in ``scope["locale"]`` and in the context the templates and ``_()`` read. ``?lang=``
-    sets a cookie, and for a logged-in user calls ``save_choice(request, user_id, code)``.
+    sets a cookie (``Secure`` when ``secure``), and for a logged-in user calls
+    ``save_choice(request, user_id, code)``.
     The JSON API is left alone: it speaks English."""
 
-    def __init__(self, app: ASGIApp, save_choice: SaveChoice | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, save_choice: SaveChoice | None = None, secure: bool = False
+    ) -> None:
         self.app = app
         self.save_choice = save_choice
+        self.cookie_flags = "; Secure" if secure else ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/api/"):
@@ -341,7 +345,8 @@ class LocaleMiddleware:
                     headers = MutableHeaders(scope=message)
                     headers.append(
                         "set-cookie",
-                        f"{COOKIE}={asked}; Max-Age={COOKIE_MAX_AGE}; Path=/; SameSite=Lax",
+                        f"{COOKIE}={asked}; Max-Age={COOKIE_MAX_AGE}; Path=/; SameSite=Lax"
+                        + self.cookie_flags,
                     )
                 await send(message)
 
