@@ -269,6 +269,10 @@ def test_the_first_run_guide_ticks_itself_off(sandbox_env: Env, demo_report: Sca
     assert "Bien démarrer en quatre étapes" in fr and "Lire le rapport" in fr
     assert env.get(f"/scans/{scan_id}").status_code == 200  # read
     assert _guide(env) == {}  # all done: gone
+    env.get("/settings?lang=fr")  # the engine's answers, in the page's language
+    assert "Connecté : Amazon a répondu" in env.post(f"/settings/credentials/{good}/test").text
+    failed = env.post(f"/settings/credentials/{bad}/test").text
+    assert "La connexion a échoué." in failed and "Amazon a refusé les identifiants" in failed
     for credential in (bad, good):
         assert env.post(f"/settings/credentials/{credential}/delete").status_code == 303
     assert 'id="first-run"' not in env.get("/").text  # and not back

@@ -9,10 +9,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
-from web import i18n
+from web import engine_messages, i18n
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 i18n.install(templates.env)
+templates.env.filters["engine"] = engine_messages.translate  # the engine's sentences
 
 
 def csrf_token(request: Request) -> str:
