@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     # Session and CSRF cookies only over HTTPS (production behind TLS).
     secure_cookies: bool = Field(default=False, validation_alias="CCBB_SECURE_COOKIES")
 
+    # ---- the public site and languages (web.site, web.i18n): the contact addresses pages give
+    support_email: str = Field(
+        default="support@clickclickbankbank.com", validation_alias="CCBB_SUPPORT_EMAIL"
+    )
+    affiliates_email: str = Field(
+        default="affiliates@clickclickbankbank.com", validation_alias="CCBB_AFFILIATES_EMAIL"
+    )
+
     @property
     def connect_to(self) -> list[str]:
         return [item.strip() for item in self.connect_to_list.split(",") if item.strip()]

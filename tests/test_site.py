@@ -330,3 +330,12 @@ def test_accounts_older_than_the_guide_do_not_see_it(tmp_path: Path) -> None:
         rows = conn.execute("SELECT user_id, step FROM first_run_step").fetchall()
         assert rows == [(1, "finished")]
         assert conn.execute("SELECT locale FROM user").fetchall() == [(None,), (None,)]
+
+
+def test_the_contact_addresses_are_the_operators(tmp_path: Path, test_redis_url: str) -> None:
+    with web_env(tmp_path, test_redis_url, CCBB_SUPPORT_EMAIL="help@my-host.example",
+                 CCBB_AFFILIATES_EMAIL="partners@my-host.example") as env:  # fmt: skip
+        faq = env.get("/faq").text
+        assert 'href="mailto:help@my-host.example"' in faq
+        assert 'href="mailto:partners@my-host.example"' in faq
+        assert "clickclickbankbank.com" not in env.get("/privacy").text.split("<main")[1]

@@ -15,17 +15,14 @@ from starlette.routing import Route
 from web import scans
 from web.charts import donut
 from web.i18n import N_, _, status_word
-from web.templating import render, templates
+from web.templating import render
 
-SUPPORT_EMAIL = "support@clickclickbankbank.com"
-AFFILIATES_EMAIL = "affiliates@clickclickbankbank.com"
 REFUND_DAYS = 7
 # the affiliate program (FAQ): what the affiliate terms page promises
 COMMISSION_PERCENT = 30
 COOKIE_DAYS = 90
 PAYOUT_THRESHOLD = Decimal("50")  # paid on the 10th and the 25th (the pages say so)
 TERMS_UPDATED = date(2026, 12, 1)  # of the terms and the privacy policy
-templates.env.globals.update(support_email=SUPPORT_EMAIL, affiliates_email=AFFILIATES_EMAIL)
 
 # the sample report of the home page: what a scan of a small affiliate blog finds
 SAMPLE_COUNTS = {"available": 171, "removed": 12, "out_of_stock": 9, "error": 2}

@@ -25,9 +25,12 @@ def csrf_token(request: Request) -> str:
 def render(
     request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
+    settings = request.app.state.settings
     ctx = {
         "user": request.scope.get("user"),
         "csrf_token": csrf_token(request),
+        "support_email": settings.support_email,  # the contact address every page gives
+        "affiliates_email": settings.affiliates_email,
         **i18n.template_context(request),
         **(context or {}),
     }
