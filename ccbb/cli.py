@@ -27,7 +27,7 @@ from scanner.ratelimit import LocalRateLimiter
 from scanner.report import CSV_COLUMNS, csv_rows, iter_json, to_text
 from scanner.scan import ScanFailed, ScanReport, run_scan
 from scanner.settings import AmazonAccess, CrawlLimits, ScanConfig, default_page_workers
-from scanner.urls import BadSiteUrl, cloak_prefix, site_url
+from scanner.urls import BadSiteUrl, cloak_prefix, is_bare_domain, site_url
 
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-\d{2,3}$")
 
@@ -173,6 +173,7 @@ def scan_inputs(args: argparse.Namespace, env: dict[str, str]) -> tuple[ScanConf
         cloak_prefixes=tuple(prefixes),
         limits=limits,
         network=NetworkPolicy(allow_private=args.allow_private_network, connect_to=connect_to),
+        http_fallback=is_bare_domain(args.site),
     )
     access = AmazonAccess(
         credential_id=credential_id,

@@ -21,7 +21,7 @@ async def demo_environment(pages: int = 60) -> AsyncIterator[tuple[ScanConfig, A
     catalogue = Catalogue.from_dict(site.catalogue)
     credential = catalogue.credentials[0]
     async with running_site(site) as served, running_sandbox(catalogue) as sandbox:
-        network = NetworkPolicy(allow_private=True, connect_to=parse_connect_to(served.connect_to))
+        network = NetworkPolicy(connect_to=parse_connect_to(served.connect_to))
         config = ScanConfig(
             site=site.base_url,
             marketplace=credential.marketplaces[0],

@@ -120,14 +120,20 @@ async def enqueue_scan(redis: Any, scan: Any, attempt: int = 0) -> None:
     await redis.enqueue_job("scan_job", scan.id, _job_id=job_id(scan, attempt))
 
 
+def network_policy(settings: Settings) -> NetworkPolicy:
+    """What the workers' crawler may connect to: public addresses, the targets of the
+    operator's ``CCBB_CONNECT_TO`` mappings, and private ones only if the operator allows."""
+    return NetworkPolicy(
+        allow_private=settings.allow_private_network,
+        connect_to=parse_connect_to(settings.connect_to),
+    )
+
+
 def scan_inputs(scan: Any, credential: Any, box: SecretBox, settings: Settings) -> tuple[
     ScanConfig, AmazonAccess
 ]:  # fmt: skip
     options = scan.options or {}
-    network = NetworkPolicy(
-        allow_private=settings.allow_private_network,
-        connect_to=parse_connect_to(settings.connect_to),
-    )
+    network = network_policy(settings)
     limits = CrawlLimits(
         max_pages=int(options.get("max_pages", CrawlLimits.max_pages)),
         page_workers=settings.page_workers,
@@ -139,6 +145,7 @@ def scan_inputs(scan: Any, credential: Any, box: SecretBox, settings: Settings) 
         cloak_prefixes=tuple(options.get("cloak_prefixes", ())),
         limits=limits,
         network=network,
+        http_fallback=bool(options.get("http_fallback", False)),
     )
     access = amazon_access(
         credential,

@@ -9,9 +9,11 @@ credential (GCRA, no bursts) by Redis' own clock, then the caller sleeps until t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import math
+import time
 from typing import Any
 
 from redis.asyncio import Redis
@@ -20,6 +22,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ccbb.embedded import RedisUnavailable, mask_url
+from scanner.ratelimit import HEADROOM, MAX_MISSED_SLOTS, pacing
 from scanner.settings import AmazonAccess
 
 __all__ = [
@@ -36,7 +39,8 @@ LINK_CACHE_TTL = 30 * 24 * 3600  # seconds a short link's destination is remembe
 
 # GCRA with a burst of one: the key holds the "theoretical arrival time" (TAT), in microseconds of
 # the Redis server's clock, of the next free slot. Each call takes the slot max(TAT, now), moves
-# TAT one interval past it and answers how many microseconds the caller must wait for its slot.
+# TAT one interval past it and answers how many microseconds the caller must wait for its slot,
+# and the server's clock (the caller uses it to tell how late it woke up, see ``acquire``).
 # Slots are therefore at least one interval apart whoever asks, and an idle key simply expires
 # (a TAT in the past means the same as no key). TIME is read inside the script, so the clocks of
 # the callers' machines never matter; Redis >= 5 replicates a script's effects, not the script
@@ -51,7 +55,7 @@ if tat < now then tat = now end
 local next_tat = tat + interval
 local ttl_ms = math.ceil((next_tat - now) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', ttl_ms)
-return tat - now
+return {tat - now, now}
 """
 
 
@@ -76,9 +80,14 @@ class RedisRateLimiter:
 
     Implements :class:`scanner.ratelimit.RateLimiter`. Every :meth:`acquire` reserves the next
     free slot of ``key`` atomically in Redis and sleeps until it, so N processes using the same
-    credential together start at most ``tps`` requests per second. ``headroom`` keeps the pace a
-    little under the limit (1 %: 10 TPS becomes one request every 101 ms) so that network jitter
-    never makes Amazon see two requests closer than its limit allows.
+    credential together start at most ``tps`` requests per second.
+
+    ``headroom`` spaces the slots a little more than the limit asks (5 %, at least 5 ms: 5 TPS
+    becomes one slot every 210 ms), and that margin is a promise kept under load: a caller that
+    wakes up later than the margin after its slot (a busy machine, a long pause of its event
+    loop) does not send late — which would put its request right before the next caller's —
+    but reserves a new slot. So two requests sharing a credential never start closer than
+    ``1 / tps``, however loaded the machines are; a busy machine only goes slower.
 
     If Redis restarts, the key is lost and pacing simply starts again. A connection error is
     retried ``retries`` times with exponential backoff from ``backoff`` seconds; then
@@ -92,17 +101,17 @@ class RedisRateLimiter:
         tps: float,
         *,
         prefix: str = "ccbb:rate:",
-        headroom: float = 0.01,
+        headroom: float = HEADROOM,
         retries: int = 5,
         backoff: float = 0.1,
     ) -> None:
-        if not tps > 0:
-            raise ValueError("tps must be greater than 0")
-        if not 0 <= headroom < 1:
-            raise ValueError("headroom must be in [0, 1)")
+        interval, self.lateness = pacing(tps, headroom)  # ValueError for a bad tps or headroom
         self.tps = tps
         self.key = prefix + _digest(key)  # the credential ID never appears in Redis
-        self.interval_us = math.ceil(1_000_000 * (1 + headroom) / tps)
+        self.interval_us = math.ceil(interval * 1_000_000)
+        self.missed = 0  # slots given up because this process woke too late for them
+        self._best: tuple[float, float, float] | None = None  # clock offset, its rtt, when
+        self._calibrated: asyncio.Future[None] | None = None
         self.retries = retries
         self.backoff = backoff
         self._redis = redis
@@ -115,10 +124,22 @@ class RedisRateLimiter:
 
     async def reserve(self) -> float:
         """Reserve the next free slot; return the seconds to wait for it (no sleeping)."""
+        return (await self._reserve())[0]
+
+    async def _reserve(self) -> tuple[float, float]:
+        """Reserve the next free slot: the seconds to wait for it, counted from the reply, and a
+        time by this process' clock at or before the slot (see :meth:`_clock_offset`)."""
         for attempt in range(self.retries + 1):
             try:
-                wait_us = await self._script(keys=[self.key], args=[self.interval_us])
-                return max(0, int(wait_us)) / 1_000_000
+                asked = time.monotonic()
+                wait_us, server_us = await self._script(keys=[self.key], args=[self.interval_us])
+                answered = time.monotonic()
+                wait = max(0, int(wait_us)) / 1_000_000
+                offset, uncertainty = self._clock_offset(int(server_us) / 1e6, asked, answered)
+                # the slot is somewhere in [asked + wait, answered + wait]; the server's clock
+                # (the best round trip seen) narrows that when this reply was read late
+                earliest = max(asked + wait, int(server_us) / 1e6 + wait - offset - uncertainty)
+                return wait, min(earliest, answered + wait)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 if attempt == self.retries:
                     raise RedisUnavailable(
@@ -131,11 +152,40 @@ class RedisRateLimiter:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _clock_offset(self, server: float, asked: float, answered: float) -> tuple[float, float]:
+        """The server clock minus this one, and how uncertain that is: from the call with the
+        shortest round trip of the last minute (NTP's idea), so a reply read late by a busy
+        process does not blur it."""
+        rtt = answered - asked
+        best = self._best
+        if best is None or rtt <= best[1] or answered - best[2] > 60.0:
+            best = self._best = (server - (asked + answered) / 2, rtt, answered)
+        return best[0], best[1] / 2
+
+    async def _calibrate(self) -> None:
+        """A few quick TIME calls before the first reservation, one after the other, so the
+        clock offset is known closely even when the first reservations queue up together."""
+        for _ in range(3):
+            asked = time.monotonic()
+            seconds, micros = await self._redis.time()
+            self._clock_offset(seconds + micros / 1e6, asked, time.monotonic())
+
     async def acquire(self) -> None:
         """Return when one more request may start now."""
-        wait = await self.reserve()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        if self._calibrated is None:
+            self._calibrated = asyncio.ensure_future(self._calibrate())
+        with contextlib.suppress(RedisError, OSError):  # reserve() says what is wrong
+            await asyncio.shield(self._calibrated)
+        for _ in range(MAX_MISSED_SLOTS):
+            wait, slot = await self._reserve()
+            if wait > 0:
+                await asyncio.sleep(wait)  # from the reply: never before the slot
+            late = time.monotonic() - slot
+            if self.lateness <= 0 or late <= self.lateness:
+                return
+            self.missed += 1
+            log.info("rate limiter: woke %.0f ms after the slot: taking a later one", late * 1000)
+        log.warning("rate limiter: %d slots missed in a row (machine overloaded?)", self.missed)
 
 
 class RedisLinkCache:

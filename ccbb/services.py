@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,6 +91,8 @@ def migrate() -> int:
 
 def run_worker() -> int:
     from arq.worker import run_worker as arq_run_worker
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from ccbb.worker import WorkerSettings, redis_settings
 
@@ -97,7 +100,17 @@ def run_worker() -> int:
     logging.getLogger().setLevel(logging.INFO)
     try:
         with services_ready(settings) as url:
-            arq_run_worker(WorkerSettings, redis_settings=redis_settings(url))  # type: ignore[arg-type]
+            delay = 1.0
+            while True:  # Redis away for longer than the client rides out: connect again
+                try:
+                    arq_run_worker(WorkerSettings, redis_settings=redis_settings(url))  # type: ignore[arg-type]
+                    break
+                except (RedisConnectionError, RedisTimeoutError, ConnectionError) as exc:
+                    log.warning(
+                        "worker: Redis unreachable (%s): reconnecting in %.0f s", exc, delay
+                    )
+                    time.sleep(delay)
+                    delay = min(delay * 2, 30.0)
     except ServiceUnavailable as exc:
         sys.stderr.write(f"ccbb: {exc}\n")
         return 1
@@ -143,10 +156,12 @@ def run_all(host: str, port: int, demo: bool = False) -> int:
             # the worker and the web app (its Test connection) reach the same sandbox
             os.environ.update(extra_env)
             web_settings = _resolved(Settings() if extra_env else settings, url)
-            worker = subprocess.Popen(
+            worker = Supervised(
+                "worker",
                 [sys.executable, "-m", "ccbb.cli", "worker"],
                 env={**os.environ, "REDIS_URL": url, "CCBB_DATA_DIR": str(settings.data_dir)},
             )
+            worker.start()
             # uvicorn stops on SIGTERM, then raises it again: let that end this process through
             # the `finally` below, which stops the worker and the helpers, not around them
             signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -154,9 +169,10 @@ def run_all(host: str, port: int, demo: bool = False) -> int:
                 sys.stderr.write(f"ccbb: dashboard at http://{host}:{port}/ (Ctrl-C stops)\n")
                 uvicorn.run(create_app(web_settings), host=host, port=port, log_level="info")
             finally:
-                for proc in (worker, *helpers):
+                worker.stop()
+                for proc in helpers:
                     proc.terminate()
-                for proc in (worker, *helpers):
+                for proc in helpers:
                     try:
                         proc.wait(30)
                     except subprocess.TimeoutExpired:
@@ -165,6 +181,73 @@ def run_all(host: str, port: int, demo: bool = False) -> int:
         sys.stderr.write(f"ccbb: {exc}\n")
         return 1
     return 0
+
+
+class Supervised:
+    """A child process of ``ccbb run`` kept alive: when it dies (killed, crashed), it is started
+    again after a backoff (1 s, doubling up to 60 s; back to 1 s once it has run for a minute),
+    and the log says so. A running scan of a dead worker is picked up again by its lease."""
+
+    MIN_BACKOFF = 1.0
+    MAX_BACKOFF = 60.0
+    STABLE_SECONDS = 60.0
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        import threading
+
+        self.name = name
+        self.args = args
+        self.env = env
+        self.proc: Any = None
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._watch, name=f"supervise-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        import subprocess
+
+        with self._lock:
+            if not self._stopping.is_set():
+                self.proc = subprocess.Popen(self.args, env=self.env)  # noqa: S603
+                self.started_at = time.monotonic()
+
+    def _watch(self) -> None:
+        backoff = self.MIN_BACKOFF
+        while not self._stopping.is_set():
+            code = self.proc.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - self.started_at >= self.STABLE_SECONDS:
+                backoff = self.MIN_BACKOFF
+            self.restarts += 1
+            message = f"the {self.name} (pid {self.proc.pid}) exited with code {code}: " \
+                f"restarting it in {backoff:.0f} s (restart {self.restarts})"  # fmt: skip
+            log.warning(message)
+            sys.stderr.write(f"ccbb: {message}\n")
+            if self._stopping.wait(backoff):
+                return
+            backoff = min(backoff * 2, self.MAX_BACKOFF)
+            self._spawn()
+            sys.stderr.write(f"ccbb: the {self.name} is running again (pid {self.proc.pid})\n")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        import subprocess
+
+        with self._lock:
+            self._stopping.set()
+            proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -232,6 +315,19 @@ def _start_and_wait(args: list[str], ready: str, env: dict[str, str] | None = No
             return proc
 
 
+def demo_env(site_port: int, api_port: int) -> dict[str, str]:
+    """The workers' environment in demo mode: the sandbox API, and the demo's host names mapped
+    to the demo site. Private networks stay refused: the crawler reaches the demo site because
+    its address is a mapping's target, and no other private address (see scanner.net)."""
+    mappings = [f"{h}:{p}:127.0.0.1:{site_port}" for h in ("demo.example", "amzn.to", "amzn.eu",
+                "a.co") for p in (80, 443)]  # fmt: skip
+    return {
+        "CCBB_AMAZON_API_HOST": f"http://127.0.0.1:{api_port}",
+        "CCBB_AMAZON_AUTH": f"http://127.0.0.1:{api_port}/auth/o2/token",
+        "CCBB_CONNECT_TO": ",".join(mappings),
+    }
+
+
 def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
     """For ``ccbb run --demo``: the demo site and the sandbox Amazon API as processes of their own,
     a demo account with its sandbox credentials saved; returns the workers' environment."""
@@ -252,14 +348,7 @@ def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
         [sys.executable, "-m", "ccbb.cli", "sandbox-amazon", "--port", str(api_port),
          "--catalogue", str(catalogue)], "http://",
     )  # fmt: skip
-    mappings = [f"{h}:{p}:127.0.0.1:{site_port}" for h in ("demo.example", "amzn.to", "amzn.eu",
-                "a.co") for p in (80, 443)]  # fmt: skip
-    env = {
-        "CCBB_AMAZON_API_HOST": f"http://127.0.0.1:{api_port}",
-        "CCBB_AMAZON_AUTH": f"http://127.0.0.1:{api_port}/auth/o2/token",
-        "CCBB_ALLOW_PRIVATE_NETWORK": "1",
-        "CCBB_CONNECT_TO": ",".join(mappings),
-    }
+    env = demo_env(site_port, api_port)
     password = secrets_mod.token_urlsafe(9)
     credential = data["credentials"][0]
 

@@ -8,14 +8,20 @@ from typing import Any
 
 from arq import cron, func
 from arq.connections import RedisSettings
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ccbb.jobs import new_worker_id, reap, scan_job
+from ccbb.jobs import network_policy, new_worker_id, reap, scan_job
 from ccbb.settings import get_settings
-from scanner.net import NetworkPolicy, make_session, parse_connect_to
+from scanner.net import make_session
 from store.crypto import SecretBox
 from store.db import check_database, make_engine, session_factory
 
 SCAN_TIMEOUT = 24 * 3600  # a scan's own lease, not arq's timeout, detects a dead worker
+REDIS_OUTAGE_SECONDS = 120.0  # how long a Redis outage may last before commands fail
+REDIS_RETRY_CAP = 1.0  # seconds between attempts to reach Redis again, at most
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -26,8 +32,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["engine"] = engine
     ctx["sessions"] = session_factory(engine)
     ctx["box"] = SecretBox.from_settings(settings)
-    policy = NetworkPolicy(settings.allow_private_network, parse_connect_to(settings.connect_to))
-    ctx["http"] = make_session(policy)
+    ctx["http"] = make_session(network_policy(settings))
     ctx["worker_id"] = new_worker_id()
 
 
@@ -39,7 +44,17 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 def redis_settings(url: str) -> RedisSettings:
-    return RedisSettings.from_dsn(url)
+    """arq's connection to ``url``, riding out a Redis outage: every command (arq's polling,
+    the jobs' heartbeat, progress, rate limiter and lease) is retried on a connection error for
+    up to ``REDIS_OUTAGE_SECONDS``, so a Redis restart pauses a scan instead of failing it."""
+    settings = RedisSettings.from_dsn(url)
+    settings.retry = Retry(
+        ExponentialBackoff(cap=REDIS_RETRY_CAP, base=0.05),
+        retries=int(REDIS_OUTAGE_SECONDS / REDIS_RETRY_CAP),
+    )
+    settings.retry_on_error = [RedisConnectionError, RedisTimeoutError]
+    settings.conn_retries = int(REDIS_OUTAGE_SECONDS)  # at startup, one try a second
+    return settings
 
 
 class WorkerSettings:

@@ -190,20 +190,25 @@ class Crawler:
         ]
         seen: set[str] = set()
         depth_of = {url: 0 for url in queue}
+        # one level of the sitemap tree at a time, its sitemaps fetched concurrently: a site
+        # that never answers costs one timeout, not one per sitemap
         while queue and len(seen) < self._limits.max_sitemaps:
-            url = queue.pop(0)
-            if url in seen:
-                continue
-            seen.add(url)
-            if not self._allowed(url):
-                continue
-            for loc, is_index in await self._read_sitemap(url):
-                if is_index:
-                    if depth_of[url] < self._limits.max_sitemap_depth and loc not in depth_of:
-                        depth_of[loc] = depth_of[url] + 1
-                        queue.append(loc)
-                elif self._scope.contains(loc):
-                    self._discover(page_key(loc))
+            level: list[str] = []
+            for url in queue:
+                if url not in seen and len(seen) < self._limits.max_sitemaps:
+                    seen.add(url)
+                    if self._allowed(url):
+                        level.append(url)
+            queue = []
+            read = await asyncio.gather(*(self._read_sitemap(url) for url in level))
+            for url, entries in zip(level, read, strict=True):
+                for loc, is_index in entries:
+                    if is_index:
+                        if depth_of[url] < self._limits.max_sitemap_depth and loc not in depth_of:
+                            depth_of[loc] = depth_of[url] + 1
+                            queue.append(loc)
+                    elif self._scope.contains(loc):
+                        self._discover(page_key(loc))
 
     async def _read_sitemap(self, url: str) -> list[tuple[str, bool]]:
         response = await self._fetcher.get(url, accept="any")

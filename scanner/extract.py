@@ -10,11 +10,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import webencodings
 from selectolax.lexbor import LexborHTMLParser
 
 from scanner.urls import resolve
 
 _SELECTOR = "a[href], area[href], iframe[src], link[rel][href], base[href]"
+MAX_NESTING = 4096  # open elements a page may nest (real pages: tens)
+_TAG = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9-]*)")
+_NOT_NESTING = frozenset(
+    b"area base br col embed hr img input link meta param source track wbr "
+    b"p li dt dd option optgroup tr td th thead tbody tfoot caption colgroup rb rt rp".split()
+)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 
 
@@ -42,17 +49,52 @@ def sniff_charset(body: bytes, header_charset: str | None) -> str:
     return match.group(1).decode("ascii").lower() if match else "utf-8"
 
 
+def text_encoding(label: str) -> webencodings.Encoding:
+    """The encoding a browser uses for a charset label (the WHATWG Encoding Standard's labels:
+    ``latin1`` is windows-1252, ``sjis`` is Shift_JIS). A label that names no text encoding —
+    unknown, or one of Python's other codecs such as ``idna``, ``punycode``, ``rot13`` — is
+    ignored, and the page read as UTF-8."""
+    return webencodings.lookup(label) or webencodings.UTF8
+
+
 def decode_body(body: bytes, charset: str) -> str:
-    try:
-        return body.decode(charset, errors="replace")
-    except LookupError:  # unknown charset name: browsers fall back to windows-1252/utf-8
-        return body.decode("utf-8", errors="replace")
+    text: str = text_encoding(charset).codec_info.decode(body, "replace")[0]
+    return text
+
+
+class PageTooDeep(ValueError):
+    """HTML nested so deep that parsing it would take seconds to minutes: the page is skipped."""
+
+
+def too_deep(body: bytes, limit: int = MAX_NESTING) -> bool:
+    """Could ``body`` nest elements deeper than ``limit``? A byte scan that over-estimates the
+    open-element depth (start tags minus end tags, void and self-closing-by-sibling elements
+    left out); the HTML parser's time grows with the square of that depth (100,000 nested
+    ``<div>`` take minutes), so the check runs before parsing. Only pages with more than
+    ``limit`` tags are scanned at all."""
+    if body.count(b"<") <= limit:
+        return False
+    depth = 0
+    for closing, name in _TAG.findall(body):
+        if name.lower() in _NOT_NESTING:
+            continue
+        if closing:
+            if depth:
+                depth -= 1
+        else:
+            depth += 1
+            if depth > limit:
+                return True
+    return False
 
 
 def extract_links(body: bytes, page_url: str, header_charset: str | None = None) -> PageLinks:
-    """The links of a page (see :class:`PageLinks`) and its ``rel=canonical`` URL."""
-    charset = sniff_charset(body, header_charset)
-    html: str | bytes = body if charset in ("utf-8", "utf8") else decode_body(body, charset)
+    """The links of a page (see :class:`PageLinks`) and its ``rel=canonical`` URL. Raises
+    :class:`PageTooDeep` for a page nested deeper than :data:`MAX_NESTING`."""
+    if too_deep(body):
+        raise PageTooDeep(f"HTML nested deeper than {MAX_NESTING:,} elements")
+    encoding = text_encoding(sniff_charset(body, header_charset))
+    html: str | bytes = body if encoding.name == "utf-8" else decode_body(body, encoding.name)
     tree = LexborHTMLParser(html)
     out = PageLinks(page_url)
     hrefs = out.hrefs

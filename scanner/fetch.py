@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import aiohttp
 
+from scanner.messages import Trouble, describe
 from scanner.net import BlockedAddress, NetworkPolicy
 from scanner.settings import CrawlLimits
 from scanner.urls import drop_fragment
@@ -41,6 +42,7 @@ class Response:
     error: str | None = None
     retry_after: float | None = None  # seconds a 429/503 asked to wait
     transient: bool = False  # a network error that another attempt may not meet
+    trouble: Trouble | None = None  # the kind of network error (scanner.messages)
 
     @property
     def is_redirect(self) -> bool:
@@ -140,15 +142,19 @@ class Fetcher:
         self, url: str, once: Callable[[], Awaitable[tuple[Response, T]]]
     ) -> tuple[Response, T | None]:
         """Run ``once`` (one GET of ``url``) within the host's slot, again after a 5xx, a 429 or a
-        network error, waiting as the server asks (Retry-After) or with exponential backoff."""
+        network error, waiting as the server asks (Retry-After) or with exponential backoff,
+        as long as another whole attempt fits in the URL's budget (``limits.budget``): a site
+        that never answers costs one timeout per URL, not one per attempt."""
         limits = self._limits
-        host = urlsplit(url).hostname or ""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
         try:
-            self._policy.check_literal(host)
+            self._policy.check_literal(host, _port(parts.scheme, parts))
         except BlockedAddress as exc:
             return Response(url, error=str(exc)), None
         slot = self.slot(host)
         tries = 0
+        deadline = time.monotonic() + limits.budget
         while True:
             delay = 0.0
             async with slot:
@@ -159,6 +165,8 @@ class Fetcher:
                 if tries >= limits.retries or not retry:
                     return response, extra
                 wait = limits.backoff * 2**tries
+                if time.monotonic() + wait + limits.timeout > deadline:
+                    return response, extra  # another attempt could outlast the URL's budget
                 if status in (429, 503):
                     if response.retry_after is not None:
                         wait = response.retry_after
@@ -180,16 +188,16 @@ async def attempt(
     try:
         return await _once(session, url, accept, limits)
     except BlockedAddress as exc:
-        return Response(url, error=str(exc))
-    except (aiohttp.ClientConnectorDNSError, aiohttp.InvalidURL) as exc:
-        # aiohttp wraps the resolver's refusal in a DNS error: say what happened
-        if isinstance(exc.__cause__, BlockedAddress):
-            return Response(url, error=str(exc.__cause__))
-        return Response(url, error=_describe(exc))
+        return Response(url, error=str(exc), trouble="blocked")
     except (aiohttp.ClientError, TimeoutError) as exc:
+        # aiohttp wraps the resolver's and the socket factory's refusals: say what happened
         if isinstance(exc.__cause__, BlockedAddress):
-            return Response(url, error=str(exc.__cause__))
-        return Response(url, error=_describe(exc), transient=True)
+            return Response(url, error=str(exc.__cause__), trouble="blocked")
+        trouble = describe(exc)
+        transient = trouble.kind in ("refused", "reset", "timeout", "other") and not isinstance(
+            exc, aiohttp.InvalidURL
+        )
+        return Response(url, error=trouble.sentence, transient=transient, trouble=trouble.kind)
 
 
 async def _once(
@@ -228,13 +236,13 @@ async def _once(
         return out
 
 
+def _port(scheme: str, parts: SplitResult) -> int | None:
+    try:
+        return parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        return None
+
+
 @functools.lru_cache(maxsize=16)
 def _timeout(limits: CrawlLimits) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=limits.timeout, sock_connect=limits.connect_timeout)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return "timed out"
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:300]

@@ -23,7 +23,9 @@ from typing import Protocol
 import aiohttp
 
 from scanner.digest import PageDigest, PageDigester
+from scanner.extract import PageTooDeep
 from scanner.fetch import Response, attempt
+from scanner.messages import skipped_page
 from scanner.net import NetworkPolicy, make_session
 from scanner.settings import CrawlLimits
 from scanner.urls import SiteScope
@@ -57,7 +59,10 @@ class LocalPages:
         response = await attempt(self._session, url, "html", self._limits)
         digest = None
         if response.body is not None and response.is_html:
-            digest = self._digester.digest(response.body, url, response.charset)
+            try:
+                digest = self._digester.digest(response.body, url, response.charset)
+            except PageTooDeep as exc:
+                response.error = skipped_page(str(exc))
         response.body = None
         return response, digest
 

@@ -104,6 +104,7 @@ def _head(report: ScanReport) -> dict[str, Any]:
         "started_at": report.started_at.isoformat(),
         "finished_at": report.finished_at.isoformat(),
         "summary": summary(report),
+        "notes": list(report.notes),
     }
 
 
@@ -162,6 +163,7 @@ def to_text(report: ScanReport, worst: int = 20) -> str:
     total = s["total_products"]
     lines = [
         f"Scan of {report.site} ({report.marketplace})",
+        *(f"  Note: {note}" for note in report.notes),
         f"  URLs scanned         {s['urls_scanned']:>8}",
         f"  Total products       {total:>8}",
         f"  Total links          {s['total_links']:>8}",

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import aiohttp
@@ -19,6 +19,7 @@ from scanner.amazon_urls import AmazonTarget
 from scanner.classify import Status
 from scanner.crawl import Crawler, CrawlResult, FailedPage, LinkOccurrence, Progress, UnresolvedLink
 from scanner.fetch import Fetcher
+from scanner.messages import scanned_over_http, site_unreachable
 from scanner.page_workers import LocalPages, PageWorkers
 from scanner.ratelimit import RateLimiter
 from scanner.redirects import LinkCache, MemoryLinkCache, RedirectResolver
@@ -51,6 +52,7 @@ class ScanReport:
     robots_skipped: int = 0
     api_requests: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. scanned over http:// (a bare domain)
 
     def __repr__(self) -> str:
         return (
@@ -181,6 +183,7 @@ async def run_scan(
     """
     stop = stop or asyncio.Event()
     progress = progress or Progress()
+    notes: list[str] = []
     started_at = datetime.now(UTC)
     t0 = time.monotonic()
     fetcher = Fetcher(session, config.network, config.limits)
@@ -198,6 +201,9 @@ async def run_scan(
         except AmazonAccountError as exc:
             raise ScanFailed(str(exc)) from None
         lookups = LookupQueue(checker, progress, known=known_products, on_results=on_results)
+        config, note = await _reachable_scheme(config, fetcher, progress)
+        if note:
+            notes.append(note)
         scope = SiteScope.of(config.site)
         limits = config.limits
         pages: PageWorkers | LocalPages = (
@@ -276,7 +282,31 @@ async def run_scan(
             "http_requests": fetcher.requests,
             "page_worker_peak_rss_mb": progress.page_worker_peak_rss_mb,
         },
+        notes=notes,
     )
+
+
+async def _reachable_scheme(
+    config: ScanConfig, fetcher: Fetcher, progress: Progress
+) -> tuple[ScanConfig, str | None]:
+    """A bare domain is scanned over https://; when https:// cannot start at all (a TLS error,
+    a refused or reset connection), over http:// instead, with a note saying so."""
+    if not (config.http_fallback and config.site.startswith("https://")):
+        return config, None
+    probe = await fetcher.get(config.site, accept="none")
+    if probe.status is not None or probe.trouble not in ("tls", "refused", "reset"):
+        return config, None
+    http = "http://" + config.site.removeprefix("https://")
+    origin = config.site.rstrip("/").split("/", 3)[:3]
+    https_origin = "/".join(origin)
+    prefixes = tuple(
+        "http://" + p.removeprefix("https://") if p.startswith(https_origin) else p
+        for p in config.cloak_prefixes
+    )
+    progress.phase = f"https:// did not answer: trying {http}"
+    log.info("%s: %s; trying %s", config.site, probe.error, http)
+    note = scanned_over_http(config.site, http, probe.error or "")
+    return replace(config, site=http, cloak_prefixes=prefixes), note
 
 
 def _note_worker_memory(pages: object, progress: Progress) -> None:
@@ -299,8 +329,5 @@ def _check_reached(config: ScanConfig, crawl: CrawlResult) -> None:
         )
     if crawl.failed:
         first = crawl.failed[0]
-        raise ScanFailed(
-            f"site unreachable: {first.url}: {first.error}. Check the address; if your host "
-            "limits crawlers, ask it to allow the user-agent AffiliateLink"
-        )
+        raise ScanFailed(site_unreachable(first.url, first.error))
     raise ScanFailed(f"no HTML page found at {config.site}: check the address")

@@ -12,6 +12,7 @@ from scanner.net import NetworkPolicy
 class CrawlLimits:
     per_host_concurrency: int = 8  # requests in flight to one host
     timeout: float = 30.0  # seconds for a whole request
+    budget: float = 45.0  # seconds for one URL, retries included (a retry must fit whole)
     connect_timeout: float = 10.0
     max_body: int = 10_000_000  # bytes of one page or sitemap, decompressed
     retries: int = 2  # extra attempts after a 5xx, 429 or network error
@@ -59,3 +60,4 @@ class ScanConfig:
     cloak_prefixes: tuple[str, ...] = ()  # normalised, e.g. ("https://site.com/go/",)
     limits: CrawlLimits = field(default_factory=CrawlLimits)
     network: NetworkPolicy = field(default_factory=NetworkPolicy)
+    http_fallback: bool = False  # a bare domain: scan http:// if https:// cannot be reached

@@ -33,6 +33,12 @@ def site_url(raw: str) -> str:
     return normalize(text)
 
 
+def is_bare_domain(raw: str) -> bool:
+    """Was the site typed without a scheme (``example.com``)? Then https:// is tried first, and
+    http:// when https:// does not work at all."""
+    return "://" not in raw.strip()
+
+
 def normalize(url: str) -> str:
     """Canonical form used as a crawl key: lower-case scheme and host, no default port,
     no fragment, ``/`` for an empty path. Query order and case of the path are kept."""

@@ -62,6 +62,7 @@ def make_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
             # a missing data directory is made; an impossible one is reported on connect
             with contextlib.suppress(OSError):
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
+                private_sqlite_files(Path(database))
         engine = create_async_engine(sa_url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         return engine
@@ -77,6 +78,21 @@ def make_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_pre_ping", True)
         return create_async_engine(sa_url, **kwargs)
     return create_async_engine(sa_url, **kwargs)
+
+
+SQLITE_SIDECARS = ("", "-wal", "-shm", "-journal")
+
+
+def private_sqlite_files(database: Path) -> None:
+    """Make the SQLite file ``database`` readable by its owner only (0600, like the server key),
+    creating it so if it is missing; existing WAL, shared-memory and journal files too. SQLite
+    gives the WAL and shm files it creates later the database file's own mode."""
+    os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+    for suffix in SQLITE_SIDECARS:
+        path = Path(f"{database}{suffix}")
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -377,9 +377,11 @@ async def load_report(
     stats = dict(scan.stats or {})
     api_requests = int(stats.pop("api_requests", scan.api_requests))
     robots_skipped = int(stats.pop("robots_skipped", 0))
+    notes = [str(note) for note in stats.pop("notes", [])]
+    site = str(stats.pop("scanned_site", scan.site))
     started_at = scan.started_at or scan.created_at
     return ScanReport(
-        site=scan.site,
+        site=site,
         marketplace=scan.marketplace,
         partner_tag=scan.partner_tag,
         started_at=started_at,
@@ -394,6 +396,7 @@ async def load_report(
         robots_skipped=robots_skipped,
         api_requests=api_requests,
         timings=stats,
+        notes=notes,
     )
 
 
@@ -451,6 +454,8 @@ def _stats(report: ScanReport) -> dict[str, Any]:
         "api_requests": report.api_requests,
         "robots_skipped": report.robots_skipped,
         **report.timings,
+        "notes": list(report.notes),  # load_report gives them back to the report
+        "scanned_site": report.site,  # http:// when a bare domain's https:// did not work
     }
 
 

@@ -281,9 +281,9 @@ def test_page_bytes_pads_pages(site: DemoSite) -> None:
 
 
 def test_larger_site_is_quick_and_scales() -> None:
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: what a busy machine does not stretch
     big = generate_site(2000, page_bytes=20000)
-    assert time.perf_counter() - started < 3
+    assert time.process_time() - started < 3
     assert big.expected.urls_scanned == 2000
     assert "/post-sitemap2.xml.gz" in big.resources
     assert _sitemap_pages(big) >= big.expected.scanned_pages

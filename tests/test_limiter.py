@@ -1,7 +1,8 @@
 """The Redis rate limiter and link cache (against a real Redis), and the embedded Redis.
 
-The shared Redis is ``CCBB_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``); these tests
-only touch keys under a random prefix and delete them afterwards. Tests that need a Redis they
+The Redis is ``CCBB_TEST_REDIS_URL``, else the session's embedded one (``tests/conftest.py``),
+never a silent skip; these tests only touch keys under a random prefix and delete them
+afterwards. Tests that need a Redis they
 can kill run the embedded one in a temporary folder.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import re
 import subprocess
 import sys
@@ -36,33 +36,16 @@ from ccbb.embedded import (
     mask_url,
 )
 from ccbb.limiter import RedisLinkCache, RedisRateLimiter
-from ccbb.sandbox.amazon_api import Catalogue
+from ccbb.sandbox.amazon_api import RATE_TOLERANCE, Catalogue
+from scanner.ratelimit import LocalRateLimiter, pacing
 from scanner.settings import AmazonAccess
 from tests.limiter_worker import shared_catalogue
+from tests.timing import MachineLag
 
-REDIS_URL = os.environ.get("CCBB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "limiter_worker.py"
 TPS = 5.0
-
-
-def _redis_reachable() -> str | None:
-    client = sync_redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        client.ping()
-        return None
-    except (sync_redis.RedisError, OSError) as exc:
-        return str(exc)
-    finally:
-        client.close()
-
-
-_unreachable = _redis_reachable()
-needs_redis = pytest.mark.skipif(
-    _unreachable is not None,
-    reason=f"no Redis at {mask_url(REDIS_URL)} ({_unreachable}): start one or set "
-    "CCBB_TEST_REDIS_URL",
-)
+GRAIN = 0.001  # the event loop's timer resolution, about
 
 
 def _has_redis_server() -> bool:
@@ -84,8 +67,9 @@ def prefix() -> str:
 
 
 @pytest.fixture
-async def redis(prefix: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
+async def redis(prefix: str, test_redis_url: str) -> AsyncIterator[Redis]:
+    """``CCBB_TEST_REDIS_URL``, else the session's embedded Redis (never a silent skip)."""
+    client = Redis.from_url(test_redis_url)
     try:
         yield client
     finally:
@@ -100,49 +84,58 @@ async def redis(prefix: str) -> AsyncIterator[Redis]:
 # --------------------------------------------------------------------------
 
 
-@needs_redis
 async def test_pacing_in_one_process(redis: Redis, prefix: str) -> None:
     limiter = RedisRateLimiter(redis, "cred-a", 20, prefix=prefix)
     interval = limiter.interval_us / 1e6
-    assert 0.05 <= interval <= 0.0506  # 1 % headroom under 20 TPS
+    assert interval == pytest.approx(0.05 + 0.005)  # the 5 ms margin under 20 TPS (> 5 %)
     times: list[float] = []
-    started = time.monotonic()
-    for _ in range(20):
-        await limiter.acquire()
-        times.append(time.monotonic())
+    with MachineLag() as lag:
+        started = time.monotonic()
+        for _ in range(20):
+            await limiter.acquire()
+            times.append(time.monotonic())
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= interval - 0.015, gaps  # a late wake-up shortens the next gap
-    assert times[-1] - started == pytest.approx(19 * interval, abs=0.05)
+    # a late wake-up takes a later slot instead of shortening the next gap, however busy the
+    # machine: never closer than the limit
+    assert min(gaps) >= 1 / 20 - GRAIN, (gaps, limiter.missed)
+    assert times[-1] - started >= 19 * interval - limiter.lateness
+    # each missed slot costs one interval, and the machine's lag what it took
+    assert times[-1] - started <= lag.bound((19 + limiter.missed + 1) * interval)
     # idle keys go away on their own, soon after the last reserved slot
     ttl = await redis.pttl(limiter.key)
     assert 0 < ttl <= 1000 + interval * 1000 + 10
     assert "cred-a" not in limiter.key
 
 
-@needs_redis
 async def test_concurrent_acquires_get_distinct_slots(redis: Redis, prefix: str) -> None:
-    limiter = RedisRateLimiter(redis, "cred-b", 20, prefix=prefix, headroom=0)
-    started = time.monotonic()
+    limiter = RedisRateLimiter(redis, "cred-b", 20, prefix=prefix)
+    interval = limiter.interval_us / 1e6
 
     async def one() -> float:
         await limiter.acquire()
         return time.monotonic() - started
 
-    times = sorted(await asyncio.gather(*(one() for _ in range(10))))
-    assert times[0] < 0.05  # the first slot is free: no wait
+    with MachineLag() as lag:
+        started = time.monotonic()
+        times = sorted(await asyncio.gather(*(one() for _ in range(10))))
+    # the first slot is free: no wait, but for the slots a busy machine made it miss
+    assert times[0] < lag.bound((limiter.missed + 1) * interval)
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.05 - 0.015, gaps
-    assert times[-1] == pytest.approx(0.45, abs=0.08)
+    assert min(gaps) >= 1 / 20 - GRAIN, gaps
+    assert 9 * interval - limiter.lateness <= times[-1]
+    assert times[-1] <= lag.bound((9 + limiter.missed + 1) * interval)
 
 
-@needs_redis
 async def test_keys_are_per_credential(redis: Redis, prefix: str) -> None:
     a = RedisRateLimiter(redis, "cred-c", 1, prefix=prefix)
     b = RedisRateLimiter(redis, "cred-d", 1, prefix=prefix)
     assert a.key != b.key
+    t0 = time.monotonic()
     assert await a.reserve() == 0
     assert await b.reserve() == 0  # another credential has its own pace
-    assert await a.reserve() == pytest.approx(1.01, abs=0.02)
+    wait = await a.reserve()
+    interval = a.interval_us / 1e6
+    assert interval - (time.monotonic() - t0) <= wait <= interval
     access = AmazonAccess(credential_id="cred-c", credential_secret="x", tps=1)
     shared = RedisRateLimiter.for_access(redis, access, prefix=prefix)
     assert shared.key != a.key  # keyed by API host and credential, like limiter_key
@@ -150,7 +143,7 @@ async def test_keys_are_per_credential(redis: Redis, prefix: str) -> None:
 
 
 def test_bad_arguments() -> None:
-    client = Redis.from_url(REDIS_URL)
+    client = Redis.from_url("redis://127.0.0.1:1/0")  # never connected
     with pytest.raises(ValueError, match="tps"):
         RedisRateLimiter(client, "k", 0)
     with pytest.raises(ValueError, match="headroom"):
@@ -159,8 +152,7 @@ def test_bad_arguments() -> None:
         RedisLinkCache(client, ttl=0)
 
 
-@needs_redis
-async def test_link_cache_round_trip(redis: Redis, prefix: str) -> None:
+async def test_link_cache_round_trip(redis: Redis, prefix: str, test_redis_url: str) -> None:
     cache = RedisLinkCache(redis, prefix=prefix + "short:")
     url = "https://amzn.to/3AbCdEf"
     assert await cache.get(url) is None
@@ -169,7 +161,7 @@ async def test_link_cache_round_trip(redis: Redis, prefix: str) -> None:
     key = cache.key(url)
     assert key.startswith(prefix + "short:") and len(key) == len(prefix + "short:") + 40
     assert 29 * 86400 < await redis.ttl(key) <= 30 * 86400
-    decoded = Redis.from_url(REDIS_URL, decode_responses=True)
+    decoded = Redis.from_url(test_redis_url, decode_responses=True)
     try:
         assert await RedisLinkCache(decoded, prefix=prefix + "short:").get(url) == (
             "https://www.amazon.com/dp/B000000001"
@@ -227,7 +219,12 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 
 
 def run_workers(
-    sandbox: dict[str, str], processes: int, count: int, prefix: str, limiter: str = "redis"
+    sandbox: dict[str, str],
+    processes: int,
+    count: int,
+    prefix: str,
+    redis_url: str,
+    limiter: str = "redis",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Start ``processes`` workers, let them all go at once; their summaries and the sandbox's
     record of their requests."""
@@ -236,7 +233,7 @@ def run_workers(
         sys.executable, str(WORKER),
         "--api-host", sandbox["url"], "--auth-endpoint", sandbox["auth"],
         "--count", str(count), "--limiter", limiter,
-        "--redis-url", REDIS_URL, "--prefix", prefix, "--tps", str(TPS),
+        "--redis-url", redis_url, "--prefix", prefix, "--tps", str(TPS),
     ]  # fmt: skip
     procs = [
         subprocess.Popen(
@@ -272,16 +269,18 @@ def measured_rate(records: list[dict[str, Any]]) -> float:
     return float((len(times) - 1) / (times[-1] - times[0]))
 
 
-@needs_redis
 @pytest.mark.slow
 @pytest.mark.parametrize(("processes", "count"), [(2, 11), (4, 6)])
 def test_processes_share_one_credential_rate(
-    sandbox: dict[str, str], prefix: str, processes: int, count: int
+    sandbox: dict[str, str], prefix: str, processes: int, count: int, test_redis_url: str
 ) -> None:
+    """Several processes of a loaded machine share one credential's 5 TPS: Amazon (the sandbox,
+    which forgives RATE_TOLERANCE of jitter as Amazon does some) never answers 429."""
     try:
-        summaries, records = run_workers(sandbox, processes, count, prefix)
+        with MachineLag() as lag:
+            summaries, records = run_workers(sandbox, processes, count, prefix, test_redis_url)
     finally:
-        client = sync_redis.Redis.from_url(REDIS_URL)
+        client = sync_redis.Redis.from_url(test_redis_url)
         keys = list(client.scan_iter(match=f"{prefix}*"))
         if keys:
             client.delete(*keys)
@@ -294,10 +293,14 @@ def test_processes_share_one_credential_rate(
     assert set(statuses) == {200}
     assert sum(s["errors"] for s in summaries) == 0
     rate = measured_rate(records)
-    assert 4.5 <= rate <= TPS, rate
+    assert rate <= TPS, rate
+    interval = RedisRateLimiter(sync_redis.Redis(), "k", TPS).interval_us / 1e6  # type: ignore[arg-type]
+    slowest = lag.bound((total - 1) * interval * 1.1)  # + missed slots on a busy machine
+    assert rate >= (total - 1) / slowest, (rate, lag.stolen)
     times = sorted(r["t"] for r in records)
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 1 / TPS - 0.02, gaps  # never a burst, whoever sends
+    # requests leave at least 1/TPS apart; their arrival may jitter by the sandbox's tolerance
+    assert min(gaps) >= 1 / TPS - RATE_TOLERANCE, gaps
 
 
 # --------------------------------------------------------------------------
@@ -332,7 +335,7 @@ async def test_acquire_survives_a_redis_restart(tmp_path: Path) -> None:
             await limiter.acquire()
             times.append(time.monotonic())
         gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert min(gaps) >= 0.05 - 0.015  # pacing as before
+        assert min(gaps) >= 1 / 20 - GRAIN  # pacing as before
         await client.flushall()  # keys lost: pacing starts again, no error
         assert await limiter.reserve() == 0
     finally:
@@ -455,9 +458,8 @@ async def test_check_redis_masks_the_password() -> None:
         await check_redis("http://example.com")
 
 
-@needs_redis
-async def test_check_redis_ok() -> None:
-    await check_redis(REDIS_URL)
+async def test_check_redis_ok(test_redis_url: str) -> None:
+    await check_redis(test_redis_url)
 
 
 def test_mask_url() -> None:
@@ -466,3 +468,45 @@ def test_mask_url() -> None:
     assert mask_url("redis://h:6379/0?password=pw") == "redis://h:6379/0?password=***"
     assert mask_url("unix:///tmp/r.sock") == "unix:///tmp/r.sock"
     assert mask_url("redis://secret@h/0") == "redis://***@h/0"
+
+
+# --------------------------------------------------------------------------
+# A busy machine: a late wake-up must not shorten the next gap
+# --------------------------------------------------------------------------
+
+
+async def _late_wakeup_gaps(limiter: LocalRateLimiter | RedisRateLimiter) -> tuple[float, int]:
+    # (the Redis limiter gave 0.7 ms here: the late request, then the next slot at once)
+    """Acquire, let the event loop be blocked past the next slot (what a loaded machine does
+    to a process), acquire twice more: the gap between the last two."""
+    await limiter.acquire()
+
+    async def hog() -> None:
+        await asyncio.sleep(0.01)
+        time.sleep(0.15)
+
+    task = asyncio.create_task(hog())
+    await limiter.acquire()  # woke ~100 ms after its slot
+    first = time.monotonic()
+    await task
+    await limiter.acquire()
+    return time.monotonic() - first, getattr(limiter, "missed", 0)
+
+
+async def test_a_late_wakeup_does_not_shorten_the_next_gap_locally() -> None:
+    gap, _ = await _late_wakeup_gaps(LocalRateLimiter(20))
+    assert gap >= 1 / 20 - GRAIN, gap
+
+
+async def test_a_late_wakeup_takes_a_later_slot_in_redis(redis: Redis, prefix: str) -> None:
+    gap, missed = await _late_wakeup_gaps(RedisRateLimiter(redis, "cred-late", 20, prefix=prefix))
+    assert missed >= 1
+    assert gap >= 1 / 20 - GRAIN, gap
+
+
+def test_the_margin_is_five_percent_and_at_least_5_ms() -> None:
+    assert pacing(5) == pytest.approx((0.21, 0.01))
+    assert pacing(20) == pytest.approx((0.055, 0.005))
+    assert pacing(1, headroom=0) == (1.0, 0.0)
+    with pytest.raises(ValueError, match="tps"):
+        LocalRateLimiter(0)

@@ -52,7 +52,7 @@ async def crawl(site_url: str, policy: NetworkPolicy, prefixes: tuple[str, ...],
 async def test_workers_find_exactly_what_the_crawler_finds_alone() -> None:
     site = generate_site(pages=150, seed=3)
     async with running_site(site) as served:
-        policy = NetworkPolicy(allow_private=True, connect_to=parse_connect_to(served.connect_to))
+        policy = NetworkPolicy(connect_to=parse_connect_to(served.connect_to))
         alone = await crawl(site.base_url, policy, site.cloak_prefixes, workers=0)
         pooled = await crawl(site.base_url, policy, site.cloak_prefixes, workers=2)
     assert len(alone.pages) == site.expected.urls_scanned
@@ -62,7 +62,7 @@ async def test_workers_find_exactly_what_the_crawler_finds_alone() -> None:
 async def test_a_killed_worker_costs_nothing_but_speed(caplog) -> None:
     site = generate_site(pages=400, seed=5)
     async with running_site(site) as served:
-        policy = NetworkPolicy(allow_private=True, connect_to=parse_connect_to(served.connect_to))
+        policy = NetworkPolicy(connect_to=parse_connect_to(served.connect_to))
         result = await crawl(site.base_url, policy, site.cloak_prefixes, workers=2,
                              kill_one_after=50)  # fmt: skip
     assert len(result.pages) == site.expected.urls_scanned
@@ -74,16 +74,18 @@ async def test_a_killed_worker_costs_nothing_but_speed(caplog) -> None:
 async def test_workers_refuse_private_addresses_too() -> None:
     site = generate_site(pages=5)
     async with running_site(site) as served:
-        # the crawler's own process may reach loopback (to read robots.txt), the workers may not
+        # the crawler's own process may reach loopback (to read robots.txt), the workers may not:
+        # their own session refuses the unmapped loopback address
+        start = f"http://localhost:{served.port}/"
         open_policy = NetworkPolicy(True, parse_connect_to(served.connect_to))
-        closed_policy = NetworkPolicy(False, parse_connect_to(served.connect_to))
+        closed_policy = NetworkPolicy(False)
         limits = CrawlLimits(page_workers=1)
-        scope = SiteScope.of(site.base_url)
+        scope = SiteScope.of(start)
         async with (
             make_session(open_policy) as session,
             PageWorkers(1, session, closed_policy, limits, scope, ()) as pages,
         ):
-            response, digest = await pages.fetch(site.base_url)
+            response, digest = await pages.fetch(start)
     assert digest is None
     assert response.status is None
     assert "private, loopback or reserved" in (response.error or "")

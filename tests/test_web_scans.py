@@ -259,6 +259,7 @@ def test_valid_new_scan_is_stored_and_queued(env: Env) -> None:
         ],
         "max_pages": 250,
         "tps": 1.0,
+        "http_fallback": True,  # a bare domain: http:// if https:// does not work
     }
     # the typed credential was saved under the domain's name
     settings_page = env.get("/settings").text

@@ -5,6 +5,7 @@ middle of a scan: another one finishes it, with exactly the counts of an uninter
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from store.crypto import SecretBox
 from store.db import make_engine, session_factory
 from store.migrate import upgrade
 from tests.conftest import PG_ENV
+from tests.timing import MachineLag
 
 
 @dataclass
@@ -103,7 +105,16 @@ class World:
 async def world(
     tmp_path: Path, test_redis_url: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[World]:
-    REDIS_URL = test_redis_url
+    async with make_world(tmp_path, test_redis_url, request) as made:
+        yield made
+
+
+@contextlib.asynccontextmanager
+async def make_world(
+    tmp_path: Path, REDIS_URL: str, request: pytest.FixtureRequest
+) -> AsyncIterator[World]:
+    """The demo site, the sandbox API, the database and a queue on ``REDIS_URL``; workers are
+    started by the test (``World.start_worker``) and stopped here."""
     try:
         redis = await create_pool(
             RedisSettings.from_dsn(REDIS_URL), default_queue_name=f"q-{uuid.uuid4().hex}"
@@ -130,7 +141,7 @@ async def world(
         key = SecretBox.from_settings(settings)
         env = {
             **os.environ, "CCBB_DATA_DIR": str(tmp_path), "DATABASE_URL": db_url,
-            "REDIS_URL": REDIS_URL, "CCBB_QUEUE": queue, "CCBB_ALLOW_PRIVATE_NETWORK": "1",
+            "REDIS_URL": REDIS_URL, "CCBB_QUEUE": queue,
             "CCBB_CONNECT_TO": ",".join(web.connect_to), "CCBB_AMAZON_API_HOST": sandbox.url,
             "CCBB_AMAZON_AUTH": sandbox.auth_endpoint, "CCBB_LEASE_SECONDS": "3",
             "CCBB_PAGE_WORKERS": "0",
@@ -194,12 +205,14 @@ async def test_cancel_stops_the_scan_and_keeps_what_it_found(world: World) -> No
     while int((await world.progress(scan_id)).get("products_checked", 0)) < 10:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.1)
-    await request_cancel(world.redis, scan_id)
-    t0 = time.monotonic()
-    assert (
-        await world.wait_state(scan_id, {"cancelled", "done", "failed"}, timeout=10) == "cancelled"
-    )
-    assert time.monotonic() - t0 < 5
+    with MachineLag() as lag:
+        await request_cancel(world.redis, scan_id)
+        t0 = time.monotonic()
+        state = await world.wait_state(scan_id, {"cancelled", "done", "failed"}, timeout=30)
+        took = time.monotonic() - t0
+    assert state == "cancelled"
+    # the worker looks for a cancel at each heartbeat (1 s); the rest is its own stopping
+    assert took < lag.bound(5.0), (took, lag.stolen)
     report = await world.report(scan_id)
     assert report["summary"]["urls_scanned"] > 0
     assert any(p["error"] == "not checked: the scan was cancelled" for p in report["products"])

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from ccbb import jobs
 from scanner.amazon_urls import marketplace_for_country
-from scanner.urls import BadSiteUrl, SiteScope, cloak_prefix, site_url
+from scanner.urls import BadSiteUrl, SiteScope, cloak_prefix, is_bare_domain, site_url
 from store import credentials as store_credentials
 from store import scans as store_scans
 from store.crypto import SecretBox, mask
@@ -125,6 +125,8 @@ def check_scan_form(
         return None, errors
     tps = credential.tps if credential else parse_tps(form.get("tps", ""))[0]
     options: dict[str, Any] = {"cloak_prefixes": prefixes, "tps": tps}
+    if is_bare_domain(form.get("domain", "")):
+        options["http_fallback"] = True  # https:// first, then http:// (scanner.scan)
     if max_pages is not None:
         options["max_pages"] = max_pages
     typed = {} if credential else {k: form[k] for k in ("credential_id", "secret", "version")}
