@@ -5,9 +5,13 @@ have), so a message reworded in the engine without its pattern here fails."""
 
 from __future__ import annotations
 
+import errno
 import re
+import socket
+import ssl
 from pathlib import Path
 
+import aiohttp
 import pytest
 from amazon_creatorsapi.errors import (
     AccessDeniedError,
@@ -15,8 +19,10 @@ from amazon_creatorsapi.errors import (
     AuthenticationError,
 )
 
+from scanner import messages
 from scanner.amazon import AmazonAccountError, _explain, check_access
 from scanner.crawl import CrawlResult, FailedPage
+from scanner.extract import MAX_NESTING, PageTooDeep, extract_links
 from scanner.scan import ScanFailed, _check_reached
 from scanner.settings import AmazonAccess, ScanConfig
 from web import engine_messages, i18n
@@ -63,6 +69,50 @@ def _scan_failures() -> list[str]:
     return out
 
 
+def _network_troubles() -> list[str]:
+    """What scanner.messages says of each kind of network trouble, and the sentences made of
+    them (a site unreachable, refused for safety, scanned over http://, a page skipped)."""
+    certificate = ssl.SSLCertVerificationError("certificate verify failed")
+    reset = aiohttp.ServerDisconnectedError()
+    troubles = [
+        aiohttp.ClientConnectorCertificateError(_KEY, certificate),
+        aiohttp.ClientSSLError(_KEY, ssl.SSLError("WRONG_VERSION_NUMBER")),
+        aiohttp.ClientConnectorDNSError(_KEY, socket.gaierror(-2, "Name or service not known")),
+        TimeoutError(),
+        _caused(aiohttp.ClientConnectorError(_KEY, ConnectionRefusedError(111, "refused"))),
+        reset,
+        _caused(aiohttp.ClientConnectorError(_KEY, OSError(errno.ENETUNREACH, "unreachable"))),
+        aiohttp.InvalidURL("http://[::1"),
+        aiohttp.ClientPayloadError("broken"),
+    ]
+    sentences = [messages.describe(exc).sentence for exc in troubles]
+    assert len(set(sentences)) == len(sentences), sentences  # one sentence per kind
+    refused = messages.refused_for_safety("10.0.0.5", ["10.0.0.5"], "private")
+    return [
+        *sentences,
+        refused,
+        messages.site_unreachable("https://blog.example/", sentences[2]),
+        messages.site_unreachable("https://intranet.example/", refused),
+        messages.scanned_over_http("https://blog.example/", "http://blog.example/", sentences[1]),
+        messages.skipped_page(_too_deep()),
+    ]
+
+
+def _too_deep() -> str:
+    deep = b"<html><body>" + b"<div>" * (MAX_NESTING + 10) + b"</body></html>"
+    with pytest.raises(PageTooDeep) as caught:
+        extract_links(deep, "https://blog.example/deep")
+    return str(caught.value)
+
+
+_KEY = aiohttp.client_reqrep.ConnectionKey("blog.example", 443, True, True, None, None, None)
+
+
+def _caused(exc: BaseException) -> BaseException:
+    exc.__cause__ = exc.os_error if hasattr(exc, "os_error") else None
+    return exc
+
+
 def _job_failures() -> list[str]:
     """The reasons ccbb/jobs.py gives as literal text."""
     source = (ROOT / "ccbb" / "jobs.py").read_text(encoding="utf-8")
@@ -72,7 +122,7 @@ def _job_failures() -> list[str]:
 
 
 def _all() -> list[str]:
-    return [*_account_errors(), *_scan_failures(), *_job_failures()]
+    return [*_account_errors(), *_scan_failures(), *_network_troubles(), *_job_failures()]
 
 
 def test_every_message_the_engine_writes_is_recognised() -> None:

@@ -48,8 +48,25 @@ MESSAGES = (
     N_("%(site)s redirects to %(target)s, another site: scan that address instead"),
     N_("robots.txt of %(site)s forbids the AffiliateLink crawler: allow the user-agent "
        "AffiliateLink in robots.txt, then scan again"),
+    # scanner/messages.py: why a site or a page could not be read
     N_("site unreachable: %(url)s: %(error)s. Check the address; if your host limits crawlers, "
        "ask it to allow the user-agent AffiliateLink"),
+    N_("%(url)s is refused for safety: %(error)s. Scan the site's public address instead"),
+    N_("refused to connect to %(host)s (%(addresses)s): private, loopback or reserved addresses "
+       "are not crawled"),
+    N_("%(https_url)s did not work (%(error)s): scanned %(http_url)s instead"),
+    N_("skipped: %(reason)s"),
+    N_("HTML nested deeper than %(count)s elements"),
+    N_("the site's https certificate is not valid (expired, or another name's)"),
+    N_("the site does not answer over https"),
+    N_("no such domain: check the spelling"),
+    N_("timed out: the site did not answer in time"),
+    N_("the server refused the connection (nothing listens)"),
+    N_("the site closed the connection before answering"),
+    N_("the site's address cannot be reached from here"),
+    N_("the address is not a valid URL"),
+    N_("the site sent a broken answer"),
+    N_("internal error"),
     N_("no HTML page found at %(site)s: check the address"),
     # ccbb/jobs.py
     N_("the Amazon credentials of this scan were deleted"),
