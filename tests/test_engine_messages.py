@@ -25,6 +25,7 @@ from scanner.crawl import CrawlResult, FailedPage
 from scanner.extract import MAX_NESTING, PageTooDeep, extract_links
 from scanner.scan import ScanFailed, _check_reached
 from scanner.settings import AmazonAccess, ScanConfig
+from scanner.urls import BadSiteUrl, site_url
 from web import engine_messages, i18n
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,6 +114,15 @@ def _caused(exc: BaseException) -> BaseException:
     return exc
 
 
+def _site_problems() -> list[str]:
+    out = []
+    for typed in ("", "ftp://blog.example/", "blog", "https://blog.example:99999/"):
+        with pytest.raises(BadSiteUrl) as caught:
+            site_url(typed)
+        out.append(str(caught.value))
+    return out
+
+
 def _job_failures() -> list[str]:
     """The reasons ccbb/jobs.py gives as literal text."""
     source = (ROOT / "ccbb" / "jobs.py").read_text(encoding="utf-8")
@@ -122,7 +132,13 @@ def _job_failures() -> list[str]:
 
 
 def _all() -> list[str]:
-    return [*_account_errors(), *_scan_failures(), *_network_troubles(), *_job_failures()]
+    return [
+        *_account_errors(),
+        *_scan_failures(),
+        *_network_troubles(),
+        *_site_problems(),
+        *_job_failures(),
+    ]
 
 
 def test_every_message_the_engine_writes_is_recognised() -> None:

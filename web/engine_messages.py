@@ -44,6 +44,11 @@ MESSAGES = (
     N_("Amazon did not answer the test lookup: %(reason)s. Try again later."),
     N_("Connected: Amazon answered a product lookup on %(marketplace)s with the partner tag "
        "%(tag)s."),
+    # scanner/urls.py: the site typed in for a scan
+    N_("the site URL is empty: give a domain such as example.com"),
+    N_("%(url)s is not a web address: use http:// or https://"),
+    N_("%(url)s has no domain name: give one such as example.com"),
+    N_("%(url)s has an invalid port"),
     # scanner/scan.py: a scan that could not read a page
     N_("%(site)s redirects to %(target)s, another site: scan that address instead"),
     N_("robots.txt of %(site)s forbids the AffiliateLink crawler: allow the user-agent "

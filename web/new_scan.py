@@ -22,6 +22,7 @@ from store import credentials as store_credentials
 from store import scans as store_scans
 from store.crypto import SecretBox, mask
 from store.models import AmazonCredential, Scan
+from web.i18n import _, number
 from web.settings_page import (
     COUNTRIES,
     VERSIONS,
@@ -57,7 +58,7 @@ def cloak_prefixes(text: str, site: str | None) -> tuple[list[str], str | None]:
     out: list[str] = []
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) > MAX_PREFIXES:
-        return [], f"Give at most {MAX_PREFIXES} prefixes."
+        return [], _("Give at most %(count)s prefixes.") % {"count": MAX_PREFIXES}
     for line in lines:
         raw = line
         if site is not None and raw.startswith("/"):
@@ -71,11 +72,16 @@ def cloak_prefixes(text: str, site: str | None) -> tuple[list[str], str | None]:
         except ValueError:
             ok, prefix = False, ""
         if not ok:
-            return [], f"“{line}” is not a URL: write it as https://yoursite.com/go/"
+            return [], _("“%(line)s” is not a URL: write it as https://yoursite.com/go/") % {
+                "line": line
+            }
         if site is None:
             continue  # the domain has its own error
         if not SiteScope.of(site).contains(prefix):
-            return [], f"“{line}” is not on {urlsplit(site).hostname}: give prefixes of your site."
+            return [], _("“%(line)s” is not on %(host)s: give prefixes of your site.") % {
+                "line": line,
+                "host": urlsplit(site).hostname,
+            }
         if prefix not in out:
             out.append(prefix)
     return out, None
@@ -96,13 +102,13 @@ def check_scan_form(
     if form.get("saved_credential"):
         credential = next((c for c in saved if str(c.id) == form["saved_credential"]), None)
         if credential is None:
-            errors["saved_credential"] = "Choose one of your saved credentials."
+            errors["saved_credential"] = _("Choose one of your saved credentials.")
     else:
         for key, msg in credential_problems(form, need_tag=False).items():
             errors.setdefault(key, msg)
     country = form.get("country", "")
     if country not in COUNTRIES:
-        errors["country"] = "Choose the Amazon country of your credentials."
+        errors["country"] = _("Choose the Amazon country of your credentials.")
     tag = form.get("partner_tag", "")
     if problem := tag_problem(tag):
         errors["partner_tag"] = problem
@@ -114,13 +120,15 @@ def check_scan_form(
         try:
             max_pages = int(form["max_pages"])
         except ValueError:
-            errors["max_pages"] = "Give a whole number of pages, or leave empty."
+            errors["max_pages"] = _("Give a whole number of pages, or leave empty.")
         else:
             if not 1 <= max_pages <= MAX_PAGES_LIMIT:
-                errors["max_pages"] = f"Give a number from 1 to {MAX_PAGES_LIMIT:,}."
+                errors["max_pages"] = _("Give a number from 1 to %(limit)s.") % {
+                    "limit": number(MAX_PAGES_LIMIT)
+                }
     marketplace = marketplace_for_country(country) if country else None
     if marketplace is None and "country" not in errors:
-        errors["country"] = "Choose the Amazon country of your credentials."
+        errors["country"] = _("Choose the Amazon country of your credentials.")
     if errors or site is None or marketplace is None:
         return None, errors
     tps = credential.tps if credential else parse_tps(form.get("tps", ""))[0]
@@ -148,8 +156,11 @@ async def queue_scan(state: Any, *, user_id: int, req: ScanRequest) -> Scan:
         active = len(await store_scans.list_active_ids(session, user_id=user_id))
         if active >= state.settings.active_scans_per_user:
             raise TooManyActiveScans(
-                f"You already have {active} scans queued or running: wait for one to finish "
-                "(or cancel one), then start this one."
+                _(
+                    "You already have %(count)s scans queued or running: wait for one to finish "
+                    "(or cancel one), then start this one."
+                )
+                % {"count": active}
             )
         credential = req.saved
         if credential is None:

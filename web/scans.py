@@ -91,7 +91,7 @@ async def _own_scan(request: Request) -> Scan:
     async with request.app.state.sessions() as session:
         scan = await store_scans.get_scan(session, scan_id=scan_id, user_id=user_id(request))
     if scan is None:
-        raise HTTPException(status_code=404, detail="No such scan.")
+        raise HTTPException(status_code=404, detail=_("No such scan."))
     return scan
 
 
@@ -209,9 +209,9 @@ async def dashboard(request: Request, error: str | None = None, status: int = 20
     pages_total = max(1, math.ceil(total / DASHBOARD_LIMIT))
     page = min(_page_param(request), pages_total)
     rows = await _progress_rows(request, page)
-    message = "Scan queued." if request.query_params.get("queued") else None
+    message = _("Scan queued.") if request.query_params.get("queued") else None
     if request.query_params.get("cancelled"):
-        message = "Scan cancelled."
+        message = _("Scan cancelled.")
     first = (page - 1) * DASHBOARD_LIMIT + 1
     ctx = {
         "scans": rows,
@@ -249,7 +249,7 @@ async def rerun(request: Request) -> Response:
         if credential is None:
             return await dashboard(
                 request,
-                error="The Amazon credentials of this scan were deleted: start a New Scan.",
+                error=_("The Amazon credentials of this scan were deleted: start a New Scan."),
                 status=400,
             )
     again = new_scan.ScanRequest(
