@@ -12,24 +12,20 @@ import contextlib
 import csv
 import logging
 import os
-import re
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
-from scanner.amazon_urls import marketplace_for_country
-from scanner.crawl import Progress
-from scanner.net import BadConnectTo, NetworkPolicy, make_session, parse_connect_to
+from ccbb.local_scan import scan_site
+from scanner.amazon_urls import TAG_RE, marketplace_for_country
+from scanner.net import BadConnectTo, NetworkPolicy, parse_connect_to
 from scanner.page_workers import peak_rss_mb
-from scanner.ratelimit import LocalRateLimiter
 from scanner.report import CSV_COLUMNS, csv_rows, iter_json, to_text
-from scanner.scan import ScanFailed, ScanReport, run_scan
+from scanner.scan import ScanFailed, ScanReport
 from scanner.settings import AmazonAccess, CrawlLimits, ScanConfig, default_page_workers
 from scanner.urls import BadSiteUrl, cloak_prefix, is_bare_domain, site_url
 
-TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-\d{2,3}$")
+DEMO_MIN_PAGES = 4
 
 
 class UsageError(Exception):
@@ -50,7 +46,8 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
         "--cloak", action="append", default=[], metavar="PREFIX",
         help="URL prefix of your cloaked links, e.g. https://site.com/go/ (repeatable)",
     )  # fmt: skip
-    p.add_argument("--max-pages", type=int, default=CrawlLimits.max_pages)
+    p.add_argument("--max-pages", type=int, default=CrawlLimits.max_pages, metavar="N",
+                   help="the page budget (default %(default)s)")  # fmt: skip
     p.add_argument("--tps", type=float, default=1.0, help="API requests per second allowed")
     p.add_argument("--concurrency", type=int, default=CrawlLimits.per_host_concurrency,
                    help="requests in flight to the site")  # fmt: skip
@@ -58,9 +55,14 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
         "--page-workers", type=int, default=None, metavar="N",
         help="processes fetching and parsing pages (default: one per core, at most 4; 0: none)",
     )  # fmt: skip
-    p.add_argument("--api-host", default=AmazonAccess.api_host, help=argparse.SUPPRESS)
-    p.add_argument("--auth-endpoint", help=argparse.SUPPRESS)
-    p.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:HOST2:PORT2")
+    p.add_argument("--api-host", default=AmazonAccess.api_host, metavar="URL",
+                   help="another Creators API endpoint (the sandbox, for tests)")  # fmt: skip
+    p.add_argument("--auth-endpoint", metavar="URL",
+                   help="the token endpoint that goes with --api-host")  # fmt: skip
+    p.add_argument(
+        "--connect-to", action="append", default=[], metavar="HOST:PORT:HOST2:PORT2",
+        help="like curl's: a request for HOST:PORT connects to HOST2:PORT2 (repeatable)",
+    )  # fmt: skip
     p.add_argument(
         "--allow-private-network", action="store_true",
         help="allow connections to private and loopback addresses (tests, demos, intranets)",
@@ -90,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("site", metavar="SITE_URL")
     _add_scan_options(scan)
     demo = sub.add_parser("demo", help="scan the bundled demo site against the bundled sandbox")
-    demo.add_argument("--pages", type=int, default=60)
+    demo.add_argument(
+        "--pages", type=int, default=60,
+        help=f"pages of the demo site (at least {DEMO_MIN_PAGES}, default 60)",
+    )  # fmt: skip
     demo.add_argument("--format", choices=("text", "json", "csv"), default="text")
     demo.add_argument("--output", "-o")
     demo.add_argument("--quiet", "-q", action="store_true")
@@ -131,14 +136,6 @@ def scan_inputs(args: argparse.Namespace, env: dict[str, str]) -> tuple[ScanConf
     marketplace = marketplace_for_country(args.country)
     if marketplace is None:
         raise UsageError(f"unknown --country {args.country!r}: use a code such as US, UK, DE, FR")
-    credential_id = args.credential_id or env.get("CCBB_CREDENTIAL_ID", "")
-    secret = args.credential_secret or env.get("CCBB_CREDENTIAL_SECRET", "")
-    version = args.credential_version or env.get("CCBB_CREDENTIAL_VERSION", "") or "2.1"
-    if not credential_id or not secret:
-        raise UsageError(
-            "Amazon credentials are needed: give --credential-id and --credential-secret, or set "
-            "CCBB_CREDENTIAL_ID and CCBB_CREDENTIAL_SECRET"
-        )
     if not args.tag:
         raise UsageError("give --tag: your partner tag (tracking ID), such as yourname-20")
     if not TAG_RE.match(args.tag):
@@ -163,6 +160,15 @@ def scan_inputs(args: argparse.Namespace, env: dict[str, str]) -> tuple[ScanConf
     workers = default_page_workers() if args.page_workers is None else args.page_workers
     if workers < 0:
         raise UsageError("--page-workers must be 0 or more")
+    # the credentials last: a typo in another option is reported before the user goes for them
+    credential_id = args.credential_id or env.get("CCBB_CREDENTIAL_ID", "")
+    secret = args.credential_secret or env.get("CCBB_CREDENTIAL_SECRET", "")
+    version = args.credential_version or env.get("CCBB_CREDENTIAL_VERSION", "") or "2.1"
+    if not credential_id or not secret:
+        raise UsageError(
+            "Amazon credentials are needed: give --credential-id and --credential-secret, or set "
+            "CCBB_CREDENTIAL_ID and CCBB_CREDENTIAL_SECRET"
+        )
     limits = CrawlLimits(
         max_pages=args.max_pages, per_host_concurrency=args.concurrency, page_workers=workers
     )
@@ -186,52 +192,6 @@ def scan_inputs(args: argparse.Namespace, env: dict[str, str]) -> tuple[ScanConf
         tps=args.tps,
     )
     return config, access
-
-
-@contextlib.asynccontextmanager
-async def progress_bar(progress: Progress, enabled: bool) -> AsyncIterator[None]:
-    """Pages crawled / discovered, products checked / found, on stderr."""
-    if not enabled:
-        yield
-        return
-    bar = tqdm(total=1, unit="page", file=sys.stderr, dynamic_ncols=True, leave=False, disable=None)
-
-    def refresh() -> None:
-        bar.total = max(progress.pages_discovered, 1)
-        bar.n = progress.pages_crawled
-        bar.set_description_str(progress.phase, refresh=False)
-        bar.set_postfix_str(f"products {progress.products_checked}/{progress.products_found}")
-
-    async def tick() -> None:
-        while True:
-            refresh()
-            await asyncio.sleep(0.25)
-
-    task = asyncio.create_task(tick())
-    try:
-        yield
-    finally:
-        task.cancel()
-        refresh()
-        bar.close()
-
-
-async def scan_site(
-    config: ScanConfig, access: AmazonAccess, *, show_progress: bool, concurrency: int | None
-) -> ScanReport:
-    progress = Progress()
-    async with (
-        make_session(config.network) as session,
-        progress_bar(progress, show_progress),
-    ):
-        return await run_scan(
-            config,
-            access,
-            session=session,
-            limiter=LocalRateLimiter(access.tps),
-            progress=progress,
-            concurrency=concurrency,
-        )
 
 
 def _peak_memory() -> dict[str, float]:
@@ -271,6 +231,10 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ccbb.demo import run_demo
 
+    if args.pages < DEMO_MIN_PAGES:
+        raise UsageError(
+            f"--pages must be at least {DEMO_MIN_PAGES} (home, about, a category, an article)"
+        )
     if args.output:
         _check_writable(args.output)
     report = asyncio.run(run_demo(pages=args.pages, show_progress=not args.quiet))
@@ -291,7 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return sandbox_main(argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    command = _command_parser(parser, args.command)
+    if unknown:  # said by the command's own parser, with its usage (not the top-level one)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -321,7 +288,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             password = sys.stdin.readline().rstrip("\n")
             return create_user(args.email, password, admin=args.admin)
     except UsageError as exc:
-        parser.exit(2, f"ccbb: error: {exc}\n")
+        command.exit(2, f"{command.prog}: error: {exc}\n")
+    except BrokenPipeError:
+        # the reader stopped (`ccbb scan … | head`): end quietly, the way the Python
+        # documentation says (signal module, "Note on SIGPIPE"): stdout goes to devnull so
+        # the interpreter's last flush does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except ScanFailed as exc:
         sys.stderr.write(f"ccbb: scan failed: {exc}\n")
         return 1
@@ -330,6 +304,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The sub-parser of ``command`` (``ccbb scan``'s, say), for its usage in error messages."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser | None = action.choices.get(command)
+            if found is not None:
+                return found
+    return parser
 
 
 if __name__ == "__main__":

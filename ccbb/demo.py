@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from ccbb.local_scan import scan_site
 from ccbb.sandbox.amazon_api import Catalogue, running_sandbox
 from ccbb.sandbox.demo_site import generate_site, running_site
 from scanner.net import NetworkPolicy, parse_connect_to
@@ -43,7 +44,5 @@ async def demo_environment(pages: int = 60) -> AsyncIterator[tuple[ScanConfig, A
 
 
 async def run_demo(pages: int = 60, show_progress: bool = True) -> ScanReport:
-    from ccbb.cli import scan_site
-
     async with demo_environment(pages) as (config, access):
         return await scan_site(config, access, show_progress=show_progress, concurrency=None)

@@ -277,6 +277,9 @@ class Crawler:
             return
         if digest is None:
             return  # an asset, not a page
+        if digest.redirect is not None:  # a page that sends on at once: a redirect
+            self._on_redirect(uid, digest.redirect)
+            return
         key = url
         if digest.canonical and digest.canonical != url:
             key = digest.canonical

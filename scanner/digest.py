@@ -6,12 +6,20 @@ crawler's process or in a page worker (``page_workers``) on another core.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from scanner.amazon_urls import SHORT_LINK_HOSTS, AmazonTarget, could_be_amazon, host_of
 from scanner.amazon_urls import parse_amazon_url as _parse_amazon_url
-from scanner.extract import extract_links
-from scanner.urls import SiteScope, memo_key, normalize, origin_of, resolve, under_prefix
+from scanner.extract import PageLinks, extract_links
+from scanner.urls import (
+    SiteScope,
+    directory_of,
+    memo_key,
+    normalize,
+    origin_of,
+    resolve,
+    under_prefix,
+)
 
 ASSET_SUFFIXES = (
     ".jpg", ".jpeg", ".png", ".gif", ".webp", ".svg", ".ico", ".bmp", ".avif", ".css", ".js",
@@ -23,6 +31,9 @@ ASSET_SUFFIXES = (
 # trap: one duplicate of each post per comment) and campaign tracking. Dropped from crawl keys.
 NOISE_PARAMS = frozenset({"replytocom", "fbclid", "gclid", "msclkid", "mc_cid", "mc_eid"})
 _MEMO_LIMIT = 500_000
+# hrefs whose resolution needs more than the base's directory: "?query" (the whole base path),
+# and those with leading blanks (trimmed first, they may be any kind)
+_DEPENDS_ON_WHOLE_BASE = "?#" + "".join(map(chr, range(0x21)))
 
 # Link classes
 INTERNAL, AMAZON, SHORT, CLOAK, OTHER = range(5)
@@ -33,12 +44,18 @@ def page_key(url: str) -> str:
     key = normalize(url)
     if "?" not in key:
         return key
-    parts = urlsplit(key)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if k.lower() not in NOISE_PARAMS and not k.startswith("utm_")]
+    head, _, query = key.partition("?")
+    pairs = query.split("&")
+    kept = [pair for pair in pairs if not _is_noise(pair.partition("=")[0])]
     if len(kept) == len(pairs):
         return key
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
+    # the kept pairs as written (not decoded and encoded again: ``%20`` stays ``%20``)
+    return f"{head}?{'&'.join(kept)}" if kept else head
+
+
+def _is_noise(name: str) -> bool:
+    name = unquote_plus(name).lower()
+    return name in NOISE_PARAMS or name.startswith("utm_")
 
 
 @dataclass(slots=True)
@@ -48,6 +65,29 @@ class PageDigest:
     amazon: list[tuple[str, AmazonTarget]] = field(default_factory=list)  # (href, products)
     short: list[str] = field(default_factory=list)  # short-link hrefs, to resolve
     cloaked: list[str] = field(default_factory=list)  # hrefs under a cloaking prefix
+    # where the page sends the browser at once (a static site's redirect page): the page is then
+    # a redirect, not a page of the site, and nothing else of it counts
+    redirect: str | None = None
+
+
+def immediate_redirect(links: PageLinks, url: str) -> str | None:
+    """Where a page sends its visitor at once, like an HTTP redirect: an immediate ``<meta
+    http-equiv="refresh">`` (to anywhere), or a script whose first statement replaces the page by
+    an Amazon or short link (``location.replace(…)``). None for an ordinary page."""
+    target = links.refresh
+    script = links.script_redirect
+    if target is None and script is not None and could_be_amazon(script):
+        key = normalize(script)
+        if _parse_amazon_url(key) is not None or host_of(key) in SHORT_LINK_HOSTS:
+            target = script
+    if target is None or normalize(target) == normalize(url):  # a reload of itself
+        return None
+    return target
+
+
+def page_redirect(body: bytes, url: str, charset: str | None) -> str | None:
+    """:func:`immediate_redirect` of the page ``body`` served at ``url``."""
+    return immediate_redirect(extract_links(body, url, charset), url)
 
 
 _Class = tuple[int, str, AmazonTarget | None]
@@ -60,19 +100,33 @@ class PageDigester:
         self.scope = scope
         self.cloak_prefixes = cloak_prefixes
         self._memo: dict[str, _Class] = {}
+        # page-relative hrefs (``../kettles/``, breadcrumbs…) by base directory + href: they
+        # resolve the same on every page of one directory
+        self._relative: dict[str, _Class] = {}
 
     def digest(self, body: bytes, url: str, charset: str | None) -> PageDigest:
         links = extract_links(body, url, charset)
         out = PageDigest()
+        if links.refresh is not None or links.script_redirect is not None:
+            out.redirect = immediate_redirect(links, url)
+            if out.redirect is not None:
+                return out
         if links.canonical and self.scope.contains(links.canonical):
             out.canonical = page_key(links.canonical)
         memo = self._memo
+        relative = self._relative
         base = links.base
         origin = origin_of(base)
+        base_dir: str | None = None
         internal = out.internal
         for href in links.hrefs:
+            table = memo
             key = memo_key(origin, href)
-            cls = memo.get(key) if key is not None else None
+            if key is None and href[:1] not in _DEPENDS_ON_WHOLE_BASE:
+                if base_dir is None:
+                    base_dir = directory_of(base)
+                key, table = base_dir + href, relative
+            cls = table.get(key) if key is not None else None
             if cls is None:
                 absolute = resolve(base, href)
                 if absolute is None:
@@ -82,8 +136,8 @@ class PageDigester:
                     cls = self.classify(absolute)
                     if len(memo) < _MEMO_LIMIT:
                         memo[absolute] = cls
-                if key is not None and len(memo) < _MEMO_LIMIT:
-                    memo[key] = cls
+                if key is not None and len(table) < _MEMO_LIMIT:
+                    table[key] = cls
             kind = cls[0]
             if kind == INTERNAL:
                 internal.append(cls[1])

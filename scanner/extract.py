@@ -15,7 +15,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from scanner.urls import resolve
 
-_SELECTOR = "a[href], area[href], iframe[src], link[rel][href], base[href]"
+_SELECTOR = "a[href], area[href], iframe[src], base[href], meta[http-equiv][content]"
 MAX_NESTING = 4096  # open elements a page may nest (real pages: tens)
 _TAG = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9-]*)")
 _NOT_NESTING = frozenset(
@@ -33,6 +33,8 @@ class PageLinks:
     base: str
     hrefs: list[str] = field(default_factory=list)
     canonical: str | None = None  # absolute
+    refresh: str | None = None  # absolute: where an immediate <meta http-equiv=refresh> sends
+    script_redirect: str | None = None  # absolute: where a script sends at once (see below)
 
     @property
     def links(self) -> list[str]:
@@ -89,8 +91,9 @@ def too_deep(body: bytes, limit: int = MAX_NESTING) -> bool:
 
 
 def extract_links(body: bytes, page_url: str, header_charset: str | None = None) -> PageLinks:
-    """The links of a page (see :class:`PageLinks`) and its ``rel=canonical`` URL. Raises
-    :class:`PageTooDeep` for a page nested deeper than :data:`MAX_NESTING`."""
+    """The links of a page (see :class:`PageLinks`) and its ``rel=canonical`` URL (read in
+    ``<head>`` only). Raises :class:`PageTooDeep` for a page nested deeper than
+    :data:`MAX_NESTING`."""
     if too_deep(body):
         raise PageTooDeep(f"HTML nested deeper than {MAX_NESTING:,} elements")
     encoding = text_encoding(sniff_charset(body, header_charset))
@@ -102,17 +105,87 @@ def extract_links(body: bytes, page_url: str, header_charset: str | None = None)
     for node in tree.css(_SELECTOR):
         tag = node.tag
         attrs = node.attributes
+        if tag == "meta":
+            if out.refresh is None and (attrs.get("http-equiv") or "").strip().lower() == "refresh":
+                out.refresh = immediate_refresh(attrs.get("content") or "")
+            continue
         value = attrs.get("src") if tag == "iframe" else attrs.get("href")
         if not value:
             continue
-        if tag == "link":
-            if canonical_raw is None and "canonical" in (attrs.get("rel") or "").lower().split():
-                canonical_raw = value
-        elif tag == "base":
+        if tag == "base":
             if out.base is page_url:
                 out.base = resolve(page_url, value) or page_url
         else:
             hrefs.append(value)
+    head = tree.head
+    if head is not None:  # as search engines read it: a canonical in <body> is ignored
+        for node in head.css("link[rel][href]"):
+            rel = node.attributes.get("rel") or ""
+            if "canonical" in rel.lower().split() and (value := node.attributes.get("href")):
+                canonical_raw = value
+                break
     if canonical_raw is not None:
         out.canonical = resolve(out.base, canonical_raw)
+    if out.refresh is not None:
+        out.refresh = resolve(out.base, out.refresh)
+    if len(hrefs) <= _REDIRECT_PAGE_MAX_LINKS and _JS_NAVIGATION_HINT.search(body):
+        for node in tree.css("script"):
+            target = script_navigation(node.text())
+            if target is not None:
+                out.script_redirect = resolve(out.base, target)
+                break
     return out
+
+
+_REFRESH_TIME = re.compile(r"\s*(\d*)(?:\.[\d.]*)?")
+_REFRESH_URL_KEY = re.compile(r"url\s*=\s*", re.I)
+
+
+def immediate_refresh(content: str) -> str | None:
+    """The URL of a ``<meta http-equiv="refresh">`` content that sends the browser on at once
+    (a delay of 0 seconds), as written; None for a later refresh or a reload of the page itself.
+
+    Parsed as the HTML standard's "shared declarative refresh steps" parse it:
+    ``0; url=https://amzn.to/x``, ``0;URL='…'``, ``0, …`` and ``0; https://…`` all count.
+    """
+    match = _REFRESH_TIME.match(content)
+    if match is None or (match.group(1) == "" and not match.group(0).strip().startswith(".")):
+        return None
+    if match.group(1) and int(match.group(1)) != 0:
+        return None
+    rest = content[match.end() :]
+    if not rest or rest[0] not in ";, \t\n\f\r":
+        return None
+    rest = rest.lstrip(" \t\n\f\r")
+    if rest[:1] in (";", ","):
+        rest = rest[1:]
+    rest = rest.lstrip(" \t\n\f\r")
+    if key := _REFRESH_URL_KEY.match(rest):
+        rest = rest[key.end() :]
+    if rest[:1] in ("'", '"'):
+        quote, rest = rest[0], rest[1:]
+        rest = rest.split(quote, 1)[0]
+    url = rest.strip()
+    return url or None
+
+
+# A script whose first statement sends the browser elsewhere: ``location.replace("…")``,
+# ``window.location.href = '…'``, ``location = "…"`` (what static-site redirect pages write),
+# on a page that exists to send its visitor on: a few links at most (its "click here"), not an
+# article (whose scripts are not searched: that scan of the whole body cost 4 % of a crawl).
+# A navigation later in a script (in a handler, after a test) is not an immediate one.
+_REDIRECT_PAGE_MAX_LINKS = 3
+_JS_NAVIGATION_HINT = re.compile(rb"location(?:\.href)?\s*=|location\.(?:replace|assign)\s*\(")
+_JS_NAVIGATION = re.compile(
+    r"""^\s*(?:(?:window|self|top|document)\.)?location"""
+    r"""(?:(?:\.href)?\s*=\s*|\.(?:replace|assign)\s*\(\s*)(["'])((?:(?!\1)[^\\\n]|\\.)*)\1"""
+)
+
+
+def script_navigation(script: str) -> str | None:
+    """The URL an inline script sends the browser to as its first statement, else None."""
+    match = _JS_NAVIGATION.match(script)
+    if match is None:
+        return None
+    url = re.sub(r"\\(.)", r"\1", match.group(2)).strip()  # JavaScript escapes: \/ is /
+    return url or None

@@ -217,9 +217,20 @@ async def _serve() -> None:
         except asyncio.IncompleteReadError:
             return None
 
-    def send(payload: bytes) -> None:
-        out.write(_HEADER.pack(len(payload)) + payload)
+    flush_pending = False
+
+    def flush() -> None:
+        nonlocal flush_pending
+        flush_pending = False
         out.flush()
+
+    def send(payload: bytes) -> None:
+        # results finished in one turn of the event loop leave in one write, not one each
+        nonlocal flush_pending
+        out.write(_HEADER.pack(len(payload)) + payload)
+        if not flush_pending:
+            flush_pending = True
+            loop.call_soon(flush)
 
     init = await frame()
     if init is None:
@@ -245,6 +256,7 @@ async def _serve() -> None:
             task.add_done_callback(tasks.discard)
         if tasks:
             await asyncio.gather(*tasks)
+        out.flush()
 
 
 if __name__ == "__main__":

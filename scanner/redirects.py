@@ -1,8 +1,11 @@
 """Short (``amzn.to``) and cloaked (``site/go/…``) links: where do they lead?
 
 Each hop is requested without following redirects, so Amazon itself is never requested: the
-chain stops at the first Amazon URL. Results of short links never change and can be cached
-across scans (the cache is an interface; issue "persistent scans" backs it with Redis).
+chain stops at the first Amazon URL. A hop may be an HTTP redirect or an HTML page that sends on
+at once (``<meta http-equiv="refresh" content="0; url=…">``, ``location.replace(…)``), as static
+sites (GitHub Pages, Hugo aliases, jekyll-redirect-from) cloak their links. Results of short
+links never change and can be cached across scans (the cache is an interface; issue "persistent
+scans" backs it with Redis).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from scanner.amazon_urls import AmazonTarget, host_of, is_amazon_host, parse_amazon_url
+from scanner.digest import page_redirect
 from scanner.fetch import Fetcher
 
 
@@ -99,10 +103,16 @@ class RedirectResolver:
                 return Resolution(current, None, "leads to an Amazon page that is not a product")
             if hop == self._max_hops:
                 break
-            response = await self._fetcher.get(current, accept="none")
+            response = await self._fetcher.get(current, accept="html")
             if response.is_redirect and response.location:
                 current = response.location
                 continue
+            if response.body is not None and response.is_html:
+                # a static site's redirect page: <meta http-equiv="refresh" content="0; url=…">
+                refresh = page_redirect(response.body, current, response.charset)
+                if refresh is not None:
+                    current = refresh
+                    continue
             if response.error and response.status is None:
                 return Resolution(None, None, response.error)
             return Resolution(None, None, f"does not redirect to Amazon (HTTP {response.status})")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import idna
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SKIPPED_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "sms:", "ftp:", "file:")
 _STRIP_TABLE = {ord(c): None for c in "\t\n\r"}
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))  # what the URL standard trims from an href
 
 
 class BadSiteUrl(ValueError):
@@ -40,16 +44,56 @@ def is_bare_domain(raw: str) -> bool:
 
 
 def normalize(url: str) -> str:
-    """Canonical form used as a crawl key: lower-case scheme and host, no default port,
-    no fragment, ``/`` for an empty path. Query order and case of the path are kept."""
-    parts = urlsplit(url)
+    """Canonical form used as a crawl key: lower-case scheme and host (IDN as punycode), no
+    default port, no fragment, ``/`` for an empty path, path and query percent-encoded (an IRI's
+    raw non-ASCII characters as UTF-8 escapes, every escape in upper-case hex), so a link written
+    ``/café/`` and one written ``/caf%c3%a9/`` are one page. Query order, reserved escapes
+    (``%3F``, ``%2F``…) and the case of the path are kept. Never raises: what cannot be parsed
+    as a URL (a bad port, a broken ``[IPv6]`` host) is only escaped and loses its fragment."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return _escape(drop_fragment(url), _SAFE_QUERY)
     scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
-    port = parts.port
+    host = _ascii_host((parts.hostname or "").rstrip("."))
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    path = _escape(parts.path, _SAFE_PATH) or "/"
+    query = _escape(parts.query, _SAFE_QUERY)
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+# What stays as written in a path and a query: RFC 3986 unreserved and reserved characters and
+# "%" (an existing escape, or a lone "%" that browsers keep too). Everything else is escaped.
+_SAFE_PATH = "/%!$&'()*+,;=:@~-._[]"
+_SAFE_QUERY = _SAFE_PATH + "?"
+_NEEDS_ESCAPING = re.compile(r"[^A-Za-z0-9/%!$&'()*+,;=:@~\-._\[\]?]|%[0-9A-Fa-f]{2}")
+_LOWER_ESCAPE = re.compile(r"%(?:[0-9a-f][a-f]|[a-f][0-9A-F])")
+
+
+def _escape(text: str, safe: str) -> str:
+    """``text`` with its raw non-ASCII and unsafe characters percent-encoded (UTF-8) and its
+    escapes in upper-case hex. Idempotent."""
+    found = _NEEDS_ESCAPING.search(text)
+    if found is None:
+        return text
+    if not (found.group().startswith("%") and _NEEDS_ESCAPING.search(text, found.end()) is None):
+        text = quote(text, safe=safe, errors="surrogatepass")  # lone surrogates too
+    if _LOWER_ESCAPE.search(text):
+        text = _LOWER_ESCAPE.sub(lambda m: m.group().upper(), text)
+    return text
+
+
+def _ascii_host(host: str) -> str:
+    """An internationalised host name in its ASCII (punycode) form, when it has one."""
+    if host.isascii():
+        return host
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except (UnicodeError, ValueError):  # IDNAError is a UnicodeError
+        return host
 
 
 def drop_fragment(url: str) -> str:
@@ -61,7 +105,7 @@ def resolve(base: str, href: str) -> str | None:
 
     None for hrefs that lead nowhere crawlable (``javascript:``, ``mailto:``, empty, malformed).
     """
-    href = href.strip()
+    href = href.strip(_C0_AND_SPACE)  # as browsers do: not str.strip(), which eats U+00A0 too
     if "\n" in href or "\t" in href or "\r" in href:
         href = href.translate(_STRIP_TABLE)
     if not href or href.startswith("#"):
@@ -140,6 +184,20 @@ def memo_key(origin: str, href: str) -> str | None:
     return None
 
 
+def directory_of(url: str) -> str:
+    """``url`` up to the last ``/`` of its path (query and fragment dropped): all that a
+    page-relative reference other than ``?query`` resolves against (RFC 3986 §5.2.3)."""
+    cut = len(url)
+    for mark in "?#":
+        at = url.find(mark)
+        if 0 <= at < cut:
+            cut = at
+    path_start = url.find("/", url.find("//") + 2)
+    if path_start < 0 or path_start > cut:
+        return url[:cut] + "/"
+    return url[: url.rfind("/", 0, cut) + 1]
+
+
 def origin_of(url: str) -> str:
     end = url.find("/", url.find("//") + 2)
     return url if end < 0 else url[:end]
@@ -164,7 +222,7 @@ class SiteScope:
     def contains(self, url: str) -> bool:
         try:
             parts = urlsplit(url)
-            host = (parts.hostname or "").rstrip(".")
+            host = _ascii_host((parts.hostname or "").rstrip("."))
             port = parts.port
         except ValueError:
             return False

@@ -407,6 +407,50 @@ async def test_canonical_duplicates_count_once_with_their_links(serve: Serve) ->
     assert run.links == [LinkOccurrence("http://site.test/post", KETTLE, "direct", KETTLE_T)]
 
 
+async def test_duplicates_only_a_canonical_can_merge_count_once(serve: Serve) -> None:
+    # AMP, shortlink (?p=) and print views of one post: different crawl keys, one canonical URL
+    post = page(KETTLE, canonical="http://site.test/post/")
+    site = await serve(
+        {
+            "/": page("/amp/post/", "/?p=12", "/post/print/", "/post/?print=1"),
+            "/amp/post/": post,
+            "/?p=12": post,
+            "/post/print/": post,
+            "/post/?print=1": post,
+            "/post/": post,
+        }
+    )
+    run = await crawl(site.connect("site.test"))
+    assert run.pages == [HOME, "http://site.test/post/"]
+    assert run.links == [LinkOccurrence("http://site.test/post/", KETTLE, "direct", KETTLE_T)]
+    assert site.hits("/post/") != []  # the canonical URL is crawled even though nothing links it
+
+
+async def test_a_canonical_in_the_body_is_not_the_page_s_canonical(serve: Serve) -> None:
+    stray = '<link rel="canonical" href="http://site.test/">'  # e.g. pasted by a page builder
+    site = await serve({"/": page("/guide/"), "/guide/": page(KETTLE, body=stray)})
+    run = await crawl(site.connect("site.test"))
+    assert run.pages == [HOME, "http://site.test/guide/"]
+    assert run.links == [LinkOccurrence("http://site.test/guide/", KETTLE, "direct", KETTLE_T)]
+
+
+async def test_a_link_written_as_an_iri_and_percent_encoded_is_one_page(serve: Serve) -> None:
+    site = await serve(
+        {
+            "/": page(
+                "/caf\u00e9\u200b/", "/caf%c3%a9%E2%80%8B/", "http://site.test/caf%C3%A9%e2%80%8b/"
+            ),
+            "/caf\u00e9\u200b/": page(KETTLE),
+        }
+    )
+    run = await crawl(site.connect("site.test"))
+    assert run.pages == [HOME, "http://site.test/caf%C3%A9%E2%80%8B/"]
+    assert run.links == [
+        LinkOccurrence("http://site.test/caf%C3%A9%E2%80%8B/", KETTLE, "direct", KETTLE_T)
+    ]
+    assert len(site.hits("/caf\u00e9\u200b/")) == 1
+
+
 # ---- redirects, cloaked and short links -------------------------------------------------------
 
 
@@ -467,6 +511,87 @@ async def test_same_site_chain_longer_than_the_hop_limit_is_not_followed_to_amaz
     site = await serve(routes)
     run = await crawl(site.connect("site.test"))
     assert run.links == [LinkOccurrence(HOME, "http://site.test/five/1", "cloaked", KETTLE_T)]
+
+
+def refresh_page(to: str, *, delay: int = 0, script: bool = True) -> str:
+    """A static site's redirect page (jekyll-redirect-from, Hugo aliases, hand-made /go/ pages)."""
+    js = f'<script>location.replace("{to}")</script>' if script else ""
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Redirecting…</title>'
+        f'<meta http-equiv="refresh" content="{delay}; url={to}">{js}</head>'
+        f'<body><a href="{to}">Click here if you are not redirected.</a></body></html>'
+    )
+
+
+async def test_a_same_site_page_refreshing_to_a_short_link_is_a_cloaked_link(
+    serve: Serve, amazon: Listener
+) -> None:
+    short = await serve({"/kettle": redirect(KETTLE)})
+    site = await serve(
+        {
+            "/": page("/out/kettle/", "/other/"),
+            "/other/": page("/out/kettle/", "/out/toaster/"),
+            "/out/kettle/": refresh_page("http://amzn.to/kettle"),
+            "/out/toaster/": f"<script>window.location.replace('{TOASTER}')</script>",
+        }
+    )
+    run = await crawl(
+        site.connect("site.test") + short.connect("amzn.to") + amazon.connect(*AMAZON_HOSTS)
+    )
+    kettle, toaster = "http://site.test/out/kettle/", "http://site.test/out/toaster/"
+    assert run.pages == [HOME, "http://site.test/other/"]  # the refresh pages are not pages
+    assert run.links == [
+        LinkOccurrence(HOME, kettle, "cloaked", KETTLE_T),
+        LinkOccurrence("http://site.test/other/", kettle, "cloaked", KETTLE_T),
+        LinkOccurrence("http://site.test/other/", toaster, "cloaked", TOASTER_T),
+    ]
+    assert run.unresolved == []  # the "click here" link of a refresh page is not a link
+    assert {KETTLE_T, TOASTER_T} <= set(run.targets)
+    assert len(site.hits("/out/kettle/")) == 1
+    assert len(short.hits("/kettle")) == 1
+    assert amazon.connections == 0
+
+
+async def test_refresh_pages_under_a_cloak_prefix_are_resolved_hop_by_hop(
+    serve: Serve, amazon: Listener
+) -> None:
+    site = await serve(
+        {
+            "/": page("/go/kettle/", "/go/hop/", "/go/later/"),
+            "/go/kettle/": refresh_page(KETTLE, script=False),
+            "/go/hop/": refresh_page("/go/moved/"),  # a refresh, then an HTTP redirect
+            "/go/moved/": redirect(TOASTER, 302),
+            "/go/later/": refresh_page(KETTLE, delay=10, script=False),  # not at once
+        }
+    )
+    run = await crawl(
+        site.connect("site.test") + amazon.connect(*AMAZON_HOSTS), cloak=["http://site.test/go/"]
+    )
+    assert run.pages == [HOME]
+    assert run.links == [
+        LinkOccurrence(HOME, "http://site.test/go/hop/", "cloaked", TOASTER_T),
+        LinkOccurrence(HOME, "http://site.test/go/kettle/", "cloaked", KETTLE_T),
+    ]
+    assert run.unresolved == [
+        UnresolvedLink(
+            HOME, "http://site.test/go/later/", "cloaked", "does not redirect to Amazon (HTTP 200)"
+        )
+    ]
+    assert amazon.connections == 0
+
+
+async def test_a_refresh_to_another_page_of_the_site_is_a_redirect(serve: Serve) -> None:
+    site = await serve(
+        {
+            "/": page("/2019/old-post/", "/news/"),
+            "/2019/old-post/": refresh_page("/new-post/", script=False),  # a Hugo alias
+            "/new-post/": page(KETTLE),
+            "/news/": page(head='<meta http-equiv="refresh" content="300">'),  # reloads itself
+        }
+    )
+    run = await crawl(site.connect("site.test"))
+    assert run.pages == [HOME, "http://site.test/new-post/", "http://site.test/news/"]
+    assert run.links == [LinkOccurrence("http://site.test/new-post/", KETTLE, "direct", KETTLE_T)]
 
 
 async def test_links_under_a_cloak_prefix_are_resolved(serve: Serve, amazon: Listener) -> None:
@@ -700,9 +825,10 @@ async def test_legacy_charsets_are_decoded(serve: Serve, content_type: str, head
     document = page("/café", slug, head=head).encode("cp1252")
     site = await serve({"/": raw(document, content_type), "/café": page()})
     run = await crawl(site.connect("site.test"))
-    assert run.pages == [HOME, "http://site.test/café"]
+    assert run.pages == [HOME, "http://site.test/caf%C3%A9"]  # listed percent-encoded
     assert len(site.hits("/café")) == 1  # requested as /caf%C3%A9, like a browser does
-    assert run.links == [LinkOccurrence(HOME, slug, "direct", KETTLE_T)]
+    encoded = slug.replace("é", "%C3%A9")
+    assert run.links == [LinkOccurrence(HOME, encoded, "direct", KETTLE_T)]
 
 
 async def test_a_malformed_href_does_not_lose_the_page(serve: Serve) -> None:

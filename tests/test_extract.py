@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scanner.amazon_urls import AmazonTarget, parse_amazon_url
-from scanner.extract import extract_links
+from scanner.amazon_urls import AMAZON_TLDS, AmazonTarget, parse_amazon_url
+from scanner.digest import PageDigester, page_key, page_redirect
+from scanner.extract import extract_links, immediate_refresh, script_navigation
 from scanner.urls import SiteScope, normalize, resolve, site_url
 
 US, UK, DE, JP = "www.amazon.com", "www.amazon.co.uk", "www.amazon.de", "www.amazon.co.jp"
@@ -36,6 +37,25 @@ US, UK, DE, JP = "www.amazon.com", "www.amazon.co.uk", "www.amazon.de", "www.ama
         ("https://www.amazon.com/gp/aws/cart/add.html?ASIN.1=B00TEST123", US, ("B00TEST123",), None),
         ("https://www.amazon.fr/s?k=x&asin=B00TEST123", "www.amazon.fr", ("B00TEST123",), None),
         ("https://www.amazon.com/dp/B00TEST123?tag=me-20&region=us", US, ("B00TEST123",), "me-20"),
+        # old Product Advertising API detail-page URLs: the query percent-encoded into the path
+        ("https://www.amazon.com/Kettle/dp/B00TEST123%3FSubscriptionId%3DAKIAIOSFODNN7EXAMPLE"
+         "%26tag%3Dme-22%26linkCode%3Dxm2%26camp%3D2025%26creative%3D165953"
+         "%26creativeASIN%3DB00TEST123", US, ("B00TEST123",), "me-22"),
+        ("http://www.amazon.co.uk/dp/0596009208%3fSubscriptionId%3dX%26tag%3duk-21", UK,
+         ("0596009208",), "uk-21"),
+        ("https://www.amazon.com/dp/B00TEST123%3FSubscriptionId%3DX", US, ("B00TEST123",), None),
+        ("https://www.amazon.com/dp/B00TEST123%3Ftag%3Dold-20?tag=new-20", US, ("B00TEST123",),
+         "new-20"),  # a real query wins over the encoded one
+        ("https://www.amazon.com/gp/product/customer-reviews/B00TEST123", US, ("B00TEST123",), None),
+        ("https://www.amazon.com/gp/product/customer-reviews/B00TEST123/ref=cm_cr_dp?ie=UTF8&tag=r-20",
+         US, ("B00TEST123",), "r-20"),
+        ("https://www.amazon.com/exec/obidos/tg/detail/-/0596009208", US, ("0596009208",), None),
+        ("https://www.amazon.com/exec/obidos/tg/detail/-/B00TEST123/qid=1/sr=8-1?tag=t-20", US,
+         ("B00TEST123",), "t-20"),
+        ("https://www.amazon.com/Kettle/product-reviews/B00TEST123", US, ("B00TEST123",), None),
+        ("https://www.amazon.com/o/ASIN/B00TEST123/me-21/", US, ("B00TEST123",), "me-21"),
+        ("//www.amazon.de/dp/B00TEST123", DE, ("B00TEST123",), None),
+        ("https://www.amazon.de/Über-Kaffee/dp/B00TEST123", DE, ("B00TEST123",), None),
         # widgets
         ("https://ws-na.amazon-adsystem.com/widgets/q?ServiceVersion=20070822&MarketPlace=US"
          "&tracking_id=me-20&asins=B00TEST123", US, ("B00TEST123",), "me-20"),
@@ -47,12 +67,23 @@ US, UK, DE, JP = "www.amazon.com", "www.amazon.co.uk", "www.amazon.de", "www.ama
          ("B00TEST123",), "jp-22"),
         ("https://rcm-na.amazon-adsystem.com/e/cm?t=us-20&o=1&region=US&asins=B00TEST123", US,
          ("B00TEST123",), "us-20"),
+        ("https://ws-fe.amazon-adsystem.com/widgets/q?MarketPlace=JP&asins=B00TEST123"
+         "&tracking_id=jp-22", JP, ("B00TEST123",), "jp-22"),
+        ("https://rcm-eu.amazon-adsystem.com/e/cm?t=de-21&o=3&asins=B00TEST123", DE,
+         ("B00TEST123",), "de-21"),
     ],
 )  # fmt: skip
 def test_amazon_url_shapes(url: str, marketplace: str, asins: tuple[str, ...], tag: str) -> None:
     target = parse_amazon_url(url)
     assert target is not None, url
     assert (target.marketplace, target.asins, target.tag) == (marketplace, asins, tag)
+
+
+@pytest.mark.parametrize("tld", AMAZON_TLDS)
+@pytest.mark.parametrize("prefix", ["", "www.", "smile.", "WWW."])
+def test_every_marketplace_host(tld: str, prefix: str) -> None:
+    target = parse_amazon_url(f"https://{prefix}amazon.{tld}/dp/B00TEST123")
+    assert target == AmazonTarget(f"www.amazon.{tld}", ("B00TEST123",), None)
 
 
 @pytest.mark.parametrize(
@@ -70,6 +101,10 @@ def test_amazon_url_shapes(url: str, marketplace: str, asins: tuple[str, ...], t
         "https://amzn.to/3abcdef",  # a short link is not a product until resolved
         "https://ws-na.amazon-adsystem.com/widgets/q?asins=",
         "mailto:someone@amazon.com",
+        "https://www.amazon.com/gp/product/customer-reviews/",  # no ASIN after the shape
+        "https://www.amazon.com/exec/obidos/tg/detail/-/ABCDEFGHIJ",
+        "https://www.amazon.com/dp/B00TEST123%3",  # a broken escape is not a query
+        "https://www.amazon.com/dp/B00TEST1234%3Ftag%3Dx-20",  # 11 characters before it
     ],
 )
 def test_not_product_urls(url: str) -> None:
@@ -222,6 +257,147 @@ def test_relative_resolution_follows_rfc_3986(href: str, expected: str | None) -
     assert resolve(RFC_BASE, href) == expected
 
 
+def test_only_ascii_whitespace_and_controls_are_trimmed_from_an_href() -> None:
+    # found by the property tests: str.strip() also ate a trailing no-break space
+    assert (
+        resolve(PAGE, "\x00 /caf\u00e9?q=\u00a0\x1f ")
+        == "https://blog.example.com/caf\u00e9?q=\u00a0"
+    )
+    assert (
+        resolve(PAGE, "\u2003https://www.amazon.com/dp/B00TEST123")
+        == PAGE + "\u2003https://www.amazon.com/dp/B00TEST123"
+    )
+
+
 def test_page_relative_links_keep_what_browsers_keep() -> None:
     assert resolve("http://a.com", "?y") == "http://a.com/?y"  # a URL always has a path
     assert resolve("http://a.com/b/c", "..?") == "http://a.com/?"  # an empty query stays
+
+
+# ---- crawl keys: IRIs and their percent-encoded form are one URL ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("iri", "encoded", "key"),
+    [
+        ("http://site.test/caf\u00e9/", "http://site.test/caf%c3%a9/", "http://site.test/caf%C3%A9/"),
+        ("http://site.test/best\u200b-kettles/", "http://site.test/best%E2%80%8B-kettles/",
+         "http://site.test/best%E2%80%8B-kettles/"),
+        ("http://site.test/s?q=cr\u00e8me br\u00fbl\u00e9e", "http://site.test/s?q=cr%C3%A8me%20br%c3%bbl%C3%A9e",
+         "http://site.test/s?q=cr%C3%A8me%20br%C3%BBl%C3%A9e"),
+        ("http://Caf\u00e9.Example/men\u00fc", "http://xn--caf-dma.example/men%C3%BC",
+         "http://xn--caf-dma.example/men%C3%BC"),
+        ("http://site.test/a b/\"q\"", "http://site.test/a%20b/%22q%22", "http://site.test/a%20b/%22q%22"),
+    ],
+)  # fmt: skip
+def test_iris_and_their_percent_encoded_form_are_one_crawl_key(
+    iri: str, encoded: str, key: str
+) -> None:
+    assert normalize(iri) == normalize(encoded) == key
+    assert page_key(iri) == page_key(encoded) == key
+
+
+def test_normalize_keeps_reserved_escapes_and_plain_urls() -> None:
+    same = "https://www.amazon.com/dp/B00TEST123%3Ftag%3Dme-22%26x%3D1?a=1&b=%2F#frag"
+    assert normalize(same) == same.split("#")[0]
+    assert normalize("http://site.test/%7euser/") == "http://site.test/%7Euser/"
+    assert normalize("http://site.test/50%off") == "http://site.test/50%off"  # not an escape
+
+
+def test_noise_parameters_go_without_re_encoding_the_rest() -> None:
+    assert (
+        page_key("http://site.test/p?q=a%2Fb&replytocom=3&utm_source=x&s=caf\u00e9")
+        == "http://site.test/p?q=a%2Fb&s=caf%C3%A9"
+    )
+
+
+def test_canonical_counts_only_inside_head() -> None:
+    body_only = (
+        "<html><head><title>t</title></head><body>"
+        '<link rel="canonical" href="/elsewhere/"><a href="x">x</a></body></html>'
+    )
+    assert extract_links(body_only.encode(), PAGE).canonical is None
+    # a stray element ends <head> early, as in browsers and search engines
+    pushed_out = '<head><title>t</title><div>ad</div><link rel="canonical" href="/x/"></head>'
+    assert extract_links(pushed_out.encode(), PAGE).canonical is None
+    in_head = '<head><link rel="Canonical" href="/reviews/kettles/"></head><body></body>'
+    assert extract_links(in_head.encode(), PAGE).canonical == PAGE
+
+
+# ---- pages that send the browser on at once (static sites' cloaked links) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "url"),
+    [
+        ("0; url=https://amzn.to/3abc", "https://amzn.to/3abc"),
+        ("0;URL='https://amzn.to/3abc'", "https://amzn.to/3abc"),
+        ('0; url="https://amzn.to/3abc"', "https://amzn.to/3abc"),
+        ("0, https://amzn.to/3abc", "https://amzn.to/3abc"),
+        ("0 https://amzn.to/3abc", "https://amzn.to/3abc"),
+        ("  0.5 ; url = /go/kettle/", "/go/kettle/"),
+        (".2;url=/x", "/x"),
+        ("0", None),  # reloads itself
+        ("0; url=", None),
+        ("5; url=https://amzn.to/3abc", None),  # not at once
+        ("1;url=https://amzn.to/3abc", None),
+        ("now; url=https://amzn.to/3abc", None),
+        ("0x; url=https://amzn.to/3abc", None),
+    ],
+)
+def test_immediate_refresh(content: str, url: str | None) -> None:
+    assert immediate_refresh(content) == url
+
+
+@pytest.mark.parametrize(
+    ("script", "url"),
+    [
+        ('window.location.replace("https:\\/\\/amzn.to\\/3abc");', "https://amzn.to/3abc"),
+        ("  location.href = 'https://www.amazon.com/dp/B00TEST123';", "https://www.amazon.com/dp/B00TEST123"),
+        ('location="https://amzn.to/x"', "https://amzn.to/x"),
+        ("document.location.assign('/go/x')", "/go/x"),
+        ('function go() { location.href = "https://amzn.to/x"; }', None),  # not at once
+        ('if (ok) location.href = "https://amzn.to/x";', None),
+        ("var location = 'x';", None),
+        ("location.href = url;", None),  # not a literal
+    ],
+)  # fmt: skip
+def test_script_navigation(script: str, url: str | None) -> None:
+    assert script_navigation(script) == url
+
+
+REFRESH_PAGE = (
+    '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Redirecting…</title>'
+    '<meta http-equiv="refresh" content="0; url=https://amzn.to/3abc">'
+    '<script>location.replace("https://amzn.to/3abc")</script></head>'
+    '<body><a href="https://amzn.to/3abc">Click here if you are not redirected.</a></body></html>'
+)
+
+
+@pytest.mark.parametrize(
+    ("html", "redirect"),
+    [
+        (REFRESH_PAGE, "https://amzn.to/3abc"),
+        (REFRESH_PAGE.replace('http-equiv="refresh"', 'HTTP-EQUIV="Refresh"'), "https://amzn.to/3abc"),
+        # a script alone counts only when it leads to Amazon or a short link
+        ('<script>window.location.replace("https://www.amazon.com/dp/B00TEST123?tag=me-20")</script>',
+         "https://www.amazon.com/dp/B00TEST123?tag=me-20"),
+        ('<script>location.replace("/members/login/")</script><a href="/x">x</a>', None),
+        # an article is not a redirect page, whatever its scripts say
+        ('<script>location.replace("https://amzn.to/3abc")</script>' + '<a href="/a">a</a>' * 4,
+         None),
+        # a meta refresh counts wherever it leads, in <body> too (browsers obey it there)
+        ('<body><meta http-equiv="refresh" content="0;url=/new-post/"></body>',
+         "https://blog.example.com/new-post/"),
+        ('<meta http-equiv="refresh" content="30">', None),  # a news page reloading itself
+        ('<meta http-equiv="refresh" content="0; url=' + PAGE + '">', None),
+        ('<meta http-equiv="content-type" content="text/html; charset=utf-8">', None),
+    ],
+)  # fmt: skip
+def test_a_page_that_sends_on_at_once_is_a_redirect(html: str, redirect: str | None) -> None:
+    assert page_redirect(html.encode(), PAGE, None) == redirect
+    scope = SiteScope.of("https://blog.example.com/")
+    digest = PageDigester(scope, ()).digest(html.encode(), PAGE, None)
+    assert digest.redirect == redirect
+    if redirect is not None:  # nothing else of the page counts
+        assert (digest.internal, digest.short, digest.amazon) == ([], [], [])

@@ -13,10 +13,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ccbb import jobs
-from ccbb.cli import TAG_RE
 from ccbb.limiter import RedisRateLimiter
 from scanner.amazon import probe_connection
-from scanner.amazon_urls import COUNTRY_MARKETPLACES, marketplace_for_country
+from scanner.amazon_urls import COUNTRY_MARKETPLACES, TAG_RE, marketplace_for_country
 from store import credentials as store_credentials
 from store import tokens as store_tokens
 from store.crypto import SecretKeyError, mask

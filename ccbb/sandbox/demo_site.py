@@ -23,7 +23,10 @@ Link shapes (``LinkSpec.shape``): ``dp``, ``dp_fragment`` (``#...``),
 ``dp_amp`` (``&amp;``), ``dp_wp038`` (``&#038;``), ``dp_region`` (a bare
 ``&region=``), ``slug``, ``slug_ref``, ``slug_pct`` and ``slug_utf8`` (non-English
 slugs), ``gp_product``, ``sitestripe`` (``creativeASIN=``), ``dp_product``,
-``gp_aw_d``, ``obidos`` (tag in the path), ``o_asin``, ``offer_listing``,
+``gp_aw_d``, ``obidos`` (tag in the path), ``o_asin``, ``paapi`` (an old Product
+Advertising API detail-page URL, its query percent-encoded into the path, the tag
+inside), ``customer_reviews`` (``/gp/product/customer-reviews/``), ``obidos_detail``
+(``/exec/obidos/tg/detail/-/``), ``offer_listing``,
 ``product_reviews``, ``cart_add`` (``ASIN.1=``), ``query_asin`` (``asin=``),
 ``upper_host`` (``WWW.AMAZON.COM/DP/``), ``protocol_relative``, ``smile``,
 ``apex`` (``amazon.com``), ``lowercase_asin``, ``area`` (``<area href>``),
@@ -31,8 +34,12 @@ slugs), ``gp_product``, ``sitestripe`` (``creativeASIN=``), ``dp_product``,
 (amzn.to -> a.co -> Amazon), ``cloaked`` / ``cloaked_root`` /
 ``cloaked_relative`` (one ``/go/`` link spelt three ways), ``cloaked_to_short``
 (``/go/`` -> amzn.to -> Amazon), ``recommends`` (a same-site 301 outside
-``/go/``), ``widget`` / ``widget_amp`` / ``widget_multi`` (ws-na/ws-eu iframes,
-the last one with three ASINs), ``rcm`` and ``rcm_legacy`` (``/e/cm?t=`` iframes).
+``/go/``), ``cloaked_refresh`` (a ``/go/`` page answering 200 with an immediate
+``<meta http-equiv="refresh">`` to Amazon, as static sites cloak), ``refresh_out``
+(an ``/out/`` page, outside the cloaking prefix, refreshing and
+``location.replace``-ing to an amzn.to link, with a "click here" link),
+``widget`` / ``widget_amp`` / ``widget_multi`` (ws-na/ws-eu iframes, the last
+one with three ASINs), ``rcm`` and ``rcm_legacy`` (``/e/cm?t=`` iframes).
 Marketplaces: www.amazon.com, www.amazon.co.uk, www.amazon.de.
 """
 
@@ -94,6 +101,7 @@ IMAGE_PATH = "/wp-content/uploads/2023/05/hero.jpg"
 FEED_PATH = "/feed/"
 CLOAK_PREFIX = "/go/"
 RECOMMENDS_PREFIX = "/recommends/"
+REFRESH_PREFIX = "/out/"  # static redirect pages outside the cloaking prefix
 POSTS_PER_SITEMAP = 1000
 
 
@@ -206,7 +214,12 @@ class Expected:
 
     - ``scanned_pages``: canonical URLs of the HTML pages answering 200 that
       robots.txt allows (home, about, categories, articles, orphans included);
-      the ``?replytocom=N`` duplicates are the same pages and add nothing;
+      the ``?replytocom=N`` duplicates and the AMP, print and ``/?p=N`` views of
+      the second article (merged by their canonical URL only) are the same pages
+      and add nothing, the about page's stray ``<link rel=canonical>`` in
+      ``<body>`` is ignored, and the second article's accented permalink, linked
+      raw and percent-encoded in both cases, is one page (keys are
+      percent-encoded, upper-case hex);
     - ``links``: each scanned page -> its Amazon links in document order;
       ``total_links`` counts them, ``unique_links`` their distinct ``url``;
     - ``products``: (marketplace, ASIN) -> expected status, for every product
@@ -214,8 +227,9 @@ class Expected:
     - ``tag_audit``: ``missing_tag`` and ``other_tag`` link counts;
     - ``failed_pages``: URLs a crawl meets that answer 404/500 (two linked
       from articles, one listed only in ``/sitemap.xml``);
-    - ``disallowed_pages``, ``redirect_urls`` (cloaked links and the internal
-      301), ``non_html_urls`` (PDF, JPEG, RSS): met, but not scanned pages.
+    - ``disallowed_pages``, ``redirect_urls`` (cloaked links, the internal
+      301 and the pages that refresh at once to Amazon or a short link),
+      ``non_html_urls`` (PDF, JPEG, RSS): met, but not scanned pages.
     """
 
     urls_scanned: int
@@ -276,10 +290,11 @@ class DemoSite:
     decoy_asins: frozenset[str] = field(default_factory=frozenset)
 
     def resolve(self, host: str, path: str) -> Resource:
-        """The answer to ``GET path`` (query ignored) sent with ``Host: host``."""
-        path = path.split("?", 1)[0].split("#", 1)[0]
+        """The answer to ``GET path`` sent with ``Host: host`` (the query is ignored unless
+        a resource is registered with it, like WordPress' ``/?p=N`` short links)."""
+        path = path.split("#", 1)[0]
         table = self.short_links.get(_strip_port(host).lower(), self.resources)
-        return table.get(path, self.not_found)
+        return table.get(path) or table.get(path.split("?", 1)[0], self.not_found)
 
 
 def _strip_port(host: str) -> str:
@@ -403,6 +418,14 @@ def _encode(decoded: str, mode: str) -> str:
     raise ValueError(mode)
 
 
+def _spelt(path: str, case: str) -> str:
+    """``path`` percent-encoded, its escapes in upper or lower case (WordPress writes lower)."""
+    encoded = quote(path)
+    if case == "lower":
+        encoded = re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), encoded)
+    return encoded
+
+
 def _browser_url(base_url: str, decoded: str) -> str:
     """Resolve the reference shapes the generator writes, the way a browser does."""
     url = decoded.split("#", 1)[0]
@@ -507,6 +530,22 @@ class _Builder:
         self.redirect(self.short[host], f"{prefix}{code}", 301, target)
         return f"http://{host}{prefix}{code}"
 
+    def site_refresh(self, prefix: str, title: str, target: str, *, script: bool) -> str:
+        """A static site's redirect page (200, ``<meta http-equiv="refresh" content="0; …">``,
+        with a ``location.replace`` script and a "click here" link when ``script``)."""
+        path = f"{prefix}{self.slug(title)}/"
+        js = f"<script>window.location.replace({json.dumps(target)});</script>\n" if script else ""
+        body = (
+            '<!DOCTYPE html>\n<html lang="en-US">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>Redirecting&hellip;</title>\n"
+            f'<meta http-equiv="refresh" content="0; url={escape(target)}">\n{js}</head>\n'
+            f'<body><p><a href="{escape(target)}">Click here if you are not redirected.</a>'
+            "</p></body>\n</html>\n"
+        )
+        self.resources[path] = _ok(HTML, body.encode("utf-8"))
+        self.redirects.add(self.base_url.rstrip("/") + path)
+        return path
+
     def site_redirect(self, prefix: str, title: str, target: str, status: int) -> str:
         path = f"{prefix}{self.slug(title)}/"
         self.redirect(self.resources, path, status, target)
@@ -592,6 +631,22 @@ class _Builder:
         if shape == "obidos":  # the tag is the last path segment
             url = f"http://www.{dom}/exec/obidos/ASIN/{a}" + (f"/{tag}" if tag else "")
             return self.spec(shape, [p], tag, url)
+        if shape == "paapi":  # an old API detail-page URL: the query encoded into the path
+            query = (
+                f"SubscriptionId%3DAKIAIOSFODNN7EXAMPLE%26tag%3D{tag}"
+                if tag
+                else ("SubscriptionId%3DAKIAIOSFODNN7EXAMPLE")
+            )
+            query += f"%26linkCode%3Dxm2%26camp%3D2025%26creative%3D165953%26creativeASIN%3D{a}"
+            return self.spec(
+                shape, [p], tag, f"http://www.{dom}/{self.slug(p.title)}/dp/{a}%3F{query}"
+            )
+        if shape == "customer_reviews":
+            url = _with_query(f"{www}/gp/product/customer-reviews/{a}/ref=cm_cr_dp", tq)
+            return self.spec(shape, [p], tag, url)
+        if shape == "obidos_detail":
+            url = _with_query(f"http://www.{dom}/exec/obidos/tg/detail/-/{a}/qid=1041412", tq)
+            return self.spec(shape, [p], tag, url)
         if shape == "o_asin":
             return self.spec(shape, [p], tag, _with_query(f"{www}/o/ASIN/{a}/", tq))
         if shape == "offer_listing":
@@ -649,6 +704,16 @@ class _Builder:
                 path = self.site_redirect(CLOAK_PREFIX, p.title, to, 302)
             written = self.base_url.rstrip("/") + path if shape == "cloaked" else path
             return self.spec(shape, [p], tag, written, amazon_url=target)
+        if shape == "cloaked_refresh":  # a Hugo alias under /go/: a meta refresh to Amazon
+            target = self.dp_url(p, tag, [("linkCode", "ll1")])
+            path = self.site_refresh(CLOAK_PREFIX, p.title, target, script=False)
+            return self.spec(shape, [p], tag, path, amazon_url=target)
+        if shape == "refresh_out":  # outside /go/: refresh + location.replace to a short link
+            target = self.dp_url(p, tag, [("linkCode", "sl1"), ("linkId", self.link_id())])
+            path = self.site_refresh(
+                REFRESH_PREFIX, p.title, self.short_link(m, target), script=True
+            )
+            return self.spec(shape, [p], tag, path, amazon_url=target)
         if shape in ("widget", "widget_amp"):
             return self.widget(shape, [p], tag, mode="bare" if shape == "widget" else "amp")
         if shape in ("rcm", "rcm_legacy"):
@@ -684,6 +749,7 @@ _EXTRA_SHAPES_US: tuple[tuple[str, int], ...] = (
     ("short", 10), ("short_aco", 2), ("cloaked", 10), ("widget", 6), ("upper_host", 2),
     ("protocol_relative", 3), ("obidos", 2), ("recommends", 2), ("area", 1), ("smile", 1),
     ("apex", 1), ("rcm", 1), ("dp_region", 2), ("dp_wp038", 2), ("slug_ref", 2),
+    ("cloaked_refresh", 2), ("refresh_out", 2),
 )  # fmt: skip
 _EXTRA_SHAPES_EU: tuple[tuple[str, int], ...] = (
     ("dp", 5),
@@ -709,9 +775,9 @@ def _base_links(b: _Builder) -> tuple[list[Product], list[LinkSpec]]:
     """Products and links every site has: one of each shape, statuses of each kind.
 
     The tiny test site consists of exactly these; its counts follow from this
-    table: 44 links, 41 unique (a fragment variant and two other spellings of
+    table: 49 links, 46 unique (a fragment variant and two other spellings of
     a cloaked link), 16 products (7 available, 3 out_of_stock, 2 removed,
-    4 error), 4 links without a tag and 4 with another's.
+    4 error), 5 links without a tag and 5 with another's.
     """
     own, other = b.tag, OTHER_TAG
     a1 = b.product(US, "IN_STOCK")
@@ -749,6 +815,9 @@ def _base_links(b: _Builder) -> tuple[list[Product], list[LinkSpec]]:
         b.make("obidos", a6, own),
         b.make("obidos", r2, None),
         b.make("o_asin", e1, own),
+        b.make("paapi", a6, other),  # the tag inside the encoded query is audited
+        b.make("customer_reviews", o2, own),
+        b.make("obidos_detail", a7, None),
         b.make("offer_listing", e2, own),
         b.make("product_reviews", a7, own),
         b.make("cart_add", a3, own),
@@ -775,6 +844,8 @@ def _base_links(b: _Builder) -> tuple[list[Product], list[LinkSpec]]:
         b.make("cloaked", r1, None),
         b.make("cloaked_to_short", e1, own),
         b.make("recommends", o3, own),
+        b.make("cloaked_refresh", o1, own),
+        b.make("refresh_out", a3, own),
         b.make("widget", a6, own),
         b.make("widget", a7, None),
         b.widget("widget_multi", [a1, o2, r2], own, mode="amp"),
@@ -902,8 +973,8 @@ class _Renderer:
             '<!DOCTYPE html>\n<html lang="en-US">\n<head>\n<meta charset="utf-8">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{escape(title)} &ndash; Demo Reviews</title>\n"
-            f'<link rel="canonical" href="{canonical}">\n'
-            f'<link rel="alternate" type="application/rss+xml" title="Demo Reviews" '
+            + (f'<link rel="canonical" href="{canonical}">\n' if canonical else "")
+            + '<link rel="alternate" type="application/rss+xml" title="Demo Reviews" '
             f'href="{self.base}feed/">\n'
             "<script>window.dataLayer = window.dataLayer || [];</script>\n"
             f'</head>\n<body class="{body_class}">\n{nav}<main id="main">\n'
@@ -1015,6 +1086,8 @@ def generate_site(
         art_titles.append(title)
         art_plurals.append(plural)
         art_paths.append(f"/{cats[i % n_cat]}/{_slugify(title)}-{i + 1}/")
+    if n_art > 1:  # a permalink with an accent: linked raw (an IRI) and percent-encoded
+        art_paths[1] = art_paths[1].rstrip("/") + "-\u00e9dition/"
     orphan = [i % 10 == 9 for i in range(n_art)]
     linked = [i for i in range(n_art) if not orphan[i]]
     linked_pos = {i: k for k, i in enumerate(linked)}
@@ -1085,7 +1158,7 @@ def generate_site(
 
     def add_page(path: str, links: Sequence[LinkSpec], parts: tuple[bytes, ...]) -> None:
         resources[path] = _ok(HTML, *parts)
-        scanned[root + path] = list(links)
+        scanned[root + _spelt(path, "upper")] = list(links)  # the crawl key
 
     # home
     latest = "".join(
@@ -1112,20 +1185,24 @@ def generate_site(
 
     # about
     prefix = (
-        r.head("About us", f"{base}about/", "page", nav)
+        r.head("About us", "", "page", nav)  # no canonical in <head>: only a stray one below
         + "<h1>About Demo Reviews</h1>\n"
         + _paragraphs(rng, "products", 3)
         + f'<p>Advertisers: download our <a href="{PDF_PATH}">media kit (PDF)</a> or '
         '<a href="mailto:hello@demo.example">write to us</a>, '
         '<a href="tel:+15555550100">call us</a>, or '
-        '<a href="javascript:void(0)">open the chat</a>.</p>\n' + decoys[-1]
+        '<a href="javascript:void(0)">open the chat</a>.</p>\n'
+        + decoys[-1]
+        # a stray canonical in <body> (a page builder's widget): search engines ignore it
+        + f'<aside class="widget"><link rel="canonical" href="{base}"></aside>\n'
     )
     add_page("/about/", [], r.finish(1, prefix, r.foot()))
 
     # categories
     for ci, c in enumerate(cats):
         posts = "".join(
-            f'<li><a href="{root if k % 2 else ""}{art_paths[i]}">{escape(art_titles[i])}</a></li>'
+            f'<li><a href="{root if k % 2 else ""}{_spelt(art_paths[i], "upper")}">'
+            f"{escape(art_titles[i])}</a></li>"
             for k, i in enumerate(by_cat[ci])
         )
         name = c.replace("-", " ").title()
@@ -1160,7 +1237,7 @@ def generate_site(
         if pos is not None and pos + 1 < len(linked):
             nxt = linked[pos + 1]
             around = (
-                f'<p class="next"><a href="{root}{art_paths[nxt]}">'
+                f'<p class="next"><a href="{root}{_spelt(art_paths[nxt], "lower")}">'
                 f"Next: {escape(art_titles[nxt])}</a></p>\n"
             )
         special = ""
@@ -1185,7 +1262,13 @@ def generate_site(
                 )
                 + "</section>\n"
             )
-        canonical = root + path
+        canonical = root + _spelt(path, "lower")
+        if i == 1:  # views of this post that only its canonical URL merges
+            special += (
+                f'<p><a href="{path}amp/">AMP version</a> · <a href="/?p={1000 + i}">short '
+                f'link</a> · <a href="{path}print/">print</a> · '
+                f'<a href="{path}?print=1">print (query)</a></p>\n'
+            )
         prefix = (
             r.head(title, canonical, "post single", nav)
             + f'<article><h1 class="entry-title">{escape(title)}</h1>\n'
@@ -1208,6 +1291,9 @@ def generate_site(
             + r.foot()
         )
         add_page(path, art_links[i], r.finish(3 + n_cat + i, prefix, suffix))
+        if i == 1:
+            for duplicate in (f"{path}amp/", f"/?p={1000 + i}", f"{path}print/"):
+                resources[duplicate] = resources[path]
 
     # ---- pages that are not scanned pages
     private = (
@@ -1249,7 +1335,10 @@ def generate_site(
     resources["/robots.txt"] = _ok(TEXT, robots.encode())
     post_maps: list[str] = []
     for k, start in enumerate(range(0, n_art, POSTS_PER_SITEMAP), 1):
-        urls = [root + art_paths[i] for i in range(start, min(n_art, start + POSTS_PER_SITEMAP))]
+        urls = [
+            root + _spelt(art_paths[i], "lower")  # WordPress writes lower-case escapes
+            for i in range(start, min(n_art, start + POSTS_PER_SITEMAP))
+        ]
         if k % 2 == 0:
             name = f"/post-sitemap{k}.xml.gz"
             resources[name] = _ok("application/x-gzip", gzip.compress(_xml_urlset(urls), mtime=0))
@@ -1373,7 +1462,9 @@ def create_app(site: DemoSite) -> web.Application:
 
     async def handle(request: web.Request) -> web.Response:
         table = short.get(_strip_port(request.host).lower(), pages)
-        res = table.get(request.path, not_found)
+        res = (table.get(request.path_qs) if request.query_string else None) or table.get(
+            request.path, not_found
+        )
         return web.Response(status=res.status, body=res.body, headers=res.headers)
 
     app = web.Application()
