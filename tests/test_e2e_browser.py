@@ -37,6 +37,7 @@ from store.crypto import mask
 from store.db import make_engine, session_factory
 from store.migrate import upgrade
 from tests.conftest import _off_loop
+from web import i18n
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]'")
 
@@ -46,7 +47,39 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 CHROMIUM = os.environ.get("CCBB_CHROMIUM") or shutil.which("chromium")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 PASSWORD = "a browser's password"
-LABELS = {label: status.value for status, label in STATUS_LABELS.items()}
+# what the walk reads and clicks, in each language of the pages (the French walk's browser
+# asks for French in Accept-Language, as a French-speaking user's does)
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "home": "Find the Amazon links that stopped paying you", "sign_up": "Sign up",
+        "email": "E-mail", "password": "Password", "no_scan": "No scan yet.",
+        "settings": "Settings", "no_credentials": "No credentials saved yet.", "label": "Label",
+        "version": "Version", "country": "Country", "partner_tag": "Partner tag",
+        "save": "Save credentials", "saved": "Credentials saved.",
+        "test": "Test connection", "connected": "Connected", "new_scan": "New Scan",
+        "start": "Start scan", "correct": "correct the fields", "tag_example": "yourname-20",
+        "queued": "Scan queued.", "rerun": "Re-run", "report": "Report", "filter": "Filter",
+        "rows": r"([\d,]+) rows?",
+    },
+    "fr": {
+        "home": "Trouvez les liens Amazon qui ne vous rapportent plus rien",
+        "sign_up": "Inscription", "email": "E-mail", "password": "Mot de passe",
+        "no_scan": "Aucun scan pour l'instant.", "settings": "Réglages",
+        "no_credentials": "Aucun identifiant enregistré pour l'instant.", "label": "Nom",
+        "version": "Version", "country": "Pays", "partner_tag": "ID partenaire",
+        "save": "Enregistrer les identifiants", "saved": "Identifiants enregistrés.",
+        "test": "Tester la connexion", "connected": "Connecté", "new_scan": "Nouveau scan",
+        "start": "Lancer le scan", "correct": "corriger les champs", "tag_example": "votrenom-21",
+        "queued": "Scan mis en file d'attente.", "rerun": "Relancer", "report": "Rapport",
+        "filter": "Filtrer", "rows": r"([\d\s\u202f\xa0]+) lignes?",
+    },
+}  # fmt: skip
+# the statuses as the report's pages name them
+STATUS_WORDS = {
+    "en": {label: status.value for status, label in STATUS_LABELS.items()},
+    "fr": {"Disponible": "available", "Supprimé": "removed", "Stock épuisé": "out_of_stock",
+           "Erreur": "error"},
+}  # fmt: skip
 
 
 @dataclass
@@ -153,11 +186,11 @@ def browser(stack: Stack) -> Iterator[Any]:
             browser.close()
 
 
-def shot(page: Any, name: str, *, full_page: bool = True) -> None:
+def shot(page: Any, name: str, *, full_page: bool = True, lang: str = "en") -> None:
     """A screenshot to look at. Now and then headless Chromium hands back a full-page capture
     at a wrong size (twice as wide, half as tall, the page in its left half): taken again."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    path = SCREENSHOTS / (f"{name}.png" if lang == "en" else f"{name}-{lang}.png")
     for _ in range(3):
         page.screenshot(path=str(path), full_page=full_page)
         width = struct.unpack(">I", path.read_bytes()[16:20])[0]  # PNG IHDR
@@ -193,12 +226,18 @@ def dashboard_row(page: Any, scan_id: int) -> dict[str, Any]:
     )
 
 
-def shows(row: dict[str, Any], scan: dict[str, Any]) -> bool:
-    """Does the row show the counters of /scans/progress.json?"""
+def shows(row: dict[str, Any], scan: dict[str, Any], lang: str) -> bool:
+    """Does the row show the counters of /scans/progress.json (its state and phase in the
+    page's language)?"""
+    i18n.use(lang)
+    try:
+        state, phase = i18n.state_word(scan["state"]), i18n.phase_word(scan["phase"] or "")
+    finally:
+        i18n.use("en")
     return (
         row["state"] == scan["state"]
-        and row["badge"] == scan["state"]
-        and row["phase"] == (scan["phase"] or "—")
+        and row["badge"] == state
+        and row["phase"] == (phase or "—")
         and all(row[f] == str(scan[f]) for f in ROW_FIELDS if f != "phase")
         and row["width"] == f"{scan['percent']}%"
     )
@@ -222,11 +261,20 @@ def table_rows(page: Any) -> list[dict[str, str]]:
     )
 
 
-def row_count(page: Any) -> int:
+def row_count(page: Any, lang: str) -> int:
     text = page.locator("#row-count").inner_text()
-    m = re.match(r"([\d,]+) rows?", text)
+    m = re.match(WORDS[lang]["rows"], text)
     assert m, text
-    return int(m.group(1).replace(",", ""))
+    return int(re.sub(r"\D", "", m.group(1)))
+
+
+def number(value: int, lang: str) -> str:
+    """``value`` as the pages of ``lang`` write it (``1,234`` / ``1 234``)."""
+    i18n.use(lang)
+    try:
+        return i18n.number(value)
+    finally:
+        i18n.use("en")
 
 
 def truth_rows(report: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -258,9 +306,17 @@ def csv_keys(rows: list[dict[str, str]]) -> list[tuple[str, str, str]]:
 # ---- the test -----------------------------------------------------------------------------
 
 
-def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: Any) -> None:
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_signup_credentials_scan_progress_report_export(
+    stack: Stack, browser: Any, lang: str
+) -> None:
     expect = sync_api.expect
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+    w = WORDS[lang]
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 860},
+        accept_downloads=True,
+        locale="fr-FR" if lang == "fr" else "en-US",  # the browser's Accept-Language
+    )
     context.set_default_timeout(20_000)
     html: list[str] = []  # every HTML document the browser received
 
@@ -289,56 +345,57 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
 
     # -- sign up
     page.goto(stack.url + "/")  # a visitor: the home page
-    expect(page.locator("h1")).to_have_text("Find the Amazon links that stopped paying you")
-    shot(page, "home")
-    page.locator("header").get_by_role("link", name="Sign up").click()
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    expect(page.locator("h1")).to_have_text(w["home"])
+    shot(page, "home", lang=lang)
+    page.locator("header").get_by_role("link", name=w["sign_up"]).click()
     email = f"e2e-{uuid.uuid4().hex[:8]}@example.com"
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign up").click()
+    page.get_by_label(w["email"]).fill(email)
+    page.get_by_label(w["password"]).fill(PASSWORD)
+    page.get_by_role("button", name=w["sign_up"]).click()
     expect(page).to_have_url(stack.url + "/")
     expect(page.locator("header nav")).to_contain_text(email)
-    expect(page.locator("main")).to_contain_text("No scan yet.")
+    expect(page.locator("main")).to_contain_text(w["no_scan"])
 
     # -- save the sandbox credentials in Settings
-    page.locator("header nav").get_by_role("link", name="Settings").click()
-    expect(page.locator("main")).to_contain_text("No credentials saved yet.")
+    page.locator("header nav").get_by_role("link", name=w["settings"]).click()
+    expect(page.locator("main")).to_contain_text(w["no_credentials"])
     form = page.locator("form.grid-form")
-    form.get_by_label("Label").fill("Sandbox account")
+    form.get_by_label(w["label"], exact=True).fill("Sandbox account")
     form.get_by_label("Credential ID").fill(stack.credential["credential_id"])
     form.get_by_label("Credential Secret").fill(secret)
-    form.get_by_label("Version").select_option(stack.credential["version"])
-    form.get_by_label("Country").select_option("US")
-    form.get_by_label("Partner tag").fill("demo-20")
-    form.get_by_role("button", name="Save credentials").click()
-    expect(page.locator(".notice.ok")).to_have_text("Credentials saved.")
+    form.get_by_label(w["version"]).select_option(stack.credential["version"])
+    form.get_by_label(w["country"]).select_option("US")
+    form.get_by_label(w["partner_tag"]).fill("demo-20")
+    form.get_by_role("button", name=w["save"]).click()
+    expect(page.locator(".notice.ok")).to_have_text(w["saved"])
     saved = page.locator("table.credentials tbody tr")
     expect(saved).to_have_count(1)
     expect(saved).to_contain_text(stack.credential["credential_id"])
     expect(saved.locator("code").nth(1)).to_have_text(mask(secret))
-    saved.first.get_by_role("button", name="Test connection").click()  # one real lookup
-    expect(page.locator("#connection-result")).to_contain_text("Connected")
-    shot(page, "settings")
+    saved.first.get_by_role("button", name=w["test"]).click()  # one real lookup
+    expect(page.locator("#connection-result")).to_contain_text(w["connected"])
+    shot(page, "settings", lang=lang)
 
     # -- New Scan: a validation error first, then the real one
-    page.locator("header").get_by_role("link", name="New Scan").click()
+    page.locator("header").get_by_role("link", name=w["new_scan"]).click()
     expect(page).to_have_url(stack.url + "/scans/new")
     page.locator("#saved_credential").select_option(label=f"Sandbox account "
                                                     f"({stack.credential['credential_id']}, US)")  # fmt: skip
     page.locator("#domain").fill("not a domain")
     page.locator("#partner_tag").fill("bad tag")
     page.locator("#cloak_prefixes").fill(stack.cloak_prefix)
-    page.get_by_role("button", name="Start scan").click()
-    expect(page.locator(".notice.error")).to_contain_text("correct the fields")
+    page.get_by_role("button", name=w["start"]).click()
+    expect(page.locator(".notice.error")).to_contain_text(w["correct"])
     expect(page.locator("#err-domain")).to_be_visible()
-    expect(page.locator("#err-partner_tag")).to_contain_text("yourname-20")
+    expect(page.locator("#err-partner_tag")).to_contain_text(w["tag_example"])
     expect(page.locator("#partner_tag")).to_have_value("bad tag")  # the input is kept
-    shot(page, "new-scan-validation")
+    shot(page, "new-scan-validation", lang=lang)
     page.locator("#domain").fill(stack.site)
     page.locator("#partner_tag").fill("demo-20")
     expect(page.locator("#cloak_prefixes")).to_have_value(stack.cloak_prefix)
-    page.get_by_role("button", name="Start scan").click()
-    expect(page.locator(".notice.ok")).to_have_text("Scan queued.")
+    page.get_by_role("button", name=w["start"]).click()
+    expect(page.locator(".notice.ok")).to_have_text(w["queued"])
     expect(page).to_have_url(stack.url + "/")  # so that a reload does not say it again
     rows = page.locator("#scans tbody tr")
     expect(rows).to_have_count(1)
@@ -380,10 +437,10 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
             )
             row = dashboard_row(page, scan_id)
             assert row["same_page"], "the row was updated in place"
-            assert shows(row, scan), (row, scan)
+            assert shows(row, scan, lang), (row, scan)
             seen.append(scan)
             if scan["state"] == "running" and 0 < scan["percent"] < 100 and not pictured:
-                shot(page, "dashboard-progress")  # kept: the first one past a quarter
+                shot(page, "dashboard-progress", lang=lang)  # kept: the first one past a quarter
                 pictured = scan["percent"] >= 25
         if scan["state"] not in ("queued", "running"):
             break
@@ -398,8 +455,9 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
         for f in ("pages_crawled", "products_checked"):
             assert a[f] <= b[f], (f, seen)
     final = dashboard_row(page, scan_id)
-    assert final["badge"] == "done" and final["width"] == "100%", final
-    expect(rows.first.get_by_role("button", name="Re-run")).to_be_visible()
+    assert final["badge"] == {"en": "done", "fr": "terminé"}[lang], final
+    assert final["width"] == "100%", final
+    expect(rows.first.get_by_role("button", name=w["rerun"])).to_be_visible()
     expect(page.locator(".notice.ok")).to_have_count(0)  # reloaded: "Scan queued." is past
 
     # -- the report: the numbers of the database
@@ -408,36 +466,38 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     assert summary["urls_scanned"] > 100 and all(summary["by_status"].values()), summary
     assert final["pages_crawled"] == str(summary["urls_scanned"])
     assert final["products_checked"] == final["products_found"] == str(summary["total_products"])
-    rows.first.get_by_role("link", name="Report").click()
+    rows.first.get_by_role("link", name=w["report"]).click()
     expect(page).to_have_url(f"{stack.url}/scans/{scan_id}")
     for key, name in (("urls", "urls_scanned"), ("products", "total_products"),
                       ("links", "total_links"), ("unique", "unique_links")):  # fmt: skip
-        expect(page.locator(f"#stat-{key} .value")).to_have_text(str(summary[name]))
+        expect(page.locator(f"#stat-{key} .value")).to_have_text(number(summary[name], lang))
     legend = page.locator("svg.donut g.legend text").all_text_contents()
     donut: dict[str, int] = {}
     for text in legend:
         m = re.fullmatch(r"(.+): (\d+) \([\d.]+ %\)", text.strip())
         assert m, text
-        donut[LABELS[m.group(1)]] = int(m.group(2))
+        donut[STATUS_WORDS[lang][m.group(1)]] = int(m.group(2))
     assert donut == summary["by_status"]
-    expect(page.locator("#audit-missing")).to_have_text(str(summary["tag_audit"]["missing_tag"]))
-    expect(page.locator("#audit-other")).to_have_text(str(summary["tag_audit"]["other_tag"]))
+    audit = summary["tag_audit"]
+    expect(page.locator("#audit-missing")).to_have_text(number(audit["missing_tag"], lang))
+    expect(page.locator("#audit-other")).to_have_text(number(audit["other_tag"], lang))
     truth = truth_rows(report)
-    assert row_count(page) == len(truth)
-    shot(page, "report-summary", full_page=False)
+    assert row_count(page, lang) == len(truth)
+    shot(page, "report-summary", full_page=False, lang=lang)
 
     # -- filter by status
     page.locator("form.filters select[name=status]").select_option("removed")
-    page.locator("form.filters").get_by_role("button", name="Filter").click()
+    page.locator("form.filters").get_by_role("button", name=w["filter"]).click()
     expect(page).to_have_url(re.compile(r"status=removed"))
     removed = {k: v for k, v in truth.items() if v["status"] == "removed"}
     assert removed
-    assert row_count(page) == len(removed)
+    assert row_count(page, lang) == len(removed)
     shown = table_rows(page)
     assert len(shown) == min(len(removed), 50)
-    assert all(r["status"] == "Removed" and "removed" in r["badge"].split() for r in shown), shown
+    removed_word = {"en": "Removed", "fr": "Supprimé"}[lang]
+    assert all(r["status"] == removed_word and "removed" in r["badge"].split() for r in shown)
     assert {(r["asin"], r["href"]) for r in shown} <= {(a, h) for _, a, h in removed}
-    shot(page, "report-filtered")
+    shot(page, "report-filtered", lang=lang)
 
     # -- sort by ASIN, ascending then descending (the filter stays)
     page.locator("#products thead").get_by_role("link", name="ASIN").click()
@@ -449,8 +509,8 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     shown = table_rows(page)
     desc = [r["asin"] for r in shown]
     assert desc == sorted(desc, reverse=True) and desc[0] == max(a for _, a, _ in removed)
-    assert all(r["status"] == "Removed" for r in shown)
-    assert row_count(page) == len(removed)
+    assert all(r["status"] == removed_word for r in shown)
+    assert row_count(page, lang) == len(removed)
 
     # -- CSV export of what the table shows: exactly the filtered rows, in the page's order
     exported = download_csv(page)
@@ -466,12 +526,12 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     asin = max(removed, key=lambda k: (len(removed[k]["pages"]), k))[1]
     page.locator("form.filters input[name=asin]").fill(asin.lower())
     page.locator("form.filters select[name=status]").select_option("")
-    page.locator("form.filters").get_by_role("button", name="Filter").click()
+    page.locator("form.filters").get_by_role("button", name=w["filter"]).click()
     expect(page).to_have_url(re.compile(rf"asin={asin}", re.IGNORECASE))
     mine = {k: v for k, v in truth.items() if k[1] == asin}
     shown = table_rows(page)
     assert {r["asin"] for r in shown} == {asin}
-    assert len(shown) == row_count(page) == len(mine)
+    assert len(shown) == row_count(page, lang) == len(mine)
     exported = download_csv(page)
     assert sorted(csv_keys(exported)) == sorted(mine)
 
