@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import csv
 import io
 import json
@@ -57,12 +56,10 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
-import itsdangerous
 from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 
 from ccbb.jobs import PROGRESS_KEY, progress_fields
-from ccbb.settings import Settings
 from scanner.amazon import ProductResult
 from scanner.amazon_urls import AmazonTarget, LinkKind
 from scanner.classify import Status
@@ -72,10 +69,9 @@ from store import scans as store_scans
 from store import users as store_users
 from store.db import make_engine, masked_url, run_ddl, session_factory, url_in_schema
 from store.migrate import upgrade
-from store.models import User
-from web import auth as web_auth
-from web.app import session_secret
+from store.sessions import hash_session_id
 from web.auth import hash_password
+from web.sessions import new_session_id
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRESS_TARGET = 1_000.0  # requests/s
@@ -309,7 +305,7 @@ async def seed(
 
 @dataclass
 class Crowd:
-    users: list[tuple[int, str]]  # (id, the session's password stamp)
+    users: list[tuple[int, str]]  # (id, its session id: what the session cookie holds)
     scans: int
     running: list[int]
 
@@ -377,17 +373,29 @@ async def seed_crowd(url: str, schema: str, redis_url: str, users: int) -> Crowd
                 progress = Progress("crawling", 100 + n % 900, 2000, 50, 20)
                 pipe.hset(PROGRESS_KEY.format(sid), mapping=progress_fields(progress, "running"))
             await pipe.execute()
-        stamp = web_auth._pw_stamp(User(email="x", password_hash=password_hash))
-        return Crowd([(uid, stamp) for uid in ids], len(records), running)
+        # one session each, as /login makes them (store.sessions: the cookie's id, hashed)
+        sids = [new_session_id() for _ in ids]
+        expires = now + timedelta(days=14)
+        async with engine.begin() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            await raw.copy_records_to_table(
+                "user_session",
+                records=[
+                    (hash_session_id(s), u, now, expires) for s, u in zip(sids, ids, strict=True)
+                ],
+                columns=["id_hash", "user_id", "created_at", "expires_at"],
+                schema_name=schema,
+            )
+        return Crowd(list(zip(ids, sids, strict=True)), len(records), running)
     finally:
         await engine.dispose()
         await redis.aclose()
 
 
-def session_cookie(secret: str, user_id: int, stamp: str) -> str:
-    """The session cookie /login would give the user (Starlette's SessionMiddleware format)."""
-    data = base64.b64encode(json.dumps({"user_id": user_id, "pw": stamp}).encode())
-    return "ccbb_session=" + itsdangerous.TimestampSigner(secret).sign(data).decode()
+def session_cookie(session_id: str) -> str:
+    """The session cookie /login would give the user (an opaque id: web.sessions)."""
+    return "ccbb_session=" + session_id
 
 
 # ---- the server -----------------------------------------------------------------------------
@@ -749,14 +757,11 @@ def run(args: argparse.Namespace, db_url: str, schema: str, tmp: Path) -> None:
             print("a) requests per second…", flush=True)
             cookies = one
             if crowd is not None:
-                secret = session_secret(Settings(CCBB_SECRET_KEY=secret_key))
                 cookies = tmp / "crowd.cookies"
-                cookies.write_text(
-                    "".join(session_cookie(secret, u, pw) + "\n" for u, pw in crowd.users)
-                )
-                for uid, pw in random.Random(2).sample(crowd.users, 3):  # forged = real
+                cookies.write_text("".join(session_cookie(sid) + "\n" for _, sid in crowd.users))
+                for _, sid in random.Random(2).sample(crowd.users, 3):  # seeded = real
                     r = httpx.get(f"{base}/scans/progress.json",
-                                  headers={"Cookie": session_cookie(secret, uid, pw)})  # fmt: skip
+                                  headers={"Cookie": session_cookie(sid)})  # fmt: skip
                     assert r.status_code == 200 and 5 <= len(r.json()) <= 20, r.text[:200]
             canned_port = free_port()
             import multiprocessing as mp

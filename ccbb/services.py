@@ -131,7 +131,11 @@ def run_web(host: str, port: int) -> int:
     try:
         with services_ready(settings) as url:
             uvicorn.run(
-                create_app(_resolved(settings, url)), host=host, port=port, log_level="info"
+                create_app(_resolved(settings, url)),
+                host=host,
+                port=port,
+                log_level="info",
+                proxy_headers=False,  # the app's own, from CCBB_TRUSTED_PROXIES (web.app)
             )
     except ServiceUnavailable as exc:
         sys.stderr.write(f"ccbb: {exc}\n")
@@ -167,7 +171,13 @@ def run_all(host: str, port: int, demo: bool = False) -> int:
             signal.signal(signal.SIGTERM, _exit_on_signal)
             try:
                 sys.stderr.write(f"ccbb: dashboard at http://{host}:{port}/ (Ctrl-C stops)\n")
-                uvicorn.run(create_app(web_settings), host=host, port=port, log_level="info")
+                uvicorn.run(
+                    create_app(web_settings),
+                    host=host,
+                    port=port,
+                    log_level="info",
+                    proxy_headers=False,  # the app's own, from CCBB_TRUSTED_PROXIES (web.app)
+                )
             finally:
                 worker.stop()
                 for proc in helpers:
@@ -259,11 +269,11 @@ def create_user(email: str, password: str, *, admin: bool) -> int:
 
     from store import users
     from store.db import session_factory
-    from web.auth import EMAIL_RE, hash_password, password_problem
+    from web.auth import hash_password, password_problem, plausible_email
 
     settings = get_settings()
     email = users.normalize_email(email)
-    if not EMAIL_RE.match(email):
+    if not plausible_email(email):
         sys.stderr.write(f"ccbb: {email!r} is not an e-mail address\n")
         return 2
     if problem := password_problem(password):

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     # Session and CSRF cookies only over HTTPS (production behind TLS).
     secure_cookies: bool = Field(default=False, validation_alias="CCBB_SECURE_COOKIES")
 
+    # ---- web security (sessions, CSRF, limits, headers) ----
+    # The reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses
+    # or networks, comma-separated, "*" for any: uvicorn's --forwarded-allow-ips). Empty: none,
+    # the peer's own address is the client's (the per-IP login and sign-up throttles use it).
+    trusted_proxies: str = Field(default="", validation_alias="CCBB_TRUSTED_PROXIES")
+
     # ---- the public site and languages (web.site, web.i18n): the contact addresses pages give
     support_email: str = Field(
         default="support@clickclickbankbank.com", validation_alias="CCBB_SUPPORT_EMAIL"

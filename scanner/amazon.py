@@ -60,14 +60,22 @@ class ProductResult:
     error: str | None = None
 
 
+OLD_KEYS = (
+    "these are old Product Advertising API 5.0 keys (AKIA…), which Amazon retired in "
+    "2026: create Creators API credentials in Associates Central (Tools > Creators API) "
+    "and use their Credential ID and Credential Secret"
+)
+
+
+def is_old_paapi_key(credential_id: str) -> bool:
+    """A Product Advertising API 5.0 access key (AKIA…), not a Creators API Credential ID."""
+    return credential_id.strip().upper().startswith("AKIA")
+
+
 def check_access(access: AmazonAccess) -> None:
     """Refuse, before any request, credentials that cannot work. Raises AmazonAccountError."""
-    if access.credential_id.strip().upper().startswith("AKIA"):
-        raise AmazonAccountError(
-            "these are old Product Advertising API 5.0 keys (AKIA…), which Amazon retired in "
-            "2026: create Creators API credentials in Associates Central (Tools > Creators API) "
-            "and use their Credential ID and Credential Secret"
-        )
+    if is_old_paapi_key(access.credential_id):
+        raise AmazonAccountError(OLD_KEYS)
     if not access.credential_id.strip() or not access.credential_secret.strip():
         raise AmazonAccountError(
             "no Amazon credentials: give the Credential ID and Credential Secret of your "

@@ -27,9 +27,7 @@ log = logging.getLogger(__name__)
 
 KEY_FILE = "secret.key"
 MIN_PASSPHRASE = 32
-_MASK = "••••"
-_SHOW_LAST = 4
-_SHOW_FROM = 12  # a secret shorter than this shows nothing of itself
+_MASK = "••••••••"
 
 
 class SecretKeyError(Exception):
@@ -37,10 +35,8 @@ class SecretKeyError(Exception):
 
 
 def mask(secret: str | None) -> str:
-    """``••••abcd``: the last 4 characters of a long enough secret, else only ``••••``."""
-    if not secret or len(secret) < _SHOW_FROM:
-        return _MASK
-    return _MASK + secret[-_SHOW_LAST:]
+    """``••••••••``: says a secret is there, shows none of its characters (nor its length)."""
+    return _MASK
 
 
 class SecretBox:

@@ -355,3 +355,4 @@ ORDER_TABLE = table_of(ScanOrder)
 AUDIT_TABLE = table_of(ScanAudit)
 REPORT_TABLES = (ROW_TABLE, ORDER_TABLE, AUDIT_TABLE)  # made from the findings at finish
 from store import onboarding as _onboarding  # noqa: E402,F401  (first_run_step)
+from store import sessions as _sessions  # noqa: E402,F401

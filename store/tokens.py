@@ -59,6 +59,15 @@ async def revoke_token(session: AsyncSession, *, token_id: int, user_id: int) ->
     return True
 
 
+async def revoke_all_tokens(session: AsyncSession, *, user_id: int) -> int:
+    """Deletes every token of the user; how many there were."""
+    rows = await list_tokens(session, user_id=user_id)
+    for row in rows:
+        await session.delete(row)
+    await session.commit()
+    return len(rows)
+
+
 async def user_for_token(session: AsyncSession, *, token: str) -> User | None:
     """The owner of ``token``, or None (unknown or revoked). Notes when it was last used."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100:

@@ -128,19 +128,27 @@ def test_forms_without_a_valid_csrf_token_are_refused(
     assert response.status_code == 403
 
 
-def test_changing_the_password_ends_other_sessions(app_settings: Settings) -> None:
+def test_changing_the_password_ends_other_sessions(client: TestClient) -> None:
+    """Two browsers of one user: one client whose cookie jar is swapped (two TestClients on one
+    app would run two event loops over one Redis pool)."""
     email = unique("eve")
-    app = create_app(app_settings)
-    with TestClient(app) as first, TestClient(app) as second:
-        signup(first, email)
-        login(second, email)
-        assert second.get("/").status_code == 200
-        token = csrf(first, "/account")
-        changed = first.post("/account", data={"current": PASSWORD, "new": "another long password",
-                                               "csrftoken": token})  # fmt: skip
-        assert "Password changed." in changed.text
-        assert first.get("/").status_code == 200  # this session goes on
-        assert second.get("/settings", follow_redirects=False).status_code == 303  # it ends
+    signup(client, email)
+    first = dict(client.cookies)
+    client.cookies.clear()
+    login(client, email)
+    second = dict(client.cookies)
+    assert client.get("/settings", follow_redirects=False).status_code == 200
+
+    client.cookies.clear()
+    client.cookies.update(first)
+    token = csrf(client, "/account")
+    changed = client.post("/account", data={"current": PASSWORD, "new": "another long password",
+                                            "csrftoken": token})  # fmt: skip
+    assert "Password changed." in changed.text
+    assert client.get("/settings", follow_redirects=False).status_code == 200  # this one goes on
+    client.cookies.clear()
+    client.cookies.update(second)
+    assert client.get("/settings", follow_redirects=False).status_code == 303  # the other ends
 
 
 def test_user_create_from_the_command_line(tmp_path: Path) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from limits import parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -29,8 +29,14 @@ from store import credentials as store_credentials
 from store import scans as store_scans
 from store import tokens as store_tokens
 from store.models import ACTIVE_STATES, Scan, ScanState, utcnow
-from web import openapi
-from web.new_scan import TooManyActiveScans, check_scan_form, queue_scan
+from web import fields, openapi
+from web.fields import MAX_LENGTHS as MAX
+from web.new_scan import (
+    MAX_PREFIXES,
+    TooManyActiveScans,
+    check_scan_form,
+    queue_scan,
+)
 from web.settings_page import user_id
 
 PREFIX = "/api/v1"
@@ -55,20 +61,31 @@ class ScanIn(BaseModel):
     or ``credential_id`` + ``credential_secret`` (+ ``credential_version``), which are then
     saved, encrypted, for re-runs."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON types as written (true is not 1, "5" is not 5)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    site: str = Field(description="your site; a bare domain becomes https://domain/")
-    partner_tag: str = Field(description="your tracking ID, such as yourname-20")
-    country: str = Field(default="US", description="Amazon country of the credentials")
+    site: str = Field(
+        max_length=MAX["site"], description="your site; a bare domain becomes https://domain/"
+    )
+    partner_tag: str = Field(
+        max_length=MAX["partner_tag"], description="your tracking ID, such as yourname-20"
+    )
+    country: str = Field(
+        default="US", max_length=8, description="Amazon country of the credentials"
+    )
     saved_credential: int | None = None
-    credential_id: str | None = None
-    credential_secret: str | None = Field(default=None, json_schema_extra={"writeOnly": True})
-    credential_version: str = "2.1"
+    credential_id: str | None = Field(default=None, max_length=MAX["credential_id"])
+    credential_secret: str | None = Field(
+        default=None, max_length=MAX["secret"], json_schema_extra={"writeOnly": True}
+    )
+    credential_version: str = Field(default="2.1", max_length=8)
     credential_tps: float = Field(
         default=1.0, description="requests per second Amazon allows typed-in credentials"
     )
-    cloak_prefixes: list[str] = Field(
-        default_factory=list, description="URL prefixes of your cloaked links, e.g. /go/"
+    cloak_prefixes: list[Annotated[str, StringConstraints(max_length=MAX["cloak_prefix"])]] = Field(
+        default_factory=list,
+        max_length=MAX_PREFIXES,
+        description="URL prefixes of your cloaked links, e.g. /go/",
     )
     max_pages: int | None = Field(default=None, description="page budget (default 10,000)")
 
@@ -244,7 +261,7 @@ def _json(model: BaseModel, status_code: int = 200) -> Response:
 async def _own_scan(request: Request) -> Scan:
     async with request.app.state.sessions() as session:
         scan = await store_scans.get_scan(
-            session, scan_id=request.path_params["scan_id"], user_id=user_id(request)
+            session, scan_id=fields.path_id(request, "scan_id"), user_id=user_id(request)
         )
     if scan is None:
         raise ApiError(404, "not_found", "No such scan (scans of other users are not visible).")
@@ -307,7 +324,7 @@ _API_FIELDS = {form: api for api, form in _FORM_FIELDS.items()}
 async def create_scan(request: Request) -> Response:
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can read
         raise ApiError(400, "invalid_json", "The request body is not JSON.") from None
     try:
         scan_in = ScanIn.model_validate(body)

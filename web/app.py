@@ -13,22 +13,26 @@ from pathlib import Path
 from typing import Any
 
 from arq.connections import RedisSettings, create_pool
-from asgi_csrf import asgi_csrf
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
+from store.sessions import SESSION_DAYS
 from web import api, auth, i18n, scans, site
+from web.body_limit import BodyLimit
+from web.csrf import CsrfMiddleware
+from web.headers import SecurityHeaders
 from web.reads import Reads
+from web.sessions import SessionCookies
 
 STATIC = Path(__file__).parent / "static"
 
@@ -98,6 +102,15 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+def proxy_headers(settings: Settings) -> list[Middleware]:
+    """uvicorn's proxy-header handling, for CCBB_TRUSTED_PROXIES only (none by default): the
+    client address of any other peer is the peer's, whatever X-Forwarded-For says."""
+    trusted = [item.strip() for item in settings.trusted_proxies.split(",") if item.strip()]
+    if not trusted:
+        return []
+    return [Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)]
+
+
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
 
@@ -137,14 +150,15 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: http_error},
         middleware=[
+            *proxy_headers(settings),
+            Middleware(BodyLimit),  # before anything reads a body
             Middleware(
-                SessionMiddleware,
-                secret_key=session_secret(settings),
-                session_cookie="ccbb_session",
-                same_site="lax",
-                https_only=settings.secure_cookies,
-                max_age=14 * 24 * 3600,
+                SessionCookies,
+                key=session_secret(settings).encode(),
+                secure=settings.secure_cookies,
+                max_age=SESSION_DAYS * 24 * 3600,
             ),
+            Middleware(CsrfMiddleware),
             Middleware(AuthGate),
             Middleware(
                 i18n.LocaleMiddleware,
@@ -153,11 +167,5 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             ),
         ],
     )
-    protected: ASGIApp = asgi_csrf(
-        app,
-        signing_secret=session_secret(settings),
-        cookie_secure=settings.secure_cookies,
-        # the JSON API authenticates with bearer tokens only, never cookies: no CSRF possible
-        skip_if_scope=lambda scope: scope["path"].startswith("/api/"),
-    )
-    return protected
+    # outermost: the headers go on every response, Starlette's own 500 page included
+    return SecurityHeaders(app, hsts=settings.secure_cookies)

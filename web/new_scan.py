@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -17,11 +17,12 @@ from starlette.routing import Route
 
 from ccbb import jobs
 from scanner.amazon_urls import marketplace_for_country
-from scanner.urls import BadSiteUrl, SiteScope, cloak_prefix, is_bare_domain, site_url
+from scanner.urls import BadSiteUrl, SiteScope, cloak_prefix, is_bare_domain, normalize, site_url
 from store import credentials as store_credentials
 from store import scans as store_scans
-from store.crypto import SecretBox, mask
+from store.crypto import SecretBox, SecretKeyError, mask
 from store.models import AmazonCredential, Scan
+from web import fields
 from web.i18n import _, number
 from web.settings_page import (
     COUNTRIES,
@@ -33,6 +34,7 @@ from web.settings_page import (
 )
 from web.templating import render
 
+NOT_A_URL = "“{site}” is not a web address: give a domain such as example.com"
 MAX_PAGES_LIMIT = 100_000
 MAX_PREFIXES = 50
 FIELDS = (
@@ -60,6 +62,8 @@ def cloak_prefixes(text: str, site: str | None) -> tuple[list[str], str | None]:
     if len(lines) > MAX_PREFIXES:
         return [], _("Give at most %(count)s prefixes.") % {"count": MAX_PREFIXES}
     for line in lines:
+        if len(line) > fields.MAX_LENGTHS["cloak_prefix"]:
+            return [], fields.too_long_message(fields.MAX_LENGTHS["cloak_prefix"])
         raw = line
         if site is not None and raw.startswith("/"):
             raw = urljoin(site, raw)
@@ -72,14 +76,13 @@ def cloak_prefixes(text: str, site: str | None) -> tuple[list[str], str | None]:
         except ValueError:
             ok, prefix = False, ""
         if not ok:
-            return [], _("“%(line)s” is not a URL: write it as https://yoursite.com/go/") % {
-                "line": line
-            }
+            problem = _("“%(line)s” is not a URL: write it as https://yoursite.com/go/")
+            return [], problem % {"line": fields.shown(line)}
         if site is None:
             continue  # the domain has its own error
         if not SiteScope.of(site).contains(prefix):
             return [], _("“%(line)s” is not on %(host)s: give prefixes of your site.") % {
-                "line": line,
+                "line": fields.shown(line),
                 "host": urlsplit(site).hostname,
             }
         if prefix not in out:
@@ -87,17 +90,50 @@ def cloak_prefixes(text: str, site: str | None) -> tuple[list[str], str | None]:
     return out, None
 
 
+def checked_site(raw: str) -> str:
+    """The start URL of the site typed in, its host name checked and in ASCII (punycode).
+    Raises BadSiteUrl or fields.BadHost with what to fix."""
+    try:
+        site = site_url(raw)
+    except BadSiteUrl:
+        raise
+    except ValueError:  # what urlsplit raises itself ("Invalid IPv6 URL")
+        raise BadSiteUrl(NOT_A_URL.format(site=fields.shown(raw))) from None
+    parts = urlsplit(site)
+    host = parts.hostname or ""
+    ascii_name = fields.ascii_host(host)
+    if ascii_name != host:
+        netloc = ascii_name if parts.port is None else f"{ascii_name}:{parts.port}"
+        site = normalize(urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")))
+    return site
+
+
+def stored_problem(site: str, partner_tag: str) -> str | None:
+    """What is wrong with a stored scan's site or tag (scans saved before these checks): a
+    re-run checks them again, so that nothing unchecked reaches the worker."""
+    try:
+        checked_site(site)
+    except (BadSiteUrl, fields.BadHost) as exc:
+        return _("This scan's site cannot be scanned (%(why)s): start a New Scan.") % {
+            "why": fields.shown(str(exc), 200)
+        }
+    if len(site) > fields.MAX_LENGTHS["site"] or tag_problem(partner_tag):
+        return _("This scan's site or partner tag is not valid: start a New Scan.")
+    return None
+
+
 def check_scan_form(
     form: dict[str, str], saved: Sequence[AmazonCredential]
 ) -> tuple[ScanRequest | None, dict[str, str]]:
     """The New Scan fields (:data:`FIELDS`, as text) → the request, or a message per field."""
-    errors: dict[str, str] = {}
+    errors: dict[str, str] = fields.too_long(form)
     site: str | None = None
-    try:
-        site = site_url(form.get("domain", ""))
-    except BadSiteUrl as exc:
-        msg = str(exc)
-        errors["domain"] = msg[:1].upper() + msg[1:] + "."
+    if "domain" not in errors:
+        try:
+            site = checked_site(form.get("domain", ""))
+        except (BadSiteUrl, fields.BadHost) as exc:
+            msg = str(exc)
+            errors["domain"] = msg[:1].upper() + msg[1:] + ("" if msg.endswith(".") else ".")
     credential: AmazonCredential | None = None
     if form.get("saved_credential"):
         credential = next((c for c in saved if str(c.id) == form["saved_credential"]), None)
@@ -110,13 +146,13 @@ def check_scan_form(
     if country not in COUNTRIES:
         errors["country"] = _("Choose the Amazon country of your credentials.")
     tag = form.get("partner_tag", "")
-    if problem := tag_problem(tag):
+    if "partner_tag" not in errors and (problem := tag_problem(tag)):
         errors["partner_tag"] = problem
     prefixes, problem = cloak_prefixes(form.get("cloak_prefixes", ""), site)
     if problem:
         errors["cloak_prefixes"] = problem
     max_pages: int | None = None
-    if form.get("max_pages"):
+    if form.get("max_pages") and "max_pages" not in errors:
         try:
             max_pages = int(form["max_pages"])
         except ValueError:
@@ -189,6 +225,27 @@ async def queue_scan(state: Any, *, user_id: int, req: ScanRequest) -> Scan:
     return scan
 
 
+_KEPT = "kept-secret"  # what a kept secret's plain text starts with (see keep_secret)
+
+
+def keep_secret(box: SecretBox, secret: str, *, user_id: int) -> str:
+    """The secret typed in a form that failed, to send back hidden in the page: encrypted with
+    its purpose and its user, so that no other encrypted text of the server (a saved
+    credential's, another user's kept secret) is taken for it."""
+    return box.encrypt(f"{_KEPT}\0{user_id}\0{secret}")
+
+
+def unkeep_secret(box: SecretBox, kept: str, *, user_id: int) -> str:
+    """The secret :func:`keep_secret` kept for this user, else "" (then the form asks again)."""
+    if len(kept) > 4 * fields.MAX_LENGTHS["secret"]:
+        return ""
+    try:
+        purpose, owner, secret = box.decrypt(kept).split("\0", 2)
+    except (SecretKeyError, ValueError):
+        return ""
+    return secret if purpose == _KEPT and owner == str(user_id) else ""
+
+
 async def new_scan(request: Request) -> Response:
     state = request.app.state
     async with state.sessions() as session:
@@ -208,10 +265,7 @@ async def new_scan(request: Request) -> Response:
     form["cloak_prefixes"] = str(raw.get("cloak_prefixes", ""))
     kept_secret = str(raw.get("secret_kept", ""))
     if not form["secret"] and kept_secret:  # the secret typed before a failed submission
-        try:
-            form["secret"] = state.box.decrypt(kept_secret)
-        except Exception:
-            form["secret"] = ""
+        form["secret"] = unkeep_secret(state.box, kept_secret, user_id=user_id(request))
     req, errors = check_scan_form(form, saved)
     if req is None:
         return _page(request, saved, form, errors, status=400)
@@ -230,10 +284,10 @@ def _page(
     status: int = 200,
     error: str | None = None,
 ) -> Response:
-    form = dict(form)
+    form = fields.clipped(form)  # an over-long value is not sent back in full
     secret = form.pop("secret", "")
     # a typed secret is kept across a failed submission encrypted (never in clear in the page)
-    kept = request.app.state.box.encrypt(secret) if secret else ""
+    kept = keep_secret(request.app.state.box, secret, user_id=user_id(request)) if secret else ""
     ctx = {
         "form": form,
         "errors": errors,

@@ -46,7 +46,7 @@ from store.models import (
     table_of,
     utcnow,
 )
-from web import first_run, new_scan, settings_page
+from web import fields, first_run, new_scan, settings_page
 from web.charts import donut, percent
 from web.i18n import _, status_word
 from web.settings_page import user_id
@@ -87,7 +87,7 @@ templates.env.filters["short_url"] = short_url
 
 async def _own_scan(request: Request) -> Scan:
     """The scan of the URL, if it is the user's; else 404."""
-    scan_id = request.path_params["scan_id"]
+    scan_id = fields.path_id(request, "scan_id")
     async with request.app.state.sessions() as session:
         scan = await store_scans.get_scan(session, scan_id=scan_id, user_id=user_id(request))
     if scan is None:
@@ -153,11 +153,20 @@ _PROGRESS_QUERY = (
 _SCAN_COUNT = select(func.count()).where(SCAN_TABLE.c.user_id == bindparam("user_id"))
 
 
-def _page_param(request: Request) -> int:
-    try:
-        return max(1, int(request.query_params.get("page", "1")))
-    except ValueError:
+MAX_PAGE = 1_000_000  # a page number past every list (clamped to the last page anyway)
+
+
+def page_number(raw: str) -> int:
+    """``?page=`` as a number from 1 to MAX_PAGE (not a number: 1; a huge one: MAX_PAGE)."""
+    if not (raw.isascii() and raw.isdigit()):
         return 1
+    if len(raw) > 7:
+        return MAX_PAGE
+    return max(1, min(int(raw), MAX_PAGE))
+
+
+def _page_param(request: Request) -> int:
+    return page_number(request.query_params.get("page", "1"))
 
 
 async def _progress_rows(request: Request, page: int = 1) -> list[dict[str, Any]]:
@@ -252,6 +261,8 @@ async def rerun(request: Request) -> Response:
                 error=_("The Amazon credentials of this scan were deleted: start a New Scan."),
                 status=400,
             )
+    if problem := new_scan.stored_problem(scan.site, scan.partner_tag or ""):
+        return await dashboard(request, error=problem, status=400)
     again = new_scan.ScanRequest(
         site=scan.site,
         marketplace=scan.marketplace,
@@ -280,10 +291,7 @@ class TableQuery:
         sort = q.get("sort", "")
         self.sort = sort if sort in SORTS else ""
         self.dir = "desc" if q.get("dir") == "desc" else "asc"
-        try:
-            self.page = max(1, int(q.get("page", "1")))
-        except ValueError:
-            self.page = 1
+        self.page = page_number(q.get("page", "1"))
 
     def params(self, **changes: Any) -> str:
         values = {

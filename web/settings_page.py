@@ -14,13 +14,13 @@ from starlette.routing import Route
 
 from ccbb import jobs
 from ccbb.limiter import RedisRateLimiter
-from scanner.amazon import probe_connection
+from scanner.amazon import OLD_KEYS, is_old_paapi_key, probe_connection
 from scanner.amazon_urls import COUNTRY_MARKETPLACES, TAG_RE, marketplace_for_country
 from store import credentials as store_credentials
 from store import tokens as store_tokens
 from store.crypto import SecretKeyError, mask
 from store.models import AmazonCredential, User
-from web import first_run
+from web import engine_messages, fields, first_run
 from web.i18n import N_, _, number
 from web.templating import render
 
@@ -62,8 +62,11 @@ def user_id(request: Request) -> int:
 def tag_problem(tag: str) -> str | None:
     if not tag:
         return _("Give your partner tag (tracking ID), such as yourname-20.")
+    if len(tag) > fields.MAX_LENGTHS["partner_tag"]:
+        return fields.too_long_message(fields.MAX_LENGTHS["partner_tag"])
     if not TAG_RE.match(tag):
-        return _("“%(tag)s” does not look like a partner tag such as yourname-20.") % {"tag": tag}
+        problem = _("“%(tag)s” does not look like a partner tag such as yourname-20.")
+        return problem % {"tag": fields.shown(tag)}
     return None
 
 
@@ -89,13 +92,14 @@ def parse_tps(text: str) -> tuple[float, str | None]:
 def credential_problems(form: dict[str, str], *, need_tag: bool = True) -> dict[str, str]:
     """Errors of a typed-in credential (fields credential_id, secret, version, country, tag,
     tps)."""
-    errors: dict[str, str] = {}
-    if problem := parse_tps(form.get("tps", ""))[1]:
+    errors: dict[str, str] = fields.too_long(form)
+    if "tps" not in errors and (problem := parse_tps(form.get("tps", ""))[1]):
         errors["tps"] = problem
     if not form.get("credential_id"):
         errors["credential_id"] = _("Give the Credential ID of your Amazon API credentials.")
-    elif len(form["credential_id"]) > 200:
-        errors["credential_id"] = _("This Credential ID is too long (200 characters at most).")
+    elif is_old_paapi_key(form["credential_id"]):
+        old_keys = engine_messages.translate(OLD_KEYS[:1].upper() + OLD_KEYS[1:] + ".")
+        errors.setdefault("credential_id", old_keys)
     if not form.get("secret"):
         errors["secret"] = _("Give the Credential Secret that goes with this Credential ID.")
     if form.get("version") not in VERSIONS:
@@ -103,7 +107,7 @@ def credential_problems(form: dict[str, str], *, need_tag: bool = True) -> dict[
     if form.get("country") not in COUNTRIES:
         errors["country"] = _("Choose the Amazon country of your credentials.")
     if need_tag and (problem := tag_problem(form.get("partner_tag", ""))):
-        errors["partner_tag"] = problem
+        errors.setdefault("partner_tag", problem)
     return errors
 
 
@@ -177,11 +181,9 @@ async def settings_page(request: Request) -> Response:
         for key in ("label", "credential_id", "secret", "version", "country", "partner_tag", "tps")
     }
     errors = credential_problems(form)
-    if len(form["label"]) > 200:
-        errors["label"] = _("Use 200 characters at most.")
     if errors:
         form.pop("secret")  # never written back into the page
-        return await _page(request, form=form, errors=errors, status=400)
+        return await _page(request, form=fields.clipped(form), errors=errors, status=400)
     async with request.app.state.sessions() as session:
         await store_credentials.create_credential(
             session,
@@ -199,7 +201,7 @@ async def settings_page(request: Request) -> Response:
 
 
 async def delete_credential(request: Request) -> Response:
-    credential_id = request.path_params["credential_id"]
+    credential_id = fields.path_id(request, "credential_id")
     async with request.app.state.sessions() as session:
         deleted = await store_credentials.delete_credential(
             session, credential_id=credential_id, user_id=user_id(request)
@@ -214,7 +216,9 @@ async def try_credential(request: Request) -> Response:
     state = request.app.state
     async with state.sessions() as session:
         credential = await store_credentials.get_credential(
-            session, credential_id=request.path_params["credential_id"], user_id=user_id(request)
+            session,
+            credential_id=fields.path_id(request, "credential_id"),
+            user_id=user_id(request),
         )
     if credential is None:
         raise HTTPException(status_code=404, detail=_("No such credentials."))
@@ -257,8 +261,8 @@ async def create_token(request: Request) -> Response:
     error = None
     if not name:
         error = _("Give the token a name, such as the script that will use it.")
-    elif len(name) > 100:
-        error = _("Use 100 characters at most.")
+    elif len(name) > fields.MAX_LENGTHS["name"]:
+        error = fields.too_long_message(fields.MAX_LENGTHS["name"])
     async with request.app.state.sessions() as session:
         count = len(await store_tokens.list_tokens(session, user_id=user_id(request)))
         if error is None and count >= store_tokens.MAX_TOKENS:
@@ -274,7 +278,7 @@ async def create_token(request: Request) -> Response:
 async def revoke_token(request: Request) -> Response:
     async with request.app.state.sessions() as session:
         revoked = await store_tokens.revoke_token(
-            session, token_id=request.path_params["token_id"], user_id=user_id(request)
+            session, token_id=fields.path_id(request, "token_id"), user_id=user_id(request)
         )
     if not revoked:
         raise HTTPException(status_code=404, detail=_("No such token."))

@@ -10,6 +10,7 @@ from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
 from web import engine_messages, i18n
+from web.sessions import browser
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 i18n.install(templates.env)
@@ -17,9 +18,11 @@ templates.env.filters["engine"] = engine_messages.translate  # the engine's sent
 
 
 def csrf_token(request: Request) -> str:
-    """The CSRF token for forms (asgi-csrf sets its cookie on the response)."""
-    make = request.scope.get("csrftoken")
-    return str(make()) if make else ""
+    """The CSRF token of the browser's session for this page's forms (a page with forms gives
+    a browser without a session its pre-session: see web.sessions)."""
+    state = browser(request)
+    state.ensure_id()
+    return state.csrf_token() or ""
 
 
 def render(
