@@ -325,8 +325,11 @@ async def seed_crowd(url: str, schema: str, redis_url: str, users: int) -> Crowd
             assert raw is not None
             await raw.copy_records_to_table(
                 "user",
-                records=[(f"u{i}@bench.example", False, password_hash, now) for i in range(users)],
-                columns=["email", "is_admin", "password_hash", "created_at"],
+                records=[
+                    (f"u{i}@bench.example", False, password_hash, now, str(uuid.uuid4()))
+                    for i in range(users)
+                ],
+                columns=["email", "is_admin", "password_hash", "created_at", "public_id"],
                 schema_name=schema,
             )
             ids = [r[0] for r in await raw.fetch(
@@ -643,25 +646,32 @@ def report_urls(
     """(kind, URL): every status filter × every sort both ways (and the default order) × the
     first, middle and last page; ASIN filters (found, with a status, and missing)."""
     out: list[tuple[str, str]] = []
-    sorts = [("", "asc")] + [(s, d) for s in ("name", "asin", "link", "status", "stock",
-                                              "href", "pages") for d in ("asc", "desc")]  # fmt: skip
-    for status in ("", "available", "out_of_stock", "removed", "error"):
-        html = client.get(f"/scans/{scan_id}", params={"status": status} if status else {}).text
-        m = re.search(r"page 1 of (\d+)", html)
-        last = int(m.group(1)) if m else 1
-        for sort, direction in sorts:
-            for page in sorted({1, max(1, last // 2), last}):
-                q = {"status": status, "sort": sort, "dir": direction, "page": page}
-                kind = "first page" if page == 1 else "deep page"
-                out.append(
-                    (kind, f"/scans/{scan_id}?{urlencode({k: v for k, v in q.items() if v})}")
-                )
+    sorts = [("", "asc")] + [(s, d) for s in ("problems", "name", "asin", "link", "status",
+                                              "stock", "href", "links", "pages")
+                             for d in ("asc", "desc")]  # fmt: skip
+    for per in ("product", "link"):
+        for status in ("", "available", "out_of_stock", "removed", "error"):
+            params = {"per": per} | ({"status": status} if status else {})
+            html = client.get(f"/scans/{scan_id}", params=params).text
+            m = re.search(r"page 1 of (\d+)", html)
+            last = int(m.group(1)) if m else 1
+            for sort, direction in sorts:
+                for page in sorted({1, max(1, last // 2), last}):
+                    q = {"per": per, "status": status, "sort": sort, "dir": direction,
+                         "page": page}  # fmt: skip
+                    kind = "first page" if page == 1 else "deep page"
+                    out.append(
+                        (kind, f"/scans/{scan_id}?{urlencode({k: v for k, v in q.items() if v})}")
+                    )
     for a in rng.sample(asins, 20):
         out.append(("ASIN filter", f"/scans/{scan_id}?asin={a.lower()}"))
         out.append(
             ("ASIN filter", f"/scans/{scan_id}?asin={a}&status=available&sort=pages&dir=desc")
         )
     out.append(("ASIN filter", f"/scans/{scan_id}?asin=B0NOTHERE0"))
+    for q in ("name=a", "name=zz&per=link", "page_url=gone", "page_url=/post-1&sort=name",
+              f"asin={asins[0][:4]}&sort=links&dir=desc"):  # fmt: skip
+        out.append(("text filter", f"/scans/{scan_id}?{q}"))
     return out
 
 
@@ -710,9 +720,12 @@ def export(client: httpx.Client, pid: int, scan_id: int, made: Made) -> Export:
     seconds = time.perf_counter() - t
     after = memory_kb(pid)
     rows = lines - 1  # the header
-    assert rows == made.table_rows, (rows, made.table_rows)
+    report = made.report
+    linked = {(x.target.marketplace, a) for x in report.links for a in x.target.asins}
+    expected = sum(len(x.target.asins) for x in report.links) + len(report.products.keys() - linked)
+    assert rows == expected, (rows, expected)  # the CLI's shape: a row per link occurrence
     last = next(csv.reader(io.StringIO(tail.decode("utf-8", "replace").splitlines()[-1])))
-    assert len(last) == 9, last
+    assert len(last) == 10, last
     return Export(rows, made.link_rows, seconds, before["VmRSS"] / 1024, after["VmHWM"] / 1024,
                   first * 1000, reset)  # fmt: skip
 

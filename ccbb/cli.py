@@ -9,18 +9,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ccbb.local_scan import scan_site
 from scanner.amazon_urls import TAG_RE, marketplace_for_country
 from scanner.net import BadConnectTo, NetworkPolicy, parse_connect_to
 from scanner.page_workers import peak_rss_mb
-from scanner.report import CSV_COLUMNS, csv_rows, iter_json, to_text
+from scanner.report import csv_rows, iter_csv, iter_json, to_text
 from scanner.scan import ScanFailed, ScanReport
 from scanner.settings import AmazonAccess, CrawlLimits, ScanConfig, default_page_workers
 from scanner.urls import BadSiteUrl, cloak_prefix, is_bare_domain, site_url
@@ -67,8 +67,10 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
         "--allow-private-network", action="store_true",
         help="allow connections to private and loopback addresses (tests, demos, intranets)",
     )  # fmt: skip
-    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
-    p.add_argument("--output", "-o", help="write the report to this file instead of stdout")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                   help="the report: text (default), json or csv")  # fmt: skip
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="write the report to this file instead of stdout")  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--verbose", "-v", action="store_true", help="log what the crawler does")
 
@@ -124,7 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--password-stdin", action="store_true", required=True,
                         help="read the password from standard input")  # fmt: skip
     create.add_argument("--admin", action="store_true")
+    _add_operator_commands(sub, user)
     return parser
+
+
+def _add_operator_commands(sub: Any, user: Any) -> None:
+    """``ccbb credits grant|revoke|show`` and ``ccbb user token`` (see ccbb.operator)."""
+    from ccbb import operator
+
+    operator.add_parsers(sub, user)
 
 
 def scan_inputs(args: argparse.Namespace, env: dict[str, str]) -> tuple[ScanConfig, AmazonAccess]:
@@ -210,9 +220,8 @@ def write_report(report: ScanReport, fmt: str, output: str | None) -> None:
             for chunk in iter_json(report, _peak_memory):
                 out.write(chunk)
         elif fmt == "csv":
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(CSV_COLUMNS)
-            writer.writerows(csv_rows(report))
+            for chunk in iter_csv(csv_rows(report)):
+                out.write(chunk)
         else:
             out.write(to_text(report))
 
@@ -287,6 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             password = sys.stdin.readline().rstrip("\n")
             return create_user(args.email, password, admin=args.admin)
+        if args.command == "credits" or (args.command == "user" and args.user_command == "token"):
+            from ccbb import operator
+
+            return operator.run(args)
     except UsageError as exc:
         command.exit(2, f"{command.prog}: error: {exc}\n")
     except BrokenPipeError:

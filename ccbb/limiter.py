@@ -82,8 +82,8 @@ class RedisRateLimiter:
     free slot of ``key`` atomically in Redis and sleeps until it, so N processes using the same
     credential together start at most ``tps`` requests per second.
 
-    ``headroom`` spaces the slots a little more than the limit asks (5 %, at least 5 ms: 5 TPS
-    becomes one slot every 210 ms), and that margin is a promise kept under load: a caller that
+    ``headroom`` spaces the slots a little more than the limit asks (10 %, at least 10 ms: 5 TPS
+    becomes one slot every 220 ms), and that margin is a promise kept under load: a caller that
     wakes up later than the margin after its slot (a busy machine, a long pause of its event
     loop) does not send late — which would put its request right before the next caller's —
     but reserves a new slot. So two requests sharing a credential never start closer than

@@ -304,6 +304,25 @@ def create_user(email: str, password: str, *, admin: bool) -> int:
     return 0
 
 
+DEMO_CREDITS = 20
+
+
+async def _demo_credits(session: Any, user: Any) -> None:
+    """Top the demo account up to DEMO_CREDITS (a ledger entry, as any grant)."""
+    import uuid
+
+    from billing import messages
+    from store import credits
+
+    have = await credits.balance(session, user_id=user.id)
+    await session.commit()
+    if have < DEMO_CREDITS:
+        await credits.grant(
+            session, user_id=user.id, amount=DEMO_CREDITS - have, kind="demo", source="demo",
+            comment=messages.DEMO_CREDITS, idempotency_key=f"demo:{uuid.uuid4().hex}",
+        )  # fmt: skip
+
+
 def _free_port() -> int:
     import socket
 
@@ -335,6 +354,8 @@ def demo_env(site_port: int, api_port: int) -> dict[str, str]:
         "CCBB_AMAZON_API_HOST": f"http://127.0.0.1:{api_port}",
         "CCBB_AMAZON_AUTH": f"http://127.0.0.1:{api_port}/auth/o2/token",
         "CCBB_CONNECT_TO": ",".join(mappings),
+        # every account signed up in the demo gets some scan credits (as the demo account does)
+        "CCBB_SIGNUP_CREDITS": str(DEMO_CREDITS),
     }
 
 
@@ -378,6 +399,7 @@ def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
                     existing.password_hash = hash_password(password)
                     session.add(existing)
                     await session.commit()
+                    await _demo_credits(session, existing)
                     return
                 try:
                     user = await users.create_user(
@@ -386,6 +408,7 @@ def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
                 except IntegrityError:
                     return
                 assert user.id is not None
+                await _demo_credits(session, user)
                 await credentials.create_credential(
                     session, box=SecretBox.from_settings(settings), user_id=user.id,
                     credential_id=credential["credential_id"],

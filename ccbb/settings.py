@@ -57,6 +57,21 @@ class Settings(BaseSettings):
     # or networks, comma-separated, "*" for any: uvicorn's --forwarded-allow-ips). Empty: none,
     # the peer's own address is the client's (the per-IP login and sign-up throttles use it).
     trusted_proxies: str = Field(default="", validation_alias="CCBB_TRUSTED_PROXIES")
+    # ---- plans and credits (billing.catalogue, store.credits) ----
+    # Scans spend credits (off: scans are free and the Billing page is hidden, for an operator
+    # scanning only their own sites).
+    credits_enabled: bool = Field(default=True, validation_alias="CCBB_CREDITS")
+    # The plans catalogue (TOML); unset: the bundled billing/catalogue.toml.
+    plans_file: Path | None = Field(default=None, validation_alias="CCBB_PLANS_FILE")
+    # {project_id} of the credits API (/api/v2/project/{project_id}/…).
+    project_id: str = Field(default="ccbb", validation_alias="CCBB_PROJECT_ID")
+    # HTTP Basic merchant_id:api_key of the credits API's server methods; unset: they are 404.
+    merchant_id: str | None = Field(default=None, validation_alias="CCBB_MERCHANT_ID")
+    merchant_api_key: SecretStr | None = Field(
+        default=None, validation_alias="CCBB_MERCHANT_API_KEY"
+    )
+    # Credits each new account gets when it signs up (a trial; `ccbb run --demo` sets 20).
+    signup_credits: int = Field(default=0, ge=0, le=1000, validation_alias="CCBB_SIGNUP_CREDITS")
 
     # ---- the public site and languages (web.site, web.i18n): the contact addresses pages give
     support_email: str = Field(

@@ -52,7 +52,8 @@ def redis_settings(url: str) -> RedisSettings:
         ExponentialBackoff(cap=REDIS_RETRY_CAP, base=0.05),
         retries=int(REDIS_OUTAGE_SECONDS / REDIS_RETRY_CAP),
     )
-    settings.retry_on_error = [RedisConnectionError, RedisTimeoutError]
+    # OSError: a refused connect() is retried too (redis-py retries it only when listed)
+    settings.retry_on_error = [RedisConnectionError, RedisTimeoutError, OSError]
     settings.conn_retries = int(REDIS_OUTAGE_SECONDS)  # at startup, one try a second
     return settings
 

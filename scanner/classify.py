@@ -11,6 +11,8 @@ class Status(StrEnum):
     REMOVED = "removed"
     OUT_OF_STOCK = "out_of_stock"
     ERROR = "error"
+    # found on the site, never asked of Amazon: the scan was cancelled or stopped first
+    NOT_CHECKED = "not_checked"
 
 
 AVAILABLE_TYPES = frozenset(

@@ -39,11 +39,16 @@ log = logging.getLogger(__name__)
 _WELL_KNOWN_SITEMAPS = ("/sitemap.xml", "/sitemap_index.xml", "/wp-sitemap.xml")
 
 
+REFERRERS_KEPT = 5  # pages named as linking to each failed page
+
+
 @dataclass(slots=True)
 class FailedPage:
     url: str
     status: int | None
     error: str
+    # the first scanned pages (in crawl order) that link to it: where to fix the link
+    referrers: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -122,6 +127,7 @@ class Crawler:
         self._interned: dict[str, tuple[str, AmazonTarget]] = {}
         self._pending: list[tuple[int, str, Literal["short", "cloaked"]]] = []
         self._redirects: dict[int, int | AmazonTarget | str] = {}  # id → next id / target / url
+        self._failed_ids: dict[int, FailedPage] = {}  # id → its failure, for its referrers
         self.result = CrawlResult()
 
     # ---- public -------------------------------------------------------------------------
@@ -249,7 +255,7 @@ class Crawler:
                 await self._visit(uid)
             except Exception:  # one bad page must not end the scan
                 log.exception("error while scanning %s", self._urls[uid])
-                self.result.failed.append(FailedPage(self._urls[uid], None, "internal error"))
+                self._fail(uid, FailedPage(self._urls[uid], None, "internal error"))
             finally:
                 self._queue.task_done()
 
@@ -271,8 +277,8 @@ class Crawler:
             self._on_redirect(uid, response.location or "")
             return
         if response.status is None or response.status >= 400 or response.error:
-            self.result.failed.append(
-                FailedPage(url, response.status, response.error or f"HTTP {response.status}")
+            self._fail(
+                uid, FailedPage(url, response.status, response.error or f"HTTP {response.status}")
             )
             return
         if digest is None:
@@ -316,6 +322,10 @@ class Crawler:
             self._pending.append((page, href, "cloaked"))
             self._resolver.start(href, cacheable=False, on_target=on_target)
 
+    def _fail(self, uid: int, failed: FailedPage) -> None:
+        self.result.failed.append(failed)
+        self._failed_ids[uid] = failed
+
     def _on_redirect(self, uid: int, location: str) -> None:
         target = parse_amazon_url(location)
         if target is not None:  # a same-site URL that redirects to Amazon: a cloaked link
@@ -342,6 +352,7 @@ class Crawler:
             else:
                 error = resolution.error or "does not lead to an Amazon product"
                 result.unresolved.append(UnresolvedLink(pages[page], href, kind, error))
+        self._note_referrers()
         cloaked = self._cloaked_targets(resolutions)
         if cloaked:
             for page, ids in enumerate(self._internal_links):
@@ -351,6 +362,18 @@ class Crawler:
                         links.append(
                             LinkOccurrence(pages[page], self._urls[uid], "cloaked", leads_to)
                         )
+
+    def _note_referrers(self) -> None:
+        """Each failed page gets the first REFERRERS_KEPT pages (in crawl order) linking to it."""
+        failed = self._failed_ids
+        if not failed:
+            return
+        pages = self.result.pages
+        for page, ids in enumerate(self._internal_links):
+            for uid in set(ids).intersection(failed):
+                refs = failed[uid].referrers
+                if len(refs) < REFERRERS_KEPT and pages[page] != failed[uid].url:
+                    refs.append(pages[page])
 
     def _cloaked_targets(self, resolutions: dict[str, Resolution]) -> dict[int, AmazonTarget]:
         """Internal URLs whose redirect chain (≤ max hops) ends at an Amazon product."""

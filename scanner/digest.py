@@ -11,15 +11,7 @@ from urllib.parse import unquote_plus, urlsplit
 from scanner.amazon_urls import SHORT_LINK_HOSTS, AmazonTarget, could_be_amazon, host_of
 from scanner.amazon_urls import parse_amazon_url as _parse_amazon_url
 from scanner.extract import PageLinks, extract_links
-from scanner.urls import (
-    SiteScope,
-    directory_of,
-    memo_key,
-    normalize,
-    origin_of,
-    resolve,
-    under_prefix,
-)
+from scanner.urls import SiteScope, memo_key, normalize, origin_of, resolve, under_prefix
 
 ASSET_SUFFIXES = (
     ".jpg", ".jpeg", ".png", ".gif", ".webp", ".svg", ".ico", ".bmp", ".avif", ".css", ".js",
@@ -31,9 +23,6 @@ ASSET_SUFFIXES = (
 # trap: one duplicate of each post per comment) and campaign tracking. Dropped from crawl keys.
 NOISE_PARAMS = frozenset({"replytocom", "fbclid", "gclid", "msclkid", "mc_cid", "mc_eid"})
 _MEMO_LIMIT = 500_000
-# hrefs whose resolution needs more than the base's directory: "?query" (the whole base path),
-# and those with leading blanks (trimmed first, they may be any kind)
-_DEPENDS_ON_WHOLE_BASE = "?#" + "".join(map(chr, range(0x21)))
 
 # Link classes
 INTERNAL, AMAZON, SHORT, CLOAK, OTHER = range(5)
@@ -100,9 +89,6 @@ class PageDigester:
         self.scope = scope
         self.cloak_prefixes = cloak_prefixes
         self._memo: dict[str, _Class] = {}
-        # page-relative hrefs (``../kettles/``, breadcrumbs…) by base directory + href: they
-        # resolve the same on every page of one directory
-        self._relative: dict[str, _Class] = {}
 
     def digest(self, body: bytes, url: str, charset: str | None) -> PageDigest:
         links = extract_links(body, url, charset)
@@ -114,19 +100,12 @@ class PageDigester:
         if links.canonical and self.scope.contains(links.canonical):
             out.canonical = page_key(links.canonical)
         memo = self._memo
-        relative = self._relative
         base = links.base
         origin = origin_of(base)
-        base_dir: str | None = None
         internal = out.internal
         for href in links.hrefs:
-            table = memo
             key = memo_key(origin, href)
-            if key is None and href[:1] not in _DEPENDS_ON_WHOLE_BASE:
-                if base_dir is None:
-                    base_dir = directory_of(base)
-                key, table = base_dir + href, relative
-            cls = table.get(key) if key is not None else None
+            cls = memo.get(key) if key is not None else None
             if cls is None:
                 absolute = resolve(base, href)
                 if absolute is None:
@@ -136,8 +115,8 @@ class PageDigester:
                     cls = self.classify(absolute)
                     if len(memo) < _MEMO_LIMIT:
                         memo[absolute] = cls
-                if key is not None and len(table) < _MEMO_LIMIT:
-                    table[key] = cls
+                if key is not None and len(memo) < _MEMO_LIMIT:
+                    memo[key] = cls
             kind = cls[0]
             if kind == INTERNAL:
                 internal.append(cls[1])

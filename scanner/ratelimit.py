@@ -9,8 +9,8 @@ from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 
-HEADROOM = 0.05  # slots are spaced 5 % more than the limit asks…
-MIN_MARGIN = 0.005  # …and at least 5 ms more: a busy event loop wakes up milliseconds late
+HEADROOM = 0.10  # slots are spaced 10 % more than the limit asks…
+MIN_MARGIN = 0.010  # …and at least 10 ms more: on a busy machine a process runs ms late
 MAX_MISSED_SLOTS = 20  # then a request goes late rather than never
 
 

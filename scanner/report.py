@@ -6,24 +6,38 @@ import csv
 import io
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from scanner.amazon import ProductResult
 from scanner.classify import Status
 from scanner.crawl import LinkOccurrence
 from scanner.scan import ProductKey, ScanReport
 
-STATUS_ORDER = (Status.AVAILABLE, Status.REMOVED, Status.OUT_OF_STOCK, Status.ERROR)
+STATUS_ORDER = (
+    Status.AVAILABLE, Status.REMOVED, Status.OUT_OF_STOCK, Status.ERROR, Status.NOT_CHECKED,
+)  # fmt: skip
 STATUS_LABELS = {
     Status.AVAILABLE: "Available",
     Status.REMOVED: "Removed",
     Status.OUT_OF_STOCK: "Out of stock",
     Status.ERROR: "Error",
+    Status.NOT_CHECKED: "Not checked",
 }
+# what needs fixing first: the report's default order
+PROBLEM_ORDER = (
+    Status.REMOVED, Status.OUT_OF_STOCK, Status.ERROR, Status.NOT_CHECKED, Status.AVAILABLE,
+)  # fmt: skip
+# one CSV shape everywhere (the CLI, the dashboard's export, the API): one row per link
+# occurrence and product, and one without page or link per product no link led to
 CSV_COLUMNS = (
     "page", "href", "kind", "tag", "asin", "marketplace", "title", "status", "availability",
+    "error",
 )  # fmt: skip
+# a cell starting with one of these is a formula to a spreadsheet (OWASP: CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def summary(report: ScanReport) -> dict[str, Any]:
@@ -111,7 +125,7 @@ def _head(report: ScanReport) -> dict[str, Any]:
 def _tail(report: ScanReport) -> dict[str, Any]:
     return {
         "pages_failed": [
-            {"url": f.url, "status": f.status, "error": f.error}
+            {"url": f.url, "status": f.status, "error": f.error, "linked_from": f.referrers}
             for f in sorted(report.failed, key=lambda f: f.url)
         ],
         "unresolved_links": [
@@ -128,11 +142,15 @@ def _tail(report: ScanReport) -> dict[str, Any]:
 
 
 def csv_rows(report: ScanReport) -> Iterator[tuple[str, ...]]:
-    """One row per link occurrence and product (a widget showing 3 products gives 3 rows)."""
+    """One row per link occurrence and product (a widget showing 3 products gives 3 rows), by
+    page and link; then one row per product no link led to."""
     links = sorted(report.links, key=lambda x: (x.page, x.href))
+    linked: set[ProductKey] = set()
     for link in links:
         for asin in link.target.asins:
-            product = report.products.get((link.target.marketplace, asin))
+            key = (link.target.marketplace, asin)
+            linked.add(key)
+            product = report.products.get(key)
             yield (
                 link.page,
                 link.href,
@@ -140,18 +158,61 @@ def csv_rows(report: ScanReport) -> Iterator[tuple[str, ...]]:
                 link.target.tag or "",
                 asin,
                 link.target.marketplace,
-                (product.title if product else None) or "",
-                product.status.value if product else "",
-                (product.availability if product else None) or "",
+                *_product_cells(product),
             )
+    for key in sorted(report.products.keys() - linked):
+        product = report.products[key]
+        yield ("", "", "", "", product.asin, product.marketplace, *_product_cells(product))
+
+
+def _product_cells(product: ProductResult | None) -> tuple[str, str, str, str]:
+    if product is None:
+        return ("", "", "", "")
+    return (
+        product.title or "",
+        product.status.value,
+        product.availability or "",
+        product.error or "",
+    )
+
+
+def csv_safe(value: object) -> str:
+    """A cell as text a spreadsheet shows and never runs: one starting like a formula gets a
+    leading ``'`` (OWASP's advice for CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def iter_csv(rows: Iterable[Sequence[object]], *, header: bool = True) -> Iterator[str]:
+    """CSV text of ``rows`` (in CSV_COLUMNS order), a few hundred rows per piece: the one CSV
+    writer of the CLI, the dashboard and the API."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if header:
+        writer.writerow(CSV_COLUMNS)
+    for n, row in enumerate(rows, 1):
+        writer.writerow([csv_safe(cell) for cell in row])
+        if n % 500 == 0:
+            yield _drain(buf)
+    yield _drain(buf)
+
+
+def _drain(buf: io.StringIO) -> str:
+    text = buf.getvalue()
+    buf.seek(0)
+    buf.truncate()
+    return text
 
 
 def to_csv(report: ScanReport) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(csv_rows(report))
-    return buf.getvalue()
+    return "".join(iter_csv(csv_rows(report)))
+
+
+def csv_filename(site: str, when: datetime) -> str:
+    """``example.com-2026-12-01.csv``: the site's host and the scan's day."""
+    host = urlsplit(site).hostname or "scan"
+    safe = "".join(c if c.isalnum() or c in ".-" else "-" for c in host)
+    return f"{safe}-{when.strftime('%Y-%m-%d')}.csv"
 
 
 def _pct(part: int, whole: int) -> str:
@@ -200,6 +261,8 @@ def to_text(report: ScanReport, worst: int = 20) -> str:
         lines += ["", f"Pages that failed ({len(report.failed)})"]
         for f in sorted(report.failed, key=lambda f: f.url)[:worst]:
             lines.append(f"  {f.status or '---'}  {f.url}  {f.error}")
+            if f.referrers:
+                lines.append(f"        linked from {', '.join(f.referrers)}")
     if report.unresolved:
         lines += ["", f"Short or cloaked links that lead nowhere ({len(report.unresolved)})"]
         for u in sorted(report.unresolved, key=lambda u: u.href)[:worst]:

@@ -82,6 +82,7 @@ class LookupQueue:
         self._pending: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.results: dict[ProductKey, ProductResult] = {}
+        self._checked = 0  # results that are not NOT_CHECKED
         self._seen: set[ProductKey] = set()
         self.fatal: AmazonAccountError | None = None
         self.failed = asyncio.Event()
@@ -130,11 +131,11 @@ class LookupQueue:
             task.cancel()
 
     def abandon(self, reason: str) -> None:
-        """Stop now: products found but not checked yet get ``error`` with ``reason``."""
+        """Stop now: products found but not checked yet get ``not_checked`` with ``reason``."""
         self.cancel()
         self._pending.clear()
         for marketplace, asin in self._seen - self.results.keys():
-            self._store(ProductResult(asin, marketplace, Status.ERROR, error=reason))
+            self._store(ProductResult(asin, marketplace, Status.NOT_CHECKED, error=reason))
 
     def _send(self, asins: list[str]) -> None:
         task = asyncio.create_task(self._check(list(asins)))
@@ -158,8 +159,11 @@ class LookupQueue:
         self._progress.api_requests = self._checker.requests
 
     def _store(self, result: ProductResult) -> None:
-        self.results[(result.marketplace, result.asin)] = result
-        self._progress.products_checked = len(self.results)
+        key = (result.marketplace, result.asin)
+        if key not in self.results and result.status is not Status.NOT_CHECKED:
+            self._checked += 1
+        self.results[key] = result
+        self._progress.products_checked = self._checked
 
 
 async def run_scan(

@@ -184,20 +184,6 @@ def memo_key(origin: str, href: str) -> str | None:
     return None
 
 
-def directory_of(url: str) -> str:
-    """``url`` up to the last ``/`` of its path (query and fragment dropped): all that a
-    page-relative reference other than ``?query`` resolves against (RFC 3986 §5.2.3)."""
-    cut = len(url)
-    for mark in "?#":
-        at = url.find(mark)
-        if 0 <= at < cut:
-            cut = at
-    path_start = url.find("/", url.find("//") + 2)
-    if path_start < 0 or path_start > cut:
-        return url[:cut] + "/"
-    return url[: url.rfind("/", 0, cut) + 1]
-
-
 def origin_of(url: str) -> str:
     end = url.find("/", url.find("//") + 2)
     return url if end < 0 else url[:end]

@@ -14,6 +14,7 @@ ASIN, status, or position; a page's links are read within its scan.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -72,6 +73,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def new_public_id() -> str:
+    return str(uuid.uuid4())
+
+
 class ScanState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -98,6 +103,8 @@ class User(UserBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     password_hash: str = Field(sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    # the id the user and the credits API see (a random UUID; never the database id)
+    public_id: str = Field(default_factory=new_public_id, max_length=36, unique=True)
     # the language the user chose for pages ("en", "fr"); None: the browser's (web.i18n)
     locale: str | None = Field(default=None, max_length=8)
 
@@ -222,6 +229,8 @@ class ScanPage(SQLModel, table=True):
     ok: bool
     status: int | None = None
     error: str | None = Field(default=None, sa_type=Text)
+    # a failed page: the first scanned pages linking to it, one per line
+    referrers: str | None = Field(default=None, sa_type=Text)
 
 
 class ScanLink(SQLModel, table=True):
@@ -255,7 +264,7 @@ class ScanProduct(SQLModel, table=True):
     scan_id: int = Field(foreign_key="scan.id", ondelete="CASCADE")
     marketplace: str = Field(max_length=64)
     asin: str = Field(max_length=16)
-    status: str = Field(max_length=16)  # available | removed | out_of_stock | error
+    status: str = Field(max_length=16)  # available | removed | out_of_stock | error | not_checked
     title: str | None = Field(default=None, sa_type=Text)
     availability: str | None = Field(default=None, sa_type=Text)
     detail_page_url: str | None = Field(default=None, sa_type=Text)
@@ -281,10 +290,12 @@ class ScanUnresolved(SQLModel, table=True):
 
 
 class ScanRow(SQLModel, table=True):
-    """A row of the report's detailed table: one product × one Amazon link as written on the
-    site (``href`` null for a product no link led to), the number of pages it is on and the
-    first of them (sorted, one per line). ``seq`` is its place in the default order (ASIN,
-    marketplace, link); :class:`ScanOrder` holds the others."""
+    """A row of the report's detailed table. ``grain`` 'link': one product × one Amazon link as
+    written on the site (``href`` null for a product no link led to); 'product': one product
+    (``href`` null), its links counted. Each has its number of pages and the first of them
+    (sorted, one per line), and why an ``error`` is one. ``seq`` is its place in the scan's
+    rows (link rows by ASIN, marketplace, link, then product rows by ASIN, marketplace);
+    :class:`ScanOrder` holds the orders."""
 
     __tablename__ = "scan_row"
     __table_args__ = (
@@ -304,15 +315,19 @@ class ScanRow(SQLModel, table=True):
     href: str | None = Field(default=None, sa_type=Text)
     pages_count: int
     pages: str = Field(sa_type=Text)
+    grain: str = Field(default="link", max_length=8, sa_column_kwargs={"server_default": "link"})
+    error: str | None = Field(default=None, sa_type=Text)
+    links_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class ScanOrder(SQLModel, table=True):
     """The detailed table's rows in one order (a sortable column, one direction), within one
-    status ('' for all): ``seqs`` holds their :attr:`ScanRow.seq` as little-endian uint32, so
-    any page of any order is a 200-byte slice; ``rows`` counts them."""
+    status ('' for all), of one ``grain`` (see :class:`ScanRow`): ``seqs`` holds their
+    :attr:`ScanRow.seq` as little-endian uint32, so any page of any order is a 200-byte slice;
+    ``rows`` counts them."""
 
     __tablename__ = "scan_order"
-    __table_args__ = (UniqueConstraint("scan_id", "sort", "descending", "status"),)
+    __table_args__ = (UniqueConstraint("scan_id", "grain", "sort", "descending", "status"),)
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     scan_id: int = Field(foreign_key="scan.id", ondelete="CASCADE")
@@ -321,6 +336,7 @@ class ScanOrder(SQLModel, table=True):
     status: str = Field(max_length=16)
     rows: int
     seqs: bytes = Field(sa_type=LargeBinary)
+    grain: str = Field(default="link", max_length=8, sa_column_kwargs={"server_default": "link"})
 
 
 class ScanAudit(SQLModel, table=True):
@@ -337,6 +353,7 @@ class ScanAudit(SQLModel, table=True):
     tag: str | None = Field(default=None, sa_type=Text)
     pages: int
     links: int
+    first_pages: str | None = Field(default=None, sa_type=Text)  # the first pages, one per line
 
 
 def table_of(model: type[SQLModel]) -> Table:
@@ -354,5 +371,6 @@ ROW_TABLE = table_of(ScanRow)
 ORDER_TABLE = table_of(ScanOrder)
 AUDIT_TABLE = table_of(ScanAudit)
 REPORT_TABLES = (ROW_TABLE, ORDER_TABLE, AUDIT_TABLE)  # made from the findings at finish
+from store import credits as _credits  # noqa: E402,F401  (credit_ledger, credit_account)
 from store import onboarding as _onboarding  # noqa: E402,F401  (first_run_step)
 from store import sessions as _sessions  # noqa: E402,F401

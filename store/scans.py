@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from datetime import datetime
 from itertools import islice
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from sqlalchemy import Executable, Table, delete, insert, text, update
+from sqlalchemy import Executable, Table, delete, exists, func, insert, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -25,13 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from billing import messages
 from scanner.amazon import ProductResult
 from scanner.amazon_urls import AmazonTarget, LinkKind
 from scanner.classify import Status
 from scanner.crawl import FailedPage, LinkOccurrence, Progress, UnresolvedLink
 from scanner.report import summary, to_json
 from scanner.scan import ProductKey, ScanReport
-from store import report_table
+from store import credits, report_table
 from store.credentials import get_credential
 from store.models import (
     ACTIVE_STATES,
@@ -51,10 +54,14 @@ from store.models import (
 )
 
 __all__ = [  # get_credential is here too, for the worker's convenience
+    "NoCredits",
     "ScanNotFound",
     "ScanStateError",
+    "TooManyActiveScans",
     "cancel_scan",
     "create_scan",
+    "create_scan_spending_credit",
+    "delete_scan",
     "fail_scan",
     "finish_scan",
     "get_credential",
@@ -76,7 +83,7 @@ SCAN_TABLE = table_of(Scan)
 CHUNK = 5_000  # rows per executemany (SQLite) and per upsert statement
 _T = TypeVar("_T")
 
-_PAGE_COLUMNS = ("scan_id", "seq", "url", "ok", "status", "error")
+_PAGE_COLUMNS = ("scan_id", "seq", "url", "ok", "status", "error", "referrers")
 _LINK_COLUMNS = ("scan_id", "occurrence", "page", "href", "kind", "tag", "marketplace", "asin")
 _PRODUCT_COLUMNS = (
     "scan_id", "marketplace", "asin", "status", "title", "availability", "detail_page_url",
@@ -91,6 +98,37 @@ class ScanNotFound(LookupError):
 
 class ScanStateError(Exception):
     """The scan is not in a state that allows this (e.g. starting a cancelled scan)."""
+
+
+class TooManyActiveScans(Exception):
+    """The user already has as many scans queued or running as allowed."""
+
+    def __init__(self, *, active: int, cap: int) -> None:
+        self.active = active
+        self.cap = cap
+        super().__init__(messages.TOO_MANY_ACTIVE.format(active=active, cap=cap))
+
+
+class NoCredits(credits.InsufficientCredits):
+    """A scan needs a credit and the user has none left."""
+
+    def __init__(self, *, balance: int = 0, needed: int = 1) -> None:
+        super().__init__(balance=balance, needed=needed)
+        self.args = (messages.NO_CREDITS,)
+
+
+def spend_key(scan_id: int, created_at: datetime) -> str:
+    """The idempotency key of the credit a scan spent (SQLite reuses a deleted scan's id: the
+    creation time keeps keys apart)."""
+    return f"scan:{scan_id}:{int(created_at.timestamp() * 1000)}"
+
+
+def refund_key(scan_id: int, created_at: datetime) -> str:
+    return f"scan_refund:{scan_id}:{int(created_at.timestamp() * 1000)}"
+
+
+def _site_name(site: str) -> str:
+    return urlsplit(site).hostname or site[:100]
 
 
 # ---- the scan row -----------------------------------------------------------------------
@@ -121,6 +159,95 @@ async def create_scan(
     await session.commit()
     await session.refresh(scan)
     return scan
+
+
+async def create_scan_spending_credit(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    credits_enabled: bool,
+    active_cap: int,
+    site: str,
+    marketplace: str,
+    partner_tag: str | None,
+    options: dict[str, Any] | None = None,
+    credential_id: int | None = None,
+) -> Scan:
+    """A new ``queued`` scan paid for with one credit, in one transaction serialised per user
+    (the user's credits lock: :func:`store.credits.lock_account`), so that neither the
+    active-scan cap nor the balance can be raced: the user's scans queued or running are
+    counted, the credit is spent (``credits_enabled``) and the scan row written, all under the
+    lock, or nothing is. Raises :class:`TooManyActiveScans` (``active_cap`` reached) or
+    :class:`NoCredits`. The ledger row says "Scan #12 of example.com"; its key is
+    :func:`spend_key`."""
+    try:
+        locked = await credits.lock_account(session, user_id=user_id)
+        active = (
+            await _execute(
+                session,
+                core_select(func.count())
+                .select_from(SCAN_TABLE)
+                .where(
+                    SCAN_TABLE.c.user_id == user_id,
+                    SCAN_TABLE.c.state.in_([s.value for s in ACTIVE_STATES]),
+                ),
+            )
+        ).scalar_one()
+        if active >= active_cap:
+            raise TooManyActiveScans(active=int(active), cap=active_cap)
+        if credits_enabled and locked.balance < 1:
+            raise NoCredits(balance=locked.balance)
+        scan = Scan(
+            user_id=user_id,
+            site=site,
+            marketplace=marketplace,
+            partner_tag=partner_tag,
+            options=dict(options or {}),
+            credential_id=credential_id,
+        )
+        session.add(scan)
+        await session.flush()
+        assert scan.id is not None
+        if credits_enabled:
+            await credits.revoke(
+                session,
+                user_id=user_id,
+                amount=1,
+                kind="scan",
+                source="scan",
+                comment=messages.SCAN_SPENT.format(scan_id=scan.id, site=_site_name(site)),
+                external_id=str(scan.id),
+                idempotency_key=spend_key(scan.id, scan.created_at),
+                commit=False,
+            )
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    await session.refresh(scan)
+    return scan
+
+
+async def refund_scan(
+    session: AsyncSession, *, scan_id: int, user_id: int, created_at: datetime, site: str,
+    why: str,
+) -> credits.LedgerEntry | None:  # fmt: skip
+    """Give back the credit the scan spent, once (``scan_refund``, key :func:`refund_key`),
+    in the caller's transaction, which holds the user's lock. None when it spent none."""
+    spent = await credits.get_entry(session, idempotency_key=spend_key(scan_id, created_at))
+    if spent is None or spent.delta >= 0:
+        return None
+    return await credits.grant(
+        session,
+        user_id=user_id,
+        amount=-spent.delta,
+        kind="scan_refund",
+        source="scan",
+        comment=messages.SCAN_REFUND.format(scan_id=scan_id, site=_site_name(site), why=why),
+        external_id=str(scan_id),
+        idempotency_key=refund_key(scan_id, created_at),
+        commit=False,
+    )
 
 
 async def get_scan(
@@ -216,26 +343,94 @@ async def save_progress(session: AsyncSession, *, scan_id: int, progress: Progre
 
 async def fail_scan(session: AsyncSession, *, scan_id: int, reason: str) -> bool:
     """A queued or running scan failed; ``reason`` is shown to the user as is (one line, the
-    cause and what to do). Returns False if the scan had already ended."""
+    cause and what to do). A scan that failed before any product was checked gets its credit
+    back, in the same transaction (once: a second failure finds it ended). Returns False if
+    the scan had already ended."""
     return await _end(session, scan_id, ScanState.FAILED, error=reason)
 
 
 async def cancel_scan(session: AsyncSession, *, scan_id: int) -> bool:
     """The user stops a queued or running scan. What was saved so far (checked products) is
-    kept. Returns False if the scan had already ended."""
+    kept. A scan cancelled before a worker started it gets its credit back, in the same
+    transaction. Returns False if the scan had already ended."""
     return await _end(session, scan_id, ScanState.CANCELLED, error=None)
 
 
 async def _end(session: AsyncSession, scan_id: int, state: ScanState, error: str | None) -> bool:
+    try:
+        owner = (
+            await _execute(
+                session,
+                core_select(SCAN_TABLE.c.user_id, SCAN_TABLE.c.created_at, SCAN_TABLE.c.site).where(
+                    SCAN_TABLE.c.id == scan_id
+                ),
+            )
+        ).first()
+        if owner is None:
+            await session.commit()
+            return False
+        if owner.user_id is not None:  # a refund must not race the user's other credit writes
+            await credits.lock_account(session, user_id=owner.user_id)
+        values = {"state": state.value, "error": error, "finished_at": utcnow(),
+                  "phase": state.value}  # fmt: skip
+        refund: str | None = None
+        changed = False
+        if state is ScanState.CANCELLED:  # still queued: no worker started it
+            changed = await _update_if(session, scan_id, (ScanState.QUEUED,), values)
+            refund = messages.REFUND_CANCELLED if changed else None
+        if not changed:
+            changed = await _update_if(session, scan_id, ACTIVE_STATES, values)
+            if changed and state is ScanState.FAILED:
+                checked = exists().where(PRODUCT_TABLE.c.scan_id == scan_id)
+                if not (await _execute(session, core_select(checked))).scalar():
+                    refund = messages.REFUND_FAILED
+        if refund is not None and owner.user_id is not None:
+            await refund_scan(
+                session, scan_id=scan_id, user_id=owner.user_id, created_at=owner.created_at,
+                site=owner.site, why=refund,
+            )  # fmt: skip
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    return changed
+
+
+async def _update_if(
+    session: AsyncSession, scan_id: int, states: Sequence[str], values: dict[str, Any]
+) -> bool:
     stmt = (
         update(SCAN_TABLE)
-        .where(SCAN_TABLE.c.id == scan_id, SCAN_TABLE.c.state.in_(ACTIVE_STATES))
-        .values(state=state.value, error=error, finished_at=utcnow(), phase=state.value)
+        .where(SCAN_TABLE.c.id == scan_id, SCAN_TABLE.c.state.in_([str(s) for s in states]))
+        .values(**values)
         .returning(SCAN_TABLE.c.id)
     )
-    changed = (await _execute(session, stmt)).first() is not None
-    await session.commit()
-    return changed
+    return (await _execute(session, stmt)).first() is not None
+
+
+async def delete_scan(session: AsyncSession, *, scan_id: int, user_id: int | None = None) -> bool:
+    """Delete the scan and everything it holds (pages, links, products, its report), in one
+    transaction. False if there is no such scan (or, with ``user_id``, it is someone else's).
+    A running scan should be cancelled first: its worker then finds nothing to save."""
+    conds = [SCAN_TABLE.c.id == scan_id]
+    if user_id is not None:
+        conds.append(SCAN_TABLE.c.user_id == user_id)
+    try:
+        conn = await session.connection()
+        found = (
+            await conn.execute(core_select(SCAN_TABLE.c.id).where(*conds).with_for_update())
+        ).first()
+        if found is None:
+            await session.rollback()
+            return False
+        for table in (*REPORT_TABLES, *FINDINGS_TABLES):
+            await conn.execute(delete(table).where(table.c.scan_id == scan_id))
+        await conn.execute(delete(SCAN_TABLE).where(SCAN_TABLE.c.id == scan_id))
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    return True
 
 
 async def _state_error(session: AsyncSession, scan_id: int, verb: str) -> Exception:
@@ -305,7 +500,9 @@ async def finish_scan(session: AsyncSession, *, scan_id: int, report: ScanReport
                 phase="cancelled" if cancelled else "done",
                 pages_crawled=len(report.pages),
                 products_found=len(report.products),
-                products_checked=len(report.products),
+                products_checked=sum(
+                    1 for p in report.products.values() if p.status is not Status.NOT_CHECKED
+                ),
                 api_requests=report.api_requests,
                 truncated=report.truncated,
                 summary=summary(report),
@@ -349,15 +546,22 @@ async def load_report(
     pages: list[str] = []
     failed: list[FailedPage] = []
     stmt = (
-        core_select(PAGE_TABLE.c.ok, PAGE_TABLE.c.url, PAGE_TABLE.c.status, PAGE_TABLE.c.error)
+        core_select(
+            PAGE_TABLE.c.ok,
+            PAGE_TABLE.c.url,
+            PAGE_TABLE.c.status,
+            PAGE_TABLE.c.error,
+            PAGE_TABLE.c.referrers,
+        )
         .where(PAGE_TABLE.c.scan_id == scan_id)
         .order_by(PAGE_TABLE.c.ok.desc(), PAGE_TABLE.c.seq)
     )
-    for ok, url, status, error in await _rows(session, stmt):
+    for ok, url, status, error, referrers in await _rows(session, stmt):
         if ok:
             pages.append(url)
         else:
-            failed.append(FailedPage(url, status, error or ""))
+            refs = referrers.split("\n") if referrers else []
+            failed.append(FailedPage(url, status, error or "", refs))
     unresolved = [
         UnresolvedLink(page, href, kind, error)
         for page, href, kind, error in await _rows(
@@ -461,9 +665,9 @@ def _stats(report: ScanReport) -> dict[str, Any]:
 
 def _page_rows(scan_id: int, report: ScanReport) -> Iterator[tuple[Any, ...]]:
     for n, url in enumerate(report.pages):
-        yield (scan_id, n, url, True, None, None)
+        yield (scan_id, n, url, True, None, None, None)
     for n, f in enumerate(report.failed):
-        yield (scan_id, n, f.url, False, f.status, f.error)
+        yield (scan_id, n, f.url, False, f.status, f.error, "\n".join(f.referrers) or None)
 
 
 def _link_rows(scan_id: int, links: Sequence[LinkOccurrence]) -> Iterator[tuple[Any, ...]]:

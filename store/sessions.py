@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, delete, select
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from store import credits
 from store.models import User, UtcDateTime, table_of, utcnow
 
 SESSION_DAYS = 14
@@ -32,9 +33,18 @@ SESSION_TABLE = table_of(UserSession)
 USER_TABLE = table_of(User)
 
 # the hot read (every page and poll, through web.reads): the user of a session, with its end
+# the session's user and their credits balance (the header shows it) in one read by key
 USER_BY_SESSION = (
-    select(*USER_TABLE.c, SESSION_TABLE.c.expires_at.label("session_expires_at"))
-    .select_from(SESSION_TABLE.join(USER_TABLE, USER_TABLE.c.id == SESSION_TABLE.c.user_id))
+    select(
+        *USER_TABLE.c,
+        SESSION_TABLE.c.expires_at.label("session_expires_at"),
+        credits.ACCOUNT.c.balance.label("credits_balance"),
+    )
+    .select_from(
+        SESSION_TABLE.join(USER_TABLE, USER_TABLE.c.id == SESSION_TABLE.c.user_id).outerjoin(
+            credits.ACCOUNT, credits.ACCOUNT.c.user_id == USER_TABLE.c.id
+        )
+    )
     .where(SESSION_TABLE.c.id_hash == bindparam("id_hash"))
 )
 

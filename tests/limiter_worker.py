@@ -58,6 +58,19 @@ def shared_catalogue(tps: float) -> dict[str, Any]:
     }
 
 
+class Recording:
+    """The limiter, noting when each request was let go (CLOCK_MONOTONIC: one clock for every
+    process of the machine), so a test can check the pacer's promise where it is made."""
+
+    def __init__(self, inner: RateLimiter) -> None:
+        self.inner = inner
+        self.times: list[float] = []
+
+    async def acquire(self) -> None:
+        await self.inner.acquire()
+        self.times.append(time.monotonic())
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     access = AmazonAccess(
         credential_id=CREDENTIAL_ID,
@@ -74,8 +87,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         limiter = RedisRateLimiter.for_access(redis, access, prefix=args.prefix)
     else:
         limiter = LocalRateLimiter(access.tps)
+    recording = Recording(limiter)
     try:
-        async with ProductChecker(access, limiter) as checker:
+        async with ProductChecker(access, recording) as checker:
             await checker.verify()
             print("ready", flush=True)
             await asyncio.to_thread(sys.stdin.readline)
@@ -94,6 +108,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 "requests": checker.requests,
                 "errors": errors,
                 "elapsed": time.monotonic() - started,
+                "acquired": recording.times,
             }
     finally:
         if redis is not None:

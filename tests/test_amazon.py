@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from ccbb.sandbox.amazon_api import Catalogue, RunningSandbox, running_sandbox
+from ccbb.sandbox.amazon_api import RATE_TOLERANCE, Catalogue, RunningSandbox, running_sandbox
 from scanner.amazon import AmazonAccountError, ProductChecker, ProductResult
 from scanner.classify import Status
 from scanner.net import NetworkPolicy, make_session
@@ -243,15 +243,17 @@ async def test_check_refuses_chunks_outside_1_to_10(sandbox: RunningSandbox, siz
 async def test_requests_are_paced_at_the_credential_tps(sandbox: RunningSandbox) -> None:
     tps = 5.0
     chunks = [SCAN_ASINS[n : n + 10] for n in range(0, 40, 10)] + [MIXED_CHUNK]
-    async with checker_for(sandbox, tps=tps, credential_id="paced") as checker:
-        results = await asyncio.gather(*(checker.check(chunk) for chunk in chunks))
+    with MachineLag() as lag:
+        async with checker_for(sandbox, tps=tps, credential_id="paced") as checker:
+            results = await asyncio.gather(*(checker.check(chunk) for chunk in chunks))
 
     records = sandbox.requests()
     assert len(records) == len(chunks)
     assert [r["status"] for r in records] == [200] * len(chunks)  # no 429
     times = sorted(r["t"] for r in records)
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 1 / tps - 0.02, gaps  # arrival jitter on a loaded 2-core VM
+    # arrival jitter: the sandbox's tolerance, and what a busy machine took from this process
+    assert min(gaps) >= 1 / tps - RATE_TOLERANCE - lag.stolen, (gaps, lag.stolen)
     assert sorted(map(tuple, (r["item_ids"] for r in records))) == sorted(map(tuple, chunks))
     assert all(len(r) == len(c) for r, c in zip(results, chunks, strict=True))
 
@@ -260,13 +262,14 @@ async def test_retries_are_paced_too(sandbox: RunningSandbox) -> None:
     tps = 5.0
     sandbox.inject_fault(503, count=1)
     chunks = [SCAN_ASINS[:10], SCAN_ASINS[10:20]]
-    async with checker_for(sandbox, tps=tps, credential_id="paced", backoff=0.0) as checker:
-        results = await asyncio.gather(*(checker.check(chunk) for chunk in chunks))
+    with MachineLag() as lag:
+        async with checker_for(sandbox, tps=tps, credential_id="paced", backoff=0.0) as checker:
+            results = await asyncio.gather(*(checker.check(chunk) for chunk in chunks))
     assert all(r.status is Status.AVAILABLE for chunk in results for r in chunk)
     records = sandbox.requests()
     assert [r["status"] for r in records] == [503, 200, 200]
     gaps = [b - a for a, b in itertools.pairwise(r["t"] for r in records)]
-    assert min(gaps) >= 1 / tps - 0.02, gaps  # arrival jitter on a loaded 2-core VM
+    assert min(gaps) >= 1 / tps - RATE_TOLERANCE - lag.stolen, (gaps, lag.stolen)
 
 
 # --------------------------------------------------------------------------

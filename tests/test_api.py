@@ -5,6 +5,8 @@ ownership (404 on every route), and an OpenAPI document that validates and lists
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from scanner.report import to_json
 from scanner.scan import ScanReport
 from store import scans as store_scans
 from tests.test_web_scans import SECRET, Env, web_env
-from web import api, openapi
+from web import api, credits_api, openapi
 
 API = "/api/v1"
 
@@ -42,8 +44,8 @@ def _token(env: Env, email: str) -> tuple[int, dict[str, str]]:
     """Sign up ``email``, make a token in Settings; (user id, the Authorization header)."""
     user_id = env.signup(email)
     r = env.post("/settings/tokens", {"name": "test script"})
-    assert r.status_code == 201
-    m = re.search(r'<code id="new-token">([^<]+)</code>', r.text)
+    assert r.status_code == 303
+    m = re.search(r'<code id="new-token">([^<]+)</code>', env.get(r.headers["location"]).text)
     assert m
     env.client.cookies.clear()  # the API must work without any session
     return user_id, {"Authorization": f"Bearer {m.group(1)}"}
@@ -100,6 +102,7 @@ def test_create_list_progress_cancel(env: Env) -> None:
         "cloak_prefixes": ["https://shop.example/go/"],
         "tps": 2.5,
         "max_pages": 500,
+        "http_fallback": True,  # a bare domain: http:// is tried when https:// cannot connect
     }
     queue = env.settings.queue_name
     assert any(
@@ -211,12 +214,54 @@ def test_other_users_scans_are_404_on_every_route(env: Env, demo_report: ScanRep
         ("GET", f"/scans/{scan_id}/progress"),
         ("GET", f"/scans/{scan_id}/report"),
         ("POST", f"/scans/{scan_id}/cancel"),
+        ("GET", f"/scans/{scan_id}/export.csv"),
+        ("DELETE", f"/scans/{scan_id}"),
     ]:
         _error(env.client.request(method, API + path, headers=auth), 404, "not_found")
     assert env.client.get(f"{API}/scans", headers=auth).json()["scans"] == []
     _error(env.client.get(f"{API}/nothing-here", headers=auth), 404, "not_found")
     _error(env.client.delete(f"{API}/scans", headers=auth), 405, "method_not_allowed")
     assert env.scan(scan_id).state == "done"
+
+
+def test_csv_is_the_cli_csv_and_a_scan_can_be_deleted(env: Env, demo_report: ScanReport) -> None:
+    from scanner.report import to_csv
+
+    user_id, auth = _token(env, "owner@example.com")
+    scan_id = env.make_scan(user_id, demo_report)
+    r = env.client.get(f"{API}/scans/{scan_id}/export.csv", headers=auth)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.text == to_csv(demo_report)
+    removed = env.client.get(f"{API}/scans/{scan_id}/export.csv?status=removed", headers=auth)
+    assert {row["status"] for row in csv.DictReader(io.StringIO(removed.text))} == {"removed"}
+    # an unfinished scan has no CSV yet
+    queued = env.make_scan(user_id)
+    _error(
+        env.client.get(f"{API}/scans/{queued}/export.csv", headers=auth), 409, "scan_not_finished"
+    )
+    # delete: the scan and what it holds go
+    assert env.run(env._with_session(lambda s: _rows_left(s, scan_id))) > 0
+    r = env.client.delete(f"{API}/scans/{scan_id}", headers=auth)
+    assert r.status_code == 204 and r.content == b""
+    assert env.scan(scan_id) is None
+    _error(env.client.get(f"{API}/scans/{scan_id}", headers=auth), 404, "not_found")
+    assert env.run(env._with_session(lambda s: _rows_left(s, scan_id))) == 0
+    # a queued scan is cancelled, then deleted
+    assert env.client.delete(f"{API}/scans/{queued}", headers=auth).status_code == 204
+    assert env.scan(queued) is None
+
+
+async def _rows_left(session: Any, scan_id: int) -> int:
+    from sqlalchemy import func, select
+
+    from store.models import FINDINGS_TABLES, REPORT_TABLES
+
+    conn = await session.connection()
+    total = 0
+    for table in (*FINDINGS_TABLES, *REPORT_TABLES):
+        stmt = select(func.count()).select_from(table).where(table.c.scan_id == scan_id)
+        total += int((await conn.execute(stmt)).scalar_one())
+    return total
 
 
 def test_a_revoked_token_stops_working(env: Env) -> None:
@@ -240,7 +285,7 @@ def test_openapi_document_is_valid_public_and_complete(env: Env) -> None:
     documented = {(m.upper(), p) for p, item in doc["paths"].items() for m in item}
     served = {
         (method, route.path.replace("{scan_id:int}", "{scan_id}"))
-        for route in api.routes
+        for route in [*api.routes, *credits_api.routes]
         if isinstance(route, Route) and not route.path.endswith("openapi.json")
         for method in route.methods or ()
         if method != "HEAD"

@@ -685,12 +685,19 @@ async def test_short_link_answering_404_is_unresolved(serve: Serve) -> None:
 
 
 async def test_404_and_500_pages_are_failed_not_counted_and_500_is_retried(serve: Serve) -> None:
-    site = await serve({"/": page("/missing", "/broken"), "/broken": status(500)})
+    site = await serve(
+        {
+            "/": page("/missing", "/broken", "/a"),
+            "/a": html(page("/missing")),
+            "/broken": status(500),
+        }
+    )
     run = await crawl(site.connect("site.test"))
-    assert run.pages == [HOME]
-    assert run.failed == [
-        FailedPage("http://site.test/broken", 500, "HTTP 500"),
-        FailedPage("http://site.test/missing", 404, "HTTP 404"),
+    assert run.pages == [HOME, "http://site.test/a"]
+    # each failed page says which pages link to it (where to fix the link)
+    assert sorted(run.failed, key=lambda f: f.url) == [
+        FailedPage("http://site.test/broken", 500, "HTTP 500", [HOME]),
+        FailedPage("http://site.test/missing", 404, "HTTP 404", [HOME, "http://site.test/a"]),
     ]
     assert len(site.hits("/broken")) == 1 + FAST.retries
     assert len(site.hits("/missing")) == 1
@@ -737,7 +744,9 @@ async def test_a_page_slower_than_the_timeout_fails_as_timed_out(serve: Serve) -
         took = time.monotonic() - started
     assert run.pages == [HOME]
     assert run.failed == [
-        FailedPage("http://site.test/slow", None, "timed out: the site did not answer in time")
+        FailedPage(
+            "http://site.test/slow", None, "timed out: the site did not answer in time", [HOME]
+        )
     ]
     assert len(site.hits("/slow")) == 2
     # two attempts of one timeout each (the page waited 5 s), plus robots.txt and sitemaps
@@ -772,7 +781,7 @@ async def test_a_body_over_the_cap_fails_without_being_read(serve: Serve, declar
     run = await crawl(site.connect("site.test"), limits=replace(FAST, max_body=100_000))
     assert run.pages == [HOME]
     assert run.failed == [
-        FailedPage("http://site.test/huge", 200, "page larger than 100 kB: skipped")
+        FailedPage("http://site.test/huge", 200, "page larger than 100 kB: skipped", [HOME])
     ]
     await asyncio.wait_for(done.wait(), 5)
     assert sent < total // 4  # the crawler hung up long before the end
@@ -790,7 +799,7 @@ async def test_a_compressed_body_inflating_past_the_cap_fails(serve: Serve) -> N
     run = await crawl(site.connect("site.test"), limits=replace(FAST, max_body=1_000_000))
     assert run.pages == [HOME]
     assert run.failed == [
-        FailedPage("http://site.test/bomb", 200, "page larger than 1 MB: skipped")
+        FailedPage("http://site.test/bomb", 200, "page larger than 1 MB: skipped", [HOME])
     ]
 
 

@@ -138,7 +138,13 @@ def test_tiny_site_hand_checked(tiny: DemoSite) -> None:
         "total_links": 49,
         "unique_links": 46,
         "total_products": 16,
-        "by_status": {"available": 7, "removed": 2, "out_of_stock": 3, "error": 4},
+        "by_status": {
+            "available": 7,
+            "removed": 2,
+            "out_of_stock": 3,
+            "error": 4,
+            "not_checked": 0,
+        },
         "tag_audit": {"missing_tag": 5, "other_tag": 5},
     }
     articles = sorted(p for p in exp.scanned_pages if p.startswith(BASE + "kitchen/"))
@@ -169,7 +175,8 @@ def test_counts_are_consistent(site: DemoSite) -> None:
     assert exp.urls_scanned == len(exp.scanned_pages) == len(exp.links) == 60
     assert exp.total_links == len(every) >= exp.unique_links == len({s.url for s in every}) > 0
     assert sum(exp.by_status.values()) == exp.total_products == len(exp.products)
-    assert set(exp.by_status) == set(STATUSES) and all(exp.by_status.values())
+    assert set(exp.by_status) == {*STATUSES, "not_checked"} and exp.by_status["not_checked"] == 0
+    assert all(exp.by_status[s] for s in STATUSES)
     assert exp.tag_audit["missing_tag"] == sum(1 for s in every if s.tag is None)
     assert exp.tag_audit["other_tag"] == sum(1 for s in every if s.tag not in (None, "demo-20"))
     assert {k for s in every for k in s.products} == set(exp.products)

@@ -95,7 +95,7 @@ async def test_csv_and_text_formats(served: Served, tmp_path) -> None:
     assert out == ""
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert list(rows[0]) == ["page", "href", "kind", "tag", "asin", "marketplace", "title",
-                             "status", "availability"]  # fmt: skip
+                             "status", "availability", "error"]  # fmt: skip
     expected = served.site.expected
     widget_extra = sum(len(s.products) - 1 for links in expected.links.values() for s in links)
     assert len(rows) == expected.total_links + widget_extra

@@ -36,7 +36,11 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_the_demo_runs_and_stops_whole(tmp_path: Path) -> None:
+def start_demo_run(
+    tmp_path: Path, timeout: float = 60
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """``ccbb run --demo`` on a free port with a fresh data directory (none of this machine's
+    CCBB_ settings), once its dashboard answers: the process, its URL and its log file."""
     port = _free_port()
     env = {
         k: v
@@ -50,18 +54,26 @@ def test_the_demo_runs_and_stops_whole(tmp_path: Path) -> None:
             [sys.executable, "-m", "ccbb.cli", "run", "--demo", "--port", str(port)],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
         while True:
             try:
                 if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
+                    return proc, base, log
             except httpx.HTTPError:
                 pass
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.3)
+    except BaseException:
+        proc.kill()
+        raise
+
+
+def test_the_demo_runs_and_stops_whole(tmp_path: Path) -> None:
+    proc, base, log = start_demo_run(tmp_path)
+    try:
         password = re.search(r"with the password (\S+?),", log.read_text())
         assert password, log.read_text()
         with httpx.Client(base_url=base) as client:

@@ -259,7 +259,7 @@ def _odd_report() -> ScanReport:
         finished_at=start + timedelta(seconds=42, microseconds=7),
         pages=["https://site.example/a/", page2, long_page],
         failed=[
-            FailedPage("https://site.example/z/", 500, "HTTP 500"),
+            FailedPage("https://site.example/z/", 500, "HTTP 500", [page2, long_page]),
             FailedPage("https://site.example/y/", None, "timeout"),
             FailedPage("https://site.example/y/", 404, "HTTP 404"),
         ],

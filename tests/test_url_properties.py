@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scanner.amazon_urls import AMAZON_TLDS, parse_amazon_url
 from scanner.digest import page_key
 from scanner.extract import immediate_refresh, script_navigation
-from scanner.urls import directory_of, normalize, resolve
+from scanner.urls import normalize, resolve
 
 # any string at all, lone surrogates included (what a broken decoder could hand over)
 ANY_TEXT = st.text(alphabet=st.characters(exclude_categories=()), max_size=200)
@@ -136,18 +136,6 @@ def test_resolving_an_iri_and_its_encoded_form_agree(
     raw, encoded = resolve(base, href), resolve(base, percent_encoded(href, rng))
     assert raw is not None and encoded is not None
     assert normalize(raw) == normalize(encoded)
-
-
-@given(BASES, ANY_TEXT)
-@example("http://site.test:8080/a/b;p?q=1", "../g?y#s")
-@example("http://site.test/", "g")
-def test_a_page_relative_href_resolves_against_the_base_directory_alone(
-    base: str, href: str
-) -> None:
-    # what the digest's memo of page-relative hrefs (by directory + href) relies on
-    if href[:1] in "?#" or href[:1] <= " ":
-        return
-    assert resolve(base, href) == resolve(directory_of(base), href)
 
 
 @settings(max_examples=300)

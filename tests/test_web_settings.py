@@ -131,11 +131,18 @@ def _token_ids(html: str) -> list[int]:
 def test_api_tokens_are_shown_once_stored_hashed_and_revocable(env: Env) -> None:
     env.signup("dev@example.com")
     r = env.post("/settings/tokens", {"name": "nightly script"})
-    assert r.status_code == 201
-    assert r.headers["cache-control"] == "no-store"
-    token = re.search(r'<code id="new-token">([^<]+)</code>', r.text)
+    # redirect after POST: a reload of the page that shows it makes no second token
+    assert r.status_code == 303 and r.headers["location"].startswith("/settings?token=")
+    assert "ccbb_" not in r.headers["location"] and not r.text
+    shown = env.get(r.headers["location"])
+    assert shown.headers["cache-control"] == "no-store"
+    token = re.search(r'<code id="new-token">([^<]+)</code>', shown.text)
     assert token and token.group(1).startswith(store_tokens.TOKEN_PREFIX)
+    assert 'data-copy="new-token"' in shown.text and "/static/copy.js" in shown.text
     plain = token.group(1)
+    again = env.get(r.headers["location"]).text  # the reload
+    assert plain not in again and "shown once already" in again
+    assert len(_stored_tokens(env)) == 1
     page = env.get("/settings").text
     assert plain not in page  # shown once
     assert "nightly script" in page and plain[:9] in page  # listed by name and prefix

@@ -29,10 +29,12 @@ from store import credentials as store_credentials
 from store import scans as store_scans
 from store import tokens as store_tokens
 from store.models import ACTIVE_STATES, Scan, ScanState, utcnow
-from web import fields, openapi
+from web import credits_api, fields, openapi, report_page
+from web import scans as scans_page
 from web.fields import MAX_LENGTHS as MAX
 from web.new_scan import (
     MAX_PREFIXES,
+    NoCredits,
     TooManyActiveScans,
     check_scan_form,
     queue_scan,
@@ -361,6 +363,8 @@ async def create_scan(request: Request) -> Response:
         scan = await queue_scan(state, user_id=user_id(request), req=req)
     except TooManyActiveScans as exc:
         raise ApiError(409, "too_many_active_scans", str(exc)) from None
+    except NoCredits as exc:
+        raise ApiError(402, "no_credits", str(exc), balance=exc.balance) from None
     assert scan.id is not None
     return _json(_scan_out(scan, None), status_code=201)
 
@@ -410,6 +414,23 @@ async def get_report(request: Request) -> Response:
     )
 
 
+async def export_csv(request: Request) -> Response:
+    scan = await _own_scan(request)
+    if scan.state not in report_page.EXPORTABLE:
+        raise ApiError(
+            409, "scan_not_finished", f"The scan is {scan.state}: its CSV is ready when it is done."
+        )
+    query, _ = report_page.table_query(request)
+    return report_page.csv_response(request, scan, query)
+
+
+async def delete_scan(request: Request) -> Response:
+    scan = await _own_scan(request)
+    assert scan.id is not None
+    await scans_page.delete_scan(request, scan.id, scan.state)
+    return Response(status_code=204)
+
+
 async def list_credentials(request: Request) -> Response:
     async with request.app.state.sessions() as session:
         saved = await store_credentials.list_credentials(session, user_id=user_id(request))
@@ -420,14 +441,14 @@ async def list_credentials(request: Request) -> Response:
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSONResponse(openapi.document(ROUTES))
+    return JSONResponse(openapi.document([*ROUTES, *credits_api.OPERATIONS]))
 
 
 ROUTES = [
     openapi.Operation("GET", "/scans", list_scans, "List your scans, newest first",
                       response=ScanListOut, query=("limit", "offset")),
     openapi.Operation("POST", "/scans", create_scan, "Create and queue a scan",
-                      body=ScanIn, response=ScanOut, status=201, errors=(400, 409, 422)),
+                      body=ScanIn, response=ScanOut, status=201, errors=(400, 402, 409, 422)),
     openapi.Operation("GET", "/scans/{scan_id}", get_scan, "A scan: state, progress, summary",
                       response=ScanOut, errors=(404,)),
     openapi.Operation("GET", "/scans/{scan_id}/progress", get_progress, "A scan's live progress",
@@ -438,6 +459,14 @@ ROUTES = [
     openapi.Operation("GET", "/scans/{scan_id}/report", get_report,
                       "The report, in the JSON shape of `ccbb scan --format json`",
                       response=openapi.ReportOut, errors=(404, 409)),
+    openapi.Operation("GET", "/scans/{scan_id}/export.csv", export_csv,
+                      "The report as CSV, the shape of `ccbb scan --format csv` (columns page, "
+                      "href, kind, tag, asin, marketplace, title, status, availability, error); "
+                      "the dashboard's filters work here too (status, asin, name, page_url)",
+                      response=None, media="text/csv", errors=(404, 409)),
+    openapi.Operation("DELETE", "/scans/{scan_id}", delete_scan,
+                      "Delete a scan and everything it found (a running one is cancelled first)",
+                      response=None, status=204, errors=(404,)),
     openapi.Operation("GET", "/credentials", list_credentials,
                       "Your saved Amazon credentials (add them in Settings)",
                       response=CredentialListOut),

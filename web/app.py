@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,16 +24,20 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from billing.catalogue import BUNDLED, load_catalogue
 from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
 from store.sessions import SESSION_DAYS
-from web import api, auth, i18n, scans, site
+from web import api, auth, billing, credits_api, i18n, scans, site
 from web.body_limit import BodyLimit
 from web.csrf import CsrfMiddleware
 from web.headers import SecurityHeaders
 from web.reads import Reads
 from web.sessions import SessionCookies
+from web.templating import render
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -83,7 +88,7 @@ class AuthGate:
         await self.app(scope, receive, send)
 
 
-PUBLIC_PATHS = (*auth.PUBLIC_PATHS, api.PREFIX + "/openapi.json")
+PUBLIC_PATHS = (*auth.PUBLIC_PATHS, api.PREFIX + "/openapi.json", *credits_api.PUBLIC_PATHS)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -93,8 +98,33 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         if exc.status_code in (204, 304):
             return Response(status_code=exc.status_code, headers=exc.headers)
-        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
-    return PlainTextResponse("Internal Server Error", status_code=500)
+        return error_page(request, exc.status_code, str(exc.detail), exc.headers)
+    log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_page(request, 500, "")
+
+
+_ERROR_TITLES = {
+    404: ("Page not found", "There is nothing at this address: check it, or start again from "
+          "the dashboard."),
+    405: ("Not allowed", "This address does not take that kind of request."),
+    500: ("Something went wrong on our side", "The error is logged; try again in a moment."),
+}  # fmt: skip
+
+
+def error_page(
+    request: Request, status: int, detail: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """An error as a page of the app, with its navigation (never a traceback)."""
+    title, text = _ERROR_TITLES.get(status, (detail or "Error", ""))
+    if status == 404 and detail and detail != "Not Found":
+        text = f"{detail} {text}"
+    try:
+        return render(
+            request, "error.html", {"title": title, "detail": text}, status, headers=headers
+        )
+    except Exception:  # the page itself broke: a plain answer still says what happened
+        log.exception("the error page failed")
+        return PlainTextResponse(title, status_code=status, headers=headers)
 
 
 async def healthz(request: Request) -> Response:
@@ -113,6 +143,8 @@ def proxy_headers(settings: Settings) -> list[Middleware]:
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
+    # the plans on sale, checked now: a wrong CCBB_PLANS_FILE stops the start with its mistakes
+    catalogue = load_catalogue(settings.plans_file or BUNDLED)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -125,6 +157,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         )
         await reads.start()
         app.state.settings = settings
+        app.state.catalogue = catalogue
         app.state.sessions = session_factory(engine)
         app.state.reads = reads
         app.state.redis = redis
@@ -144,6 +177,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         *auth.routes,
         *scans.routes,
         *api.routes,
+        *billing.routes,
+        *credits_api.routes,
     ]
     app = Starlette(
         routes=routes,

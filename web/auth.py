@@ -17,7 +17,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from billing import messages
 from ccbb import jobs
+from store import credits as store_credits
 from store import scans as store_scans
 from store import sessions as store_sessions
 from store import tokens as store_tokens
@@ -85,17 +87,23 @@ async def current_user(request: Request) -> User | None:
     now = time.monotonic()
     hit = cache.get(id_hash)
     if hit is not None and hit[0] > now:
+        request.scope["credits"] = hit[2]  # the header's balance (base.html)
         return hit[1]
     found = await request.app.state.reads.rows(store_sessions.USER_BY_SESSION, {"id_hash": id_hash})
     user = None
+    balance = 0
     if found and found[0]["session_expires_at"] > utcnow():
-        user = User(**{k: v for k, v in dict(found[0]).items() if k != "session_expires_at"})
+        values = dict(found[0])
+        values.pop("session_expires_at")
+        balance = int(values.pop("credits_balance") or 0)
+        user = User(**values)
     if len(cache) >= USER_CACHE_MAX:
-        for key in [k for k, (until, _user) in cache.items() if until <= now]:
+        for key in [k for k, (until, *_) in cache.items() if until <= now]:
             del cache[key]
         if len(cache) >= USER_CACHE_MAX:
             cache.clear()
-    cache[id_hash] = (now + USER_CACHE_SECONDS, user)
+    cache[id_hash] = (now + USER_CACHE_SECONDS, user, balance)
+    request.scope["credits"] = balance
     return user
 
 
@@ -108,12 +116,18 @@ USER_CACHE_SECONDS = 5.0
 USER_CACHE_MAX = 50_000
 
 
-def _user_cache(request: Request) -> dict[str, tuple[float, User | None]]:
-    cache: dict[str, tuple[float, User | None]] | None = getattr(
-        request.app.state, "user_cache", None
-    )
+# what the cache holds per session: until when, its user (None: no such session), their balance
+_Cached = tuple[float, User | None, int]
+
+
+def _user_cache(request: Request) -> dict[str, _Cached]:
+    return _cache_of(request.app.state)
+
+
+def _cache_of(state: Any) -> dict[str, _Cached]:
+    cache: dict[str, _Cached] | None = getattr(state, "user_cache", None)
     if cache is None:
-        cache = request.app.state.user_cache = {}
+        cache = state.user_cache = {}
     return cache
 
 
@@ -124,8 +138,14 @@ def _forget(request: Request, session_id: str | None) -> None:
 
 def _forget_user(request: Request, user_id: int) -> None:
     """This process forgets every session of the user at once (others within seconds)."""
-    cache = _user_cache(request)
-    for key in [k for k, (_until, u) in cache.items() if u is not None and u.id == user_id]:
+    forget_user(request.app.state, user_id)
+
+
+def forget_user(state: Any, user_id: int) -> None:
+    """Drop the user's sessions from this process's cache (their balance, password or sessions
+    changed): the next request reads them again."""
+    cache = _cache_of(state)
+    for key in [k for k, (_t, u, _b) in cache.items() if u is not None and u.id == user_id]:
         del cache[key]
 
 
@@ -247,11 +267,25 @@ async def signup(request: Request) -> Response:
             # same page as a success would lead to, without saying the account exists
             errors["email"] = _(EMAIL_UNUSABLE)
         else:
+            await _welcome_credits(request, user)
             if chosen := i18n.known(request.cookies.get(i18n.COOKIE)):  # chosen as a visitor
                 await remember_locale(request, user.id or 0, chosen)
             await _login(request, user)
             return RedirectResponse("/", status_code=303)
     return render(request, "signup.html", {"email": email, "errors": errors}, 400)
+
+
+async def _welcome_credits(request: Request, user: User) -> None:
+    """CCBB_SIGNUP_CREDITS for a new account (a trial; the demo gives some), once."""
+    settings = request.app.state.settings
+    if not settings.credits_enabled or settings.signup_credits <= 0 or user.id is None:
+        return
+    async with request.app.state.sessions() as session:
+        await store_credits.grant(
+            session, user_id=user.id, amount=settings.signup_credits, kind="grant",
+            source="signup", comment=messages.SIGNUP_CREDITS,
+            idempotency_key=f"signup:{user.public_id}",
+        )  # fmt: skip
 
 
 async def logout(request: Request) -> Response:

@@ -7,6 +7,15 @@ from collections.abc import Mapping, Sequence
 from html import escape
 
 DEFAULT_COLORS = ("#16a34a", "#dc2626", "#d97706", "#64748b", "#2563eb", "#9333ea")
+# the report's donut, by status label (scanner.report.STATUS_LABELS): "Not checked" has a
+# colour of its own, never the error grey
+STATUS_COLORS = {
+    "Available": "#16a34a",
+    "Removed": "#dc2626",
+    "Out of stock": "#d97706",
+    "Error": "#64748b",
+    "Not checked": "#a78bfa",
+}
 _EMPTY = "#e8ecf4"
 
 
@@ -37,7 +46,7 @@ def donut(
     lists them in the order of ``counts``. ``units`` names the total (one, many). Labels are
     escaped."""
     total = sum(max(0, v) for v in counts.values())
-    size, cx, cy, r, width = 360, 80.0, 80.0, 60.0, 24.0
+    size, cx, cy, r, width = 390, 80.0, 80.0, 60.0, 24.0  # room for the longest legend
     circumference = 2 * math.pi * r
     parts = [
         f'<svg class="donut" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} 160" '

@@ -205,6 +205,7 @@ STATUS_WORDS = {
     "removed": N_("Removed"),
     "out_of_stock": N_("Out of stock"),
     "error": N_("Error"),
+    "not_checked": N_("Not checked"),
 }
 STATE_WORDS = {
     "queued": N_("queued"),
@@ -221,6 +222,7 @@ PHASE_WORDS = {
     "resolving links": N_("resolving links"),
     "checking Amazon credentials": N_("checking Amazon credentials"),
     "checking products": N_("checking products"),
+    "starting": N_("starting"),
     "cancelled": N_("cancelled"),
     "done": N_("done"),
     "failed": N_("failed"),

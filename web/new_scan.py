@@ -15,14 +15,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from billing import messages
 from ccbb import jobs
 from scanner.amazon_urls import marketplace_for_country
 from scanner.urls import BadSiteUrl, SiteScope, cloak_prefix, is_bare_domain, normalize, site_url
 from store import credentials as store_credentials
+from store import credits as store_credits
 from store import scans as store_scans
 from store.crypto import SecretBox, SecretKeyError, mask
 from store.models import AmazonCredential, Scan
+from store.scans import NoCredits, TooManyActiveScans
 from web import fields
+from web.auth import forget_user
 from web.i18n import _, number
 from web.settings_page import (
     COUNTRIES,
@@ -36,6 +40,8 @@ from web.templating import render
 
 NOT_A_URL = "“{site}” is not a web address: give a domain such as example.com"
 MAX_PAGES_LIMIT = 100_000
+BILLING_LINK = {"href": "/billing", "text": messages.NO_CREDITS_LINK}
+__all__ = ["NoCredits", "TooManyActiveScans", "check_scan_form", "queue_scan"]
 MAX_PREFIXES = 50
 FIELDS = (
     "domain", "saved_credential", "credential_id", "secret", "version", "country",
@@ -179,25 +185,29 @@ def check_scan_form(
     ), {}
 
 
-class TooManyActiveScans(Exception):
-    """The user already has as many scans queued or running as allowed."""
-
-
 async def queue_scan(state: Any, *, user_id: int, req: ScanRequest) -> Scan:
-    """Store the scan (and typed-in credentials, encrypted, for re-runs), then queue it.
-    ``state`` is the app's (sessions, redis, box, settings). Raises TooManyActiveScans when the
-    user already has ``settings.active_scans_per_user`` scans queued or running."""
+    """Store the scan (and typed-in credentials, encrypted, for re-runs), pay for it with one
+    credit (unless ``CCBB_CREDITS=off``) and queue it. ``state`` is the app's (sessions, redis,
+    box, settings, catalogue). The plan's max pages is the scan's page budget. Raises
+    TooManyActiveScans when the user already has ``settings.active_scans_per_user`` scans
+    queued or running, NoCredits when they have no credit left."""
     box: SecretBox = state.box
+    settings = state.settings
+    cap = settings.active_scans_per_user
     async with state.sessions() as session:
+        # a first look, so that a refused scan saves no typed-in credentials; the creation
+        # below checks both again under the user's lock (store.scans.create_scan_spending_credit)
         active = len(await store_scans.list_active_ids(session, user_id=user_id))
-        if active >= state.settings.active_scans_per_user:
-            raise TooManyActiveScans(
-                _(
-                    "You already have %(count)s scans queued or running: wait for one to finish "
-                    "(or cancel one), then start this one."
-                )
-                % {"count": active}
-            )
+        if active >= cap:
+            raise TooManyActiveScans(active=active, cap=cap)
+        account = await store_credits.get_account(session, user_id=user_id)
+        await session.commit()
+        if settings.credits_enabled and (account is None or account.balance < 1):
+            raise NoCredits(balance=0)
+        options = dict(req.options)
+        if settings.credits_enabled:
+            budget = state.catalogue.max_pages_for(account.live_plan if account else None)
+            options["max_pages"] = min(int(options.get("max_pages", budget)), budget)
         credential = req.saved
         if credential is None:
             credential = await store_credentials.create_credential(
@@ -212,15 +222,18 @@ async def queue_scan(state: Any, *, user_id: int, req: ScanRequest) -> Scan:
                 label=urlsplit(req.site).hostname or req.site,
                 tps=float(req.options["tps"]),
             )
-        scan = await store_scans.create_scan(
+        scan = await store_scans.create_scan_spending_credit(
             session,
             user_id=user_id,
+            credits_enabled=settings.credits_enabled,
+            active_cap=cap,
             site=req.site,
             marketplace=req.marketplace,
             partner_tag=req.partner_tag,
-            options=req.options,
+            options=options,
             credential_id=credential.id,
         )
+    forget_user(state, user_id)  # the header's balance changed
     await jobs.enqueue_scan(state.redis, scan)
     return scan
 
@@ -273,6 +286,8 @@ async def new_scan(request: Request) -> Response:
         await queue_scan(state, user_id=user_id(request), req=req)
     except TooManyActiveScans as exc:
         return _page(request, saved, form, {}, status=409, error=str(exc))
+    except NoCredits as exc:
+        return _page(request, saved, form, {}, status=402, error=str(exc), error_link=BILLING_LINK)
     return RedirectResponse("/?queued=1", status_code=303)
 
 
@@ -283,6 +298,7 @@ def _page(
     errors: dict[str, str],
     status: int = 200,
     error: str | None = None,
+    error_link: dict[str, str] | None = None,
 ) -> Response:
     form = fields.clipped(form)  # an over-long value is not sent back in full
     secret = form.pop("secret", "")
@@ -306,6 +322,7 @@ def _page(
         "versions": VERSIONS,
         "countries": COUNTRIES,
         "error": error,
+        "error_link": error_link,
     }
     return render(request, "new_scan.html", ctx, status)
 

@@ -3,6 +3,7 @@ document and the API cannot drift apart (a test also validates it and checks eve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ _REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {
     400: "Bad request (invalid_json, invalid_query)",
     401: "No valid API token (unauthenticated)",
+    402: "No scan credits left (no_credits): buy credits on the Billing page",
     404: "No such scan of yours (not_found)",
     409: "Not possible now (scan_not_finished, scan_failed, too_many_active_scans)",
     422: "Invalid fields (invalid_scan), with a message per field",
@@ -46,10 +48,10 @@ class ReportProductOut(_Strict):
     asin: str
     marketplace: str
     title: str | None
-    status: str = Field(description="available | removed | out_of_stock | error")
+    status: str = Field(description="available | removed | out_of_stock | error | not_checked")
     availability: str | None
     detail_page_url: str | None
-    error: str | None
+    error: str | None = Field(description="why the status is error or not_checked")
     links: list[ReportLinkOut]
 
 
@@ -57,6 +59,7 @@ class FailedPageOut(_Strict):
     url: str
     status: int | None
     error: str
+    linked_from: list[str] = Field(description="the first scanned pages that link to it")
 
 
 class UnresolvedLinkOut(_Strict):
@@ -76,6 +79,10 @@ class ReportOut(_Strict):
     summary: dict[str, Any] = Field(
         description="urls_scanned, total_products, total_links, unique_links, by_status, tag_audit"
     )
+    notes: list[str] = Field(
+        description="what the user should know about the scan, e.g. that a bare domain was "
+        "scanned over http:// because https:// did not work"
+    )
     products: list[ReportProductOut]
     pages_failed: list[FailedPageOut]
     unresolved_links: list[UnresolvedLinkOut]
@@ -92,11 +99,19 @@ class Operation:
     path: str  # under /api/v1, with {scan_id}
     endpoint: Endpoint
     summary: str
-    response: type[BaseModel]
+    response: type[BaseModel] | None  # None: no body (204) or text (``media``)
     body: type[BaseModel] | None = None
     status: int = 200
     errors: tuple[int, ...] = ()
     query: tuple[str, ...] = ()
+    media: str = "application/json"  # of the response
+    # added for the credits API (web.credits_api): "bearer", "basic" or "none"; its own path
+    # prefix; its own error model and words; request headers it reads (Idempotency-Key)
+    auth: str = "bearer"
+    prefix: str | None = None
+    error_model: type[BaseModel] | None = None
+    error_text: dict[int, str] | None = None
+    headers: tuple[str, ...] = ()
 
 
 _QUERY: dict[str, dict[str, Any]] = {
@@ -110,36 +125,48 @@ _QUERY: dict[str, dict[str, Any]] = {
 def document(operations: Sequence[Operation], prefix: str = "/api/v1") -> dict[str, Any]:
     models: set[type[BaseModel]] = {ErrorOut}
     for op in operations:
-        models |= {op.response} | ({op.body} if op.body else set())
+        models |= ({op.response} if op.response else set()) | ({op.body} if op.body else set())
+        models |= {op.error_model} if op.error_model else set()
     _, top = models_json_schema(
         [(m, "serialization") for m in sorted(models, key=lambda m: m.__name__)],
         ref_template=_REF,
     )
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
+        path = (op.prefix if op.prefix is not None else prefix) + op.path
+        error_text = op.error_text or _ERROR_TEXT
+        error_codes = {"bearer": (401, *op.errors, 429), "basic": (401, *op.errors)}.get(
+            op.auth, op.errors
+        )
         item: dict[str, Any] = {
             "summary": op.summary,
             "operationId": op.endpoint.__name__,
-            "security": [{"bearer": []}],
+            "security": [] if op.auth == "none" else [{op.auth: []}],
             "responses": {
-                str(op.status): {
-                    "description": "OK",
-                    "content": {"application/json": {"schema": _ref(op.response)}},
-                },
+                str(op.status): _success(op),
                 **{
                     str(code): {
-                        "description": _ERROR_TEXT[code],
-                        "content": {"application/json": {"schema": _ref(ErrorOut)}},
+                        "description": error_text[code],
+                        "content": {
+                            "application/json": {"schema": _ref(op.error_model or ErrorOut)}
+                        },
                     }
-                    for code in (401, *op.errors, 429)
+                    for code in error_codes
                 },
             },
         }
         parameters: list[dict[str, Any]] = [_QUERY[name] for name in op.query]
-        if "{scan_id}" in op.path:
+        for name in re.findall(r"{(\w+)}", path):
+            kind = "integer" if name == "scan_id" else "string"
             parameters.append(
-                {"name": "scan_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
             )
+        for name in op.headers:
+            parameters.append(
+                {"name": name, "in": "header", "required": False, "schema": {"type": "string"},
+                 "description": "a repeat with the same key answers the first result and "
+                 "changes nothing"}
+            )  # fmt: skip
         if parameters:
             item["parameters"] = parameters
         if op.body is not None:
@@ -147,7 +174,7 @@ def document(operations: Sequence[Operation], prefix: str = "/api/v1") -> dict[s
                 "required": True,
                 "content": {"application/json": {"schema": _ref(op.body)}},
             }
-        paths.setdefault(prefix + op.path, {})[op.method.lower()] = item
+        paths.setdefault(path, {})[op.method.lower()] = item
     return {
         "openapi": "3.1.0",
         "info": {
@@ -160,9 +187,24 @@ def document(operations: Sequence[Operation], prefix: str = "/api/v1") -> dict[s
         "paths": paths,
         "components": {
             "schemas": top.get("$defs", {}),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "CCBB_MERCHANT_ID:CCBB_MERCHANT_API_KEY",
+                },
+            },
         },
     }
+
+
+def _success(op: Operation) -> dict[str, Any]:
+    if op.response is not None:
+        return {"description": "OK", "content": {op.media: {"schema": _ref(op.response)}}}
+    if op.status == 204:
+        return {"description": "Done: nothing to return"}
+    return {"description": "OK", "content": {op.media: {"schema": {"type": "string"}}}}
 
 
 def _ref(model: type[BaseModel]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ shown masked; a token is shown once, when it is made, and stored as a hash."""
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -174,6 +175,13 @@ async def settings_page(request: Request) -> Response:
             "revoked": _("Token revoked: it no longer works."),
         }
         message = next((text for key, text in done.items() if key in request.query_params), None)
+        shown = request.query_params.get("token")
+        if shown:  # the token just made: shown by this one response, then gone from Redis
+            token = await request.app.state.redis.getdel(_new_token_key(request, shown))
+            if token is None:
+                message = "That token was shown once already: create another if you lost it."
+            else:
+                return await _page(request, new_token=token.decode(), message=message)
         return await _page(request, message=message)
     raw = await request.form()
     form = {
@@ -272,7 +280,17 @@ async def create_token(request: Request) -> Response:
         if error is not None:
             return await _page(request, token_error=error, status=400)
         _row, token = await store_tokens.create_token(session, user_id=user_id(request), name=name)
-    return await _page(request, new_token=token, status=201)
+    # redirect after POST (a reload must not make a second token): the next GET shows it once
+    nonce = secrets.token_urlsafe(16)
+    await request.app.state.redis.set(_new_token_key(request, nonce), token, ex=NEW_TOKEN_TTL)
+    return RedirectResponse(f"/settings?token={nonce}#api-tokens", status_code=303)
+
+
+NEW_TOKEN_TTL = 300  # seconds a new token waits in Redis for the page that shows it
+
+
+def _new_token_key(request: Request, nonce: str) -> str:
+    return f"ccbb:new-token:{user_id(request)}:{nonce[:64]}"
 
 
 async def revoke_token(request: Request) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,22 @@ def csrf_token(request: Request) -> str:
 
 
 def render(
-    request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
-    settings = request.app.state.settings
+    settings = getattr(request.app.state, "settings", None)
     ctx = {
         "user": request.scope.get("user"),
         "csrf_token": csrf_token(request),
-        "support_email": settings.support_email,  # the contact address every page gives
-        "affiliates_email": settings.affiliates_email,
+        "credits_enabled": bool(settings and settings.credits_enabled),
+        "credits": request.scope.get("credits"),
+        # the contact addresses every page gives
+        "support_email": getattr(settings, "support_email", ""),
+        "affiliates_email": getattr(settings, "affiliates_email", ""),
         **i18n.template_context(request),
         **(context or {}),
     }
-    return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+    return templates.TemplateResponse(request, name, ctx, status_code=status_code, headers=headers)

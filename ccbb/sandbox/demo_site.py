@@ -1422,7 +1422,8 @@ def generate_site(
         total_links=len(every),
         unique_links=len({s.url for s in every}),
         total_products=len(keys),
-        by_status={s: by_status.get(s, 0) for s in STATUSES},
+        # a complete scan checks every product: none is "not_checked"
+        by_status={s: by_status.get(s, 0) for s in (*STATUSES, "not_checked")},
         tag_audit={
             "missing_tag": sum(1 for s in every if s.tag is None),
             "other_tag": sum(1 for s in every if s.tag is not None and s.tag != partner_tag),

@@ -3,7 +3,7 @@
 Accounts with a finished scan when this runs are past the first-run guide (it is for new ones).
 
 Revision ID: 0009_user_locale
-Revises: 0005_sessions
+Revises: 0006_credits
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_user_locale"
-down_revision: str | None = "0005_sessions"
+down_revision: str | None = "0006_credits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -76,7 +76,7 @@ def test_no_page_has_inline_script_or_style(env: Env) -> None:
     for html in pages:
         for pattern, what in INLINE:
             assert not re.search(pattern, html, re.I), (what, re.search(pattern, html, re.I))
-    assert '<script src="/static/dashboard.js">' in pages[2]
+    assert '<script src="/static/dashboard.js" defer>' in pages[2]
     assert env.get("/static/dashboard.js").status_code == 200
 
 

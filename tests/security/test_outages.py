@@ -89,6 +89,30 @@ async def wait_checked(world: World, scan_id: int, at_least: int) -> None:
         await asyncio.sleep(0.1)
 
 
+async def finished(world: World, scan_id: int) -> None:
+    """Wait for the scan to end; it must end done (else say why, with the worker's log)."""
+    from store import scans
+
+    state = await world.wait_state(scan_id, {"done", "failed"}, timeout=120)
+    if state != "done":
+        async with world.sessions() as session:
+            scan = await scans.get_scan(session, scan_id=scan_id)
+        for proc in world.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(10)
+        logs = [
+            "\n".join(
+                line
+                for line in p.stderr.read().decode().splitlines()
+                if "retries remaining" not in line
+            )[-6000:]
+            for p in world.procs
+            if p.stderr
+        ]
+        raise AssertionError(f"scan {scan_id} {state}: {scan and scan.error}; {logs}")
+
+
 async def assert_exact(world: World, scan_id: int) -> None:
     report = await world.report(scan_id)
     assert report["summary"] == world.site.expected.summary()
@@ -106,12 +130,12 @@ async def test_a_scan_rides_out_a_redis_outage_of_more_than_30_seconds(
     await asyncio.sleep(OUTAGE_SECONDS)
     assert worker.poll() is None, "the worker exited while Redis was away"
     redis_server.start()  # empty: the queue, the lease, the progress and the rate key are gone
-    assert await world.wait_state(scan_id, {"done", "failed"}, timeout=120) == "done"
+    await finished(world, scan_id)
     await assert_exact(world, scan_id)
     assert worker.poll() is None
     # the same worker, reconnected, takes the next scan
     second = await world.new_scan(tps=50.0)
-    assert await world.wait_state(second, {"done", "failed"}, timeout=120) == "done"
+    await finished(world, second)
     await assert_exact(world, second)
 
 
@@ -124,7 +148,7 @@ async def test_a_worker_killed_during_a_scan_is_replaced_and_the_counts_are_exac
     first.send_signal(signal.SIGKILL)
     first.wait()
     world.start_worker()
-    assert await world.wait_state(scan_id, {"done", "failed"}, timeout=120) == "done"
+    await finished(world, scan_id)
     await assert_exact(world, scan_id)
 
 
@@ -186,40 +210,19 @@ async def _state(sessions: Any, scan_id: int) -> str:
 @pytest.mark.timeout(240)
 async def test_ccbb_run_restarts_a_killed_worker_and_the_scan_finishes(tmp_path: Path) -> None:
     import os
-    import sys
 
-    import httpx
+    from tests.test_run_demo import start_demo_run
 
-    from ccbb.services import _free_port
-
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CCBB_", "REDIS_URL", "DATABASE_URL"))}  # fmt: skip
+    proc, _, log = start_demo_run(tmp_path, timeout=90)
     data_dir = tmp_path / "data"
-    env["CCBB_DATA_DIR"] = str(data_dir)
-    log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ccbb.cli", "run", "--demo", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
     engine = None
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            await asyncio.sleep(0.3)
         first = _worker_pid(proc.pid)
         assert first is not None, log.read_text()
         (engine, sessions), scan_id = await _demo_scan(data_dir)
+        deadline = time.monotonic() + 60
         while await _state(sessions, scan_id) == "queued":
-            assert time.monotonic() < deadline + 60, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
             await asyncio.sleep(0.2)
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 30
