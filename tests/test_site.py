@@ -122,10 +122,25 @@ def test_home_is_the_dashboard_for_a_logged_in_user(env: Env) -> None:
     assert "Your scans" in dashboard and "Find the Amazon links" not in dashboard
 
 
-def test_pricing_says_plans_are_coming_until_there_is_a_catalogue(env: Env) -> None:
-    page = env.get("/pricing?lang=fr").text
-    assert 'id="plans-coming"' in page and "Les forfaits arrivent" in page
-    assert "7 jours" in page  # the refund rule
+def test_pricing_shows_the_catalogues_plans_in_the_pages_language(env: Env) -> None:
+    from billing.catalogue import load_catalogue
+
+    plans = load_catalogue().plans
+    assert plans
+    fr = LexborHTMLParser(env.get("/pricing?lang=fr").text)
+    shown = {n.attributes["data-sku"]: n.text(separator=" ") for n in fr.css("#plans .plan")}
+    assert set(shown) == {p.sku for p in plans}
+    starter = next(p for p in plans if p.price == 19)
+    text = shown[starter.sku].replace("\u202f", " ").replace("\xa0", " ")
+    assert "19,00 $" in text and f"{starter.credits} crédits de scan" in text
+    assert "$19.00" in env.get("/pricing?lang=en").text
+    assert "7 jours" in env.get("/pricing?lang=fr").text  # the refund rule
+
+
+def test_pricing_says_plans_are_coming_without_credits(tmp_path: Path, test_redis_url: str) -> None:
+    with web_env(tmp_path, test_redis_url, CCBB_CREDITS="off") as env:
+        page = env.get("/pricing?lang=fr").text
+        assert 'id="plans-coming"' in page and "Les forfaits arrivent" in page
 
 
 def test_faq_is_up_to_date_with_the_creators_api(env: Env) -> None:

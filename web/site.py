@@ -4,9 +4,9 @@ for a visitor and the dashboard for a logged-in user."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,21 +36,14 @@ SAMPLE_ROWS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class PlanView:
-    """A plan as the pricing page shows it."""
-
-    sku: str
-    name: str
-    price: Decimal
-    credits: int
-    max_pages: int
-
-
-def plans() -> list[PlanView]:
-    """The plans on sale. Empty until the plans catalogue (billing) is part of this build: the
-    pricing page then says plans are coming."""
-    return []
+def plans(request: Request) -> list[Any]:
+    """The plans on sale (the plans catalogue the app loaded: billing.catalogue); none while
+    credits are off: the pricing page then says plans are coming."""
+    settings = request.app.state.settings
+    catalogue = getattr(request.app.state, "catalogue", None)
+    if catalogue is None or not getattr(settings, "credits_enabled", True):
+        return []
+    return list(catalogue.plans)
 
 
 def _ctx() -> dict[str, object]:
@@ -89,7 +82,7 @@ async def home(request: Request) -> Response:
 
 
 async def pricing(request: Request) -> Response:
-    return render(request, "site/pricing.html", {**_ctx(), "plans": plans()})
+    return render(request, "site/pricing.html", {**_ctx(), "plans": plans(request)})
 
 
 async def faq(request: Request) -> Response:
