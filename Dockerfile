@@ -11,7 +11,7 @@ COPY web ./web
 COPY migrations ./migrations
 COPY worker.py ./
 # editable: the Alembic migrations are read from /app/migrations
-RUN pip install -e . && useradd --create-home --uid 10001 ccbb && mkdir -p /data \
+RUN pip install -e . && pybabel compile -d web/locale -D messages && useradd --create-home --uid 10001 ccbb && mkdir -p /data \
     && chown ccbb /data
 USER ccbb
 CMD ["ccbb", "worker"]

@@ -129,6 +129,14 @@ class Settings(BaseSettings):
     # Where ``ccbb run --demo``'s mail catcher keeps what it caught (set by the demo only).
     demo_mail_dir: Path | None = Field(default=None, validation_alias="CCBB_DEMO_MAIL_DIR")
 
+    # ---- the public site and languages (web.site, web.i18n): the contact addresses pages give
+    support_email: str = Field(
+        default="support@clickclickbankbank.com", validation_alias="CCBB_SUPPORT_EMAIL"
+    )
+    affiliates_email: str = Field(
+        default="affiliates@clickclickbankbank.com", validation_alias="CCBB_AFFILIATES_EMAIL"
+    )
+
     @property
     def connect_to(self) -> list[str]:
         return [item.strip() for item in self.connect_to_list.split(",") if item.strip()]

@@ -105,6 +105,8 @@ class User(UserBase, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     # the id the user and the credits API see (a random UUID; never the database id)
     public_id: str = Field(default_factory=new_public_id, max_length=36, unique=True)
+    # the language the user chose for pages ("en", "fr"); None: the browser's (web.i18n)
+    locale: str | None = Field(default=None, max_length=8)
 
 
 class AmazonCredentialBase(SQLModel):
@@ -373,4 +375,5 @@ from store import clickbank as _clickbank  # noqa: E402,F401
 from store import credits as _credits  # noqa: E402,F401  (credit_ledger, credit_account)
 from store import mail as _mail  # noqa: E402,F401
 from store import monitoring as _monitoring  # noqa: E402,F401
+from store import onboarding as _onboarding  # noqa: E402,F401  (first_run_step)
 from store import sessions as _sessions  # noqa: E402,F401

@@ -42,3 +42,15 @@ async def delete_user(session: AsyncSession, *, user_id: int) -> bool:
     await session.delete(user)
     await session.commit()
     return True
+
+
+async def set_locale(session: AsyncSession, *, user_id: int, locale: str | None) -> bool:
+    """Records the language the user chose for pages (None: the browser's again). False if
+    there is no such user."""
+    user = await session.get(User, user_id)
+    if user is None:
+        return False
+    user.locale = locale
+    session.add(user)
+    await session.commit()
+    return True

@@ -374,7 +374,7 @@ def test_deleting_the_account_removes_everything_and_stops_its_scans(
     r = env.post("/account/delete", {"password": "correct horse battery"})
     assert r.status_code == 303 and r.headers["location"] == "/login?deleted=1"
     assert "Your account was deleted." in env.get("/login?deleted=1").text
-    assert env.get("/", follow_redirects=False).status_code == 303  # logged out
+    assert env.get("/settings", follow_redirects=False).status_code == 303  # logged out
     assert env.scan(done) is None and env.scan(queued) is None
     assert env.redis.get(jobs.CANCEL_KEY.format(queued)) == b"1"  # its worker stops
     _error(env.client.get(f"{API}/scans", headers=auth), 401, "unauthenticated")

@@ -305,9 +305,10 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     secret = stack.credential["credential_secret"]
 
     # -- sign up
-    page.goto(stack.url + "/")
-    expect(page).to_have_url(re.compile(r"/login"))
-    page.get_by_role("link", name="Sign up").click()
+    page.goto(stack.url + "/")  # a visitor: the home page
+    expect(page.locator("h1")).to_have_text("Find the Amazon links that stopped paying you")
+    shot(page, "home")
+    page.locator("header").get_by_role("link", name="Sign up").click()
     email = f"e2e-{uuid.uuid4().hex[:8]}@example.com"
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
@@ -381,7 +382,7 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     # a queued scan is polled every 2 s, so that its start (or a quick failure) shows at once,
     # not up to 15 s later
     polled = len(polls)
-    page.evaluate("window.__e2e_same_page = true")
+    page.evaluate("window.__e2e_before_reload = true")
     page.clock.run_for(2_100)
     for _ in range(200):
         if len(polls) > polled:
@@ -389,7 +390,9 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
         page.wait_for_timeout(50)
     assert len(polls) == polled + 1, "a queued scan is polled within 2 s"
     if polls[-1][0]["state"] != "queued":  # it started: the page reloads to show it
-        page.wait_for_function("() => window.__e2e_same_page !== true")
+        # the reload has begun only once the old page is gone (waiting for the load state
+        # alone may look at the old page, then evaluate in a page being replaced)
+        page.wait_for_function("() => window.__e2e_before_reload !== true")
         page.wait_for_load_state()
 
     # -- progress: each poll of /scans/progress.json updates the row in place, or reloads the
@@ -468,7 +471,9 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     expect(page).to_have_url(f"{stack.url}/scans/{scan_id}")
     for key, name in (("urls", "urls_scanned"), ("products", "total_products"),
                       ("links", "total_links"), ("unique", "unique_links")):  # fmt: skip
-        expect(page.locator(f"#stat-{key} .value")).to_have_text(str(summary[name]))
+        expect(page.locator(f"#stat-{key} .value")).to_have_text(
+            f"{summary[name]:,}"
+        )  # Babel: 1,719
     legend = page.locator("svg.donut g.legend text").all_text_contents()
     donut: dict[str, int] = {}
     for text in legend:
@@ -476,12 +481,12 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
         assert m, text
         donut[LABELS[m.group(1)]] = int(m.group(2))
     assert donut == summary["by_status"]
-    expect(page.locator("#audit-missing")).to_have_text(str(summary["tag_audit"]["missing_tag"]))
-    expect(page.locator("#audit-other")).to_have_text(str(summary["tag_audit"]["other_tag"]))
+    expect(page.locator("#audit-missing")).to_have_text(f"{summary['tag_audit']['missing_tag']:,}")
+    expect(page.locator("#audit-other")).to_have_text(f"{summary['tag_audit']['other_tag']:,}")
     truth = truth_rows(report)
     # one row per product by default, problems first; the counts say what is what
     expect(page.locator("#table-counts")).to_contain_text(
-        f"{summary['total_products']} products, {summary['total_links']} links."
+        f"{summary['total_products']:,} products, {summary['total_links']:,} links."
     )
     assert row_count(page) == summary["total_products"]
     ranks = {"removed": 0, "out_of_stock": 1, "error": 2, "not_checked": 3, "available": 4}
@@ -596,3 +601,85 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     assert len(html) >= 15 and any("••••" in h for h in html), len(html)
     assert not [h for h in html if secret in h]
     context.close()
+
+
+def test_the_same_walk_in_french(stack: Stack, browser: Any) -> None:
+    """A browser asking for French (Accept-Language): the home page, sign-up, the first-run
+    guide, Settings and Test connection, a New Scan refused then queued, its report, all in
+    French with French formats (screenshots *-fr.png)."""
+    expect = sync_api.expect
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="fr-FR")
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.goto(stack.url + "/")
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    expect(page.locator("h1")).to_have_text(
+        "Trouvez les liens Amazon qui ne vous rapportent plus rien"
+    )
+    shot(page, "home-fr")
+    page.locator("header").get_by_role("link", name="Inscription").click()
+    page.get_by_label("E-mail").fill(f"e2e-fr-{uuid.uuid4().hex[:8]}@example.com")
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Inscription").click()
+    expect(page).to_have_url(stack.url + "/")
+    expect(page.locator("#first-run")).to_contain_text("Bien démarrer en quatre étapes")
+    expect(page.locator("main")).to_contain_text("Aucun scan pour l'instant.")
+    shot(page, "dashboard-guide-fr")
+
+    page.locator("header nav").get_by_role("link", name="Réglages").click()
+    form = page.locator("form.grid-form")
+    form.get_by_label("Nom", exact=True).fill("Compte bac à sable")
+    form.get_by_label("Credential ID").fill(stack.credential["credential_id"])
+    form.get_by_label("Credential Secret").fill(stack.credential["credential_secret"])
+    form.get_by_label("Version").select_option(stack.credential["version"])
+    form.get_by_label("Pays").select_option("US")
+    form.get_by_label("ID partenaire").fill("demo-20")
+    form.get_by_role("button", name="Enregistrer les identifiants").click()
+    expect(page.locator(".notice.ok")).to_have_text("Identifiants enregistrés.")
+    page.locator("table.credentials tbody tr").first.get_by_role(
+        "button", name="Tester la connexion"
+    ).click()
+    expect(page.locator("#connection-result")).to_contain_text("Connecté : Amazon a répondu")
+    shot(page, "settings-fr")
+
+    page.locator("header").get_by_role("link", name="Nouveau scan").click()
+    page.locator("#domain").fill("pas un domaine")
+    page.locator("#partner_tag").fill("mauvais id")
+    page.get_by_role("button", name="Lancer le scan").click()
+    expect(page.locator(".notice.error")).to_contain_text("Merci de corriger les champs")
+    expect(page.locator("#err-partner_tag")).to_contain_text("votrenom-21")
+    shot(page, "new-scan-validation-fr")
+    page.locator("#domain").fill(stack.site)
+    page.locator("#partner_tag").fill("demo-20")
+    page.get_by_role("button", name="Lancer le scan").click()
+    expect(page.locator(".notice.ok")).to_have_text("Scan mis en file d'attente.")
+    row = page.locator("#scans tbody tr").first
+    scan_id = int(row.get_attribute("data-scan") or 0)
+    expect(row.locator(".badge")).to_have_text(re.compile(r"^(en attente|en cours|terminé)$"))
+
+    deadline = time.monotonic() + 90
+    while stack_state(stack, scan_id) != "done":
+        assert time.monotonic() < deadline, stack.log_tails()
+        time.sleep(1)
+    page.goto(f"{stack.url}/scans/{scan_id}")
+    summary = stack.report(scan_id)["summary"]
+    total = f"{summary['total_links']:,}".replace(",", "\u202f")  # Babel's French thousands
+    expect(page.locator("#stat-links .value")).to_have_text(total)
+    legend = " ".join(page.locator("svg.donut g.legend text").all_text_contents())
+    for word in ("Disponible", "Supprimé", "Stock épuisé", "Erreur"):
+        assert word in legend, legend
+    shot(page, "report-summary-fr", full_page=False)
+    context.close()
+
+
+def stack_state(stack: Stack, scan_id: int) -> str:
+    async def go() -> str:
+        engine = make_engine(stack.settings.sqlalchemy_url)
+        try:
+            async with session_factory(engine)() as session:
+                scan = await store_scans.get_scan(session, scan_id=scan_id)
+                return scan.state if scan else "gone"
+        finally:
+            await engine.dispose()
+
+    return str(_off_loop(asyncio.run, go()))

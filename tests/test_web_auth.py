@@ -7,7 +7,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -58,8 +57,10 @@ def unique(name: str) -> str:
 
 
 def test_pages_need_a_login(client: TestClient) -> None:
-    response = client.get("/", follow_redirects=False)
+    response = client.get("/settings", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    home = client.get("/", follow_redirects=False)  # a visitor gets the public home page
+    assert home.status_code == 200 and "Your scans" not in home.text
     assert client.get("/healthz").json() == {"ok": True}
 
 
@@ -73,7 +74,7 @@ def test_sign_up_log_out_log_in(client: TestClient) -> None:
     assert (
         client.post("/logout", data={"csrftoken": token}, follow_redirects=False).status_code == 303
     )
-    assert client.get("/", follow_redirects=False).status_code == 303
+    assert client.get("/settings", follow_redirects=False).status_code == 303
     assert login(client, email).status_code == 303
     assert client.get("/").status_code == 200
 
@@ -127,23 +128,27 @@ def test_forms_without_a_valid_csrf_token_are_refused(
     assert response.status_code == 403
 
 
-def test_changing_the_password_ends_other_sessions(app_settings: Settings) -> None:
+def test_changing_the_password_ends_other_sessions(client: TestClient) -> None:
+    """Two browsers of one user: one client whose cookie jar is swapped (two TestClients on one
+    app would run two event loops over one Redis pool)."""
     email = unique("eve")
-    # one client (one app, one event loop: its Redis pool), two browsers' cookie jars
-    with TestClient(create_app(app_settings)) as client:
-        signup(client, email)
-        first = client.cookies
-        client.cookies = httpx.Cookies()
-        login(client, email)
-        assert client.get("/").status_code == 200
-        second, client.cookies = client.cookies, first
-        token = csrf(client, "/account")
-        changed = client.post("/account", data={"current": PASSWORD, "new": "another long password",
-                                                "csrftoken": token})  # fmt: skip
-        assert "Password changed." in changed.text
-        assert client.get("/").status_code == 200  # this session goes on
-        client.cookies = second
-        assert client.get("/", follow_redirects=False).status_code == 303  # the other one ends
+    signup(client, email)
+    first = dict(client.cookies)
+    client.cookies.clear()
+    login(client, email)
+    second = dict(client.cookies)
+    assert client.get("/settings", follow_redirects=False).status_code == 200
+
+    client.cookies.clear()
+    client.cookies.update(first)
+    token = csrf(client, "/account")
+    changed = client.post("/account", data={"current": PASSWORD, "new": "another long password",
+                                            "csrftoken": token})  # fmt: skip
+    assert "Password changed." in changed.text
+    assert client.get("/settings", follow_redirects=False).status_code == 200  # this one goes on
+    client.cookies.clear()
+    client.cookies.update(second)
+    assert client.get("/settings", follow_redirects=False).status_code == 303  # the other ends
 
 
 def test_user_create_from_the_command_line(tmp_path: Path) -> None:

@@ -33,10 +33,12 @@ from web import (
     confirmation,
     credits_api,
     demo_mail,
+    i18n,
     monitoring_api,
     monitoring_page,
     password_reset,
     scans,
+    site,
 )
 from web.body_limit import BodyLimit
 from web.csrf import CsrfMiddleware
@@ -72,7 +74,7 @@ class AuthGate:
             if wait is not None:
                 await api.rate_limited(wait)(scope, receive, send)
                 return
-        if user is None and not path.startswith(PUBLIC_PATHS):
+        if user is None and not (path.startswith(PUBLIC_PATHS) or path in site.PUBLIC_PAGES):
             response: Response
             if is_api:
                 response = api.unauthenticated()
@@ -177,6 +179,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     routes = [
         Route("/healthz", healthz),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
+        *site.routes,  # before scans.routes: "/" is the home page, or the dashboard of a user
         *auth.routes,
         *scans.routes,
         *api.routes,
@@ -204,6 +207,11 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             ),
             Middleware(CsrfMiddleware),
             Middleware(AuthGate),
+            Middleware(
+                i18n.LocaleMiddleware,
+                save_choice=auth.remember_locale,
+                secure=settings.secure_cookies,
+            ),
         ],
     )
     # outermost: the headers go on every response, Starlette's own 500 page included

@@ -25,7 +25,8 @@ from store import sessions as store_sessions
 from store import tokens as store_tokens
 from store import users as store_users
 from store.models import User, utcnow
-from web import confirmation, fields
+from web import confirmation, fields, i18n
+from web.i18n import N_, _
 from web.sessions import browser, new_session_id
 from web.templating import render
 
@@ -33,21 +34,22 @@ hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 # hashed once so that an unknown e-mail costs the same time as a wrong password
 _DUMMY_HASH = hasher.hash("not a password of anyone")
 MIN_PASSWORD = 10
-PASSWORD_CHANGED = "Password changed. Your other sessions are logged out."  # noqa: S105
-TOKENS_REVOKED = "API tokens revoked: {count}."
+# messages of the pages, translated when shown (web.i18n)
+PASSWORD_CHANGED = N_("Password changed. Your other sessions are logged out.")
+TOKENS_REVOKED = N_("API tokens revoked: %(count)s.")
 LOGIN_NOTICES = {
-    "deleted": "Your account was deleted.",
-    "everywhere": "You are logged out on every device and browser.",
-    "reset": "Password changed: log in with the new one.",
+    "deleted": N_("Your account was deleted."),
+    "everywhere": N_("You are logged out on every device and browser."),
+    "reset": N_("Password changed: log in with the new one."),
 }
 # login failures allowed per 15 minutes: per account and client address, per client address
 PAIR_LIMIT, IP_LIMIT, WINDOW = 5, 30, 15 * 60
 SIGNUP_LIMIT, SIGNUP_WINDOW = 10, 60 * 60  # sign-up attempts per client address per hour
-TOO_MANY_LOGINS = "Too many attempts. Wait 15 minutes, then try again."
-TOO_MANY_SIGNUPS = "Too many sign-ups from your address. Wait an hour, then try again."
-BAD_EMAIL = "Enter an e-mail address such as you@example.com."
-EMAIL_UNUSABLE = "This address cannot be used. Log in if you already have an account."
-WRONG_LOGIN = "Wrong e-mail or password."
+TOO_MANY_LOGINS = N_("Too many attempts. Wait 15 minutes, then try again.")
+TOO_MANY_SIGNUPS = N_("Too many sign-ups from your address. Wait an hour, then try again.")
+BAD_EMAIL = N_("Enter an e-mail address such as you@example.com.")
+EMAIL_UNUSABLE = N_("This address cannot be used. Log in if you already have an account.")
+WRONG_LOGIN = N_("Wrong e-mail or password.")
 
 
 def plausible_email(email: str) -> bool:
@@ -72,7 +74,7 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 def password_problem(password: str) -> str | None:
     if len(password) < MIN_PASSWORD:
-        return f"Use at least {MIN_PASSWORD} characters."
+        return _("Use at least %(count)d characters.") % {"count": MIN_PASSWORD}
     return None
 
 
@@ -144,8 +146,15 @@ def forget_user(state: Any, user_id: int) -> None:
     """Drop the user's sessions from this process's cache (their balance, password or sessions
     changed): the next request reads them again."""
     cache = _cache_of(state)
-    for key in [k for k, (_, u, _b) in cache.items() if u is not None and u.id == user_id]:
+    for key in [k for k, (_t, u, _b) in cache.items() if u is not None and u.id == user_id]:
         del cache[key]
+
+
+async def remember_locale(request: Request, user_id: int, locale: str) -> None:
+    """The language the user switched to (``?lang=``), kept on the account."""
+    async with request.app.state.sessions() as session:
+        await store_users.set_locale(session, user_id=user_id, locale=locale)
+    _forget_user(request, user_id)
 
 
 async def _login(request: Request, user: User) -> None:
@@ -212,7 +221,7 @@ async def _record_failure(request: Request, email: str) -> None:
 async def login(request: Request) -> Response:
     if request.method == "GET":
         message = next(
-            (text for key, text in LOGIN_NOTICES.items() if key in request.query_params), None
+            (_(text) for key, text in LOGIN_NOTICES.items() if key in request.query_params), None
         )
         ctx = {"next": request.query_params.get("next", "/"), "message": message}
         return render(request, "login.html", ctx)
@@ -225,7 +234,7 @@ async def login(request: Request) -> Response:
     if len(email) > fields.MAX_LENGTHS["email"] or len(password) > fields.MAX_LENGTHS["password"]:
         email, password = email[: fields.MAX_LENGTHS["email"]], ""  # cannot be anyone's
     if await _throttled(request, email):
-        error = TOO_MANY_LOGINS
+        error = _(TOO_MANY_LOGINS)
         return render(request, "login.html", {"email": email, "next": nxt, "error": error}, 429)
     async with request.app.state.sessions() as session:
         user = await store_users.get_user_by_email(session, email=email)
@@ -233,7 +242,7 @@ async def login(request: Request) -> Response:
     if user is None or not ok:
         await _record_failure(request, email)
         return render(request, "login.html", {"email": email, "next": nxt,
-                      "error": WRONG_LOGIN}, 400)  # fmt: skip
+                      "error": _(WRONG_LOGIN)}, 400)  # fmt: skip
     await request.app.state.redis.delete(_pair_key(request, email))
     await _login(request, user)
     return RedirectResponse(nxt, status_code=303)
@@ -246,13 +255,13 @@ async def signup(request: Request) -> Response:
     email = store_users.normalize_email(str(form.get("email", "")))
     password = str(form.get("password", ""))
     if await _count(request, f"ccbb:signup:ip:{_client_ip(request)}", SIGNUP_WINDOW) > SIGNUP_LIMIT:
-        ctx = {"email": email[: fields.MAX_LENGTHS["email"]], "error": TOO_MANY_SIGNUPS}
+        ctx = {"email": email[: fields.MAX_LENGTHS["email"]], "error": _(TOO_MANY_SIGNUPS)}
         return render(request, "signup.html", ctx, 429)
     errors: dict[str, str] = fields.too_long({"email": email, "password": password})
     if "email" in errors:
         email = email[: fields.MAX_LENGTHS["email"]]
     elif not plausible_email(email):
-        errors["email"] = BAD_EMAIL
+        errors["email"] = _(BAD_EMAIL)
     if problem := password_problem(password):
         errors.setdefault("password", problem)
     if not errors:
@@ -263,11 +272,13 @@ async def signup(request: Request) -> Response:
                 )
         except IntegrityError:
             # same page as a success would lead to, without saying the account exists
-            errors["email"] = EMAIL_UNUSABLE
+            errors["email"] = _(EMAIL_UNUSABLE)
         else:
             await _welcome_credits(request, user)
             assert user.id is not None
             await confirmation.after_signup(request.app.state, user_id=user.id, email=user.email)
+            if chosen := i18n.known(request.cookies.get(i18n.COOKIE)):  # chosen as a visitor
+                await remember_locale(request, user.id or 0, chosen)
             await _login(request, user)
             return RedirectResponse("/", status_code=303)
     return render(request, "signup.html", {"email": email, "errors": errors}, 400)
@@ -308,10 +319,10 @@ async def account(request: Request) -> Response:
     form = await request.form()
     errors: dict[str, Any] = {}
     if not verify_password(user.password_hash, str(form.get("current", ""))):
-        errors["current"] = "This is not your current password."
+        errors["current"] = _("This is not your current password.")
     new = str(form.get("new", ""))
     if len(new) > fields.MAX_LENGTHS["new"]:
-        errors["new"] = fields.TOO_LONG.format(limit=fields.MAX_LENGTHS["new"])
+        errors["new"] = fields.too_long_message(fields.MAX_LENGTHS["new"])
     elif problem := password_problem(new):
         errors["new"] = problem
     if errors:
@@ -333,9 +344,9 @@ async def account(request: Request) -> Response:
             revoked = await store_tokens.revoke_all_tokens(session, user_id=user.id)
     _forget_user(request, user.id)
     await _login(request, fresh)
-    message = PASSWORD_CHANGED
+    message = _(PASSWORD_CHANGED)
     if form.get("revoke_tokens"):
-        message += " " + TOKENS_REVOKED.format(count=revoked)
+        message += " " + _(TOKENS_REVOKED) % {"count": revoked}
     return render(request, "account.html", {"message": message})
 
 
@@ -345,7 +356,7 @@ async def delete_account(request: Request) -> Response:
     user = request.scope["user"]
     form = await request.form()
     if not verify_password(user.password_hash, str(form.get("password", ""))):
-        errors = {"delete": "This is not your password: the account was not deleted."}
+        errors = {"delete": _("This is not your password: the account was not deleted.")}
         return render(request, "account.html", {"errors": errors}, 400)
     state = request.app.state
     async with state.sessions() as session:

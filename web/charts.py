@@ -39,10 +39,12 @@ def donut(
     colors: Mapping[str, str] | Sequence[str] = DEFAULT_COLORS,
     *,
     title: str = "Products by status",
+    units: tuple[str, str] = ("product", "products"),
 ) -> str:
     """A donut chart of ``counts`` (label → count, drawn in that order) as SVG markup, with a
     legend giving each label's count and percentage. ``colors`` maps labels to CSS colours, or
-    lists them in the order of ``counts``. Labels are escaped."""
+    lists them in the order of ``counts``. ``units`` names the total (one, many). Labels are
+    escaped."""
     total = sum(max(0, v) for v in counts.values())
     size, cx, cy, r, width = 390, 80.0, 80.0, 60.0, 24.0  # room for the longest legend
     circumference = 2 * math.pi * r
@@ -70,7 +72,7 @@ def donut(
         f'<text x="{cx}" y="{cy - 2}" text-anchor="middle" font-size="22" font-weight="600">'
         f"{total}</text>"
         f'<text x="{cx}" y="{cy + 16}" text-anchor="middle" font-size="11" fill="#6b7385">'
-        f"{'products' if total != 1 else 'product'}</text>"
+        f"{escape(units[0] if total == 1 else units[1])}</text>"
     )
     y = 80 - 12 * len(counts) + 12
     for n, (label, count) in enumerate(counts.items()):

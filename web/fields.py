@@ -14,6 +14,8 @@ import idna
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from web.i18n import N_, _, number
+
 MAX_LENGTHS = {
     "domain": 2000,  # the site: a URL
     "site": 2000,
@@ -32,14 +34,24 @@ MAX_LENGTHS = {
 }
 SHOWN = 60  # characters of a refused value a message quotes
 
-# the messages (plain strings, to translate in one place)
-TOO_LONG = "This is too long: use {limit:,} characters at most."
-BAD_HOST = "“{host}” is not a valid domain name: {why}."
-HOST_TOO_LONG = "The domain name is too long: 253 characters at most, 63 per label."
-WHY_LABEL = (
+# the messages, in one place; translated into the page's language when made (web.i18n: the
+# JSON API has none, it stays English)
+TOO_LONG = N_("This is too long: use %(limit)s characters at most.")
+BAD_HOST = N_("“%(host)s” is not a valid domain name: %(why)s.")
+HOST_TOO_LONG = N_("The domain name is too long: 253 characters at most, 63 per label.")
+WHY_LABEL = N_(
     "a part between dots is empty, too long (63 characters at most) or starts or ends with -"
 )
-WHY_CHARS = "use letters, digits and hyphens (international names are fine)"
+WHY_CHARS = N_("use letters, digits and hyphens (international names are fine)")
+
+
+def too_long_message(limit: int) -> str:
+    """The message for a value over ``limit`` characters."""
+    return _(TOO_LONG) % {"limit": number(limit)}
+
+
+def _bad_host(host: str, why: str) -> BadHost:
+    return BadHost(_(BAD_HOST) % {"host": shown(host), "why": _(why)})
 
 
 def shown(value: str, limit: int = SHOWN) -> str:
@@ -50,7 +62,7 @@ def shown(value: str, limit: int = SHOWN) -> str:
 def too_long(form: Mapping[str, str]) -> dict[str, str]:
     """A message for each field of ``form`` longer than its limit."""
     return {
-        key: TOO_LONG.format(limit=MAX_LENGTHS[key])
+        key: too_long_message(MAX_LENGTHS[key])
         for key, value in form.items()
         if key in MAX_LENGTHS and len(value) > MAX_LENGTHS[key]
     }
@@ -78,7 +90,7 @@ def path_id(request: Request, name: str) -> int:
     would overflow on it)."""
     value = request.path_params[name]
     if not isinstance(value, int) or not 0 < value <= MAX_ID:
-        raise HTTPException(status_code=404, detail="Not Found")
+        raise HTTPException(status_code=404, detail=_("Not Found"))
     return value
 
 
@@ -96,16 +108,16 @@ def ascii_host(host: str) -> str:
     else:
         return host
     if len(host) > 253 * 4:  # no use encoding more
-        raise BadHost(HOST_TOO_LONG)
+        raise BadHost(_(HOST_TOO_LONG))
     try:
         encoded = idna.encode(host.rstrip("."), uts46=True).decode("ascii")
     except idna.InvalidCodepoint:
-        raise BadHost(BAD_HOST.format(host=shown(host), why=WHY_CHARS)) from None
+        raise _bad_host(host, WHY_CHARS) from None
     except (idna.IDNAError, UnicodeError) as exc:
         if "too long" in str(exc).lower():
-            raise BadHost(HOST_TOO_LONG) from None
-        raise BadHost(BAD_HOST.format(host=shown(host), why=WHY_LABEL)) from None
+            raise BadHost(_(HOST_TOO_LONG)) from None
+        raise _bad_host(host, WHY_LABEL) from None
     labels = encoded.split(".")
     if len(encoded) > 253 or any(not 1 <= len(label) <= 63 for label in labels):
-        raise BadHost(HOST_TOO_LONG)
+        raise BadHost(_(HOST_TOO_LONG))
     return encoded

@@ -27,6 +27,7 @@ from store.models import AmazonCredential, Scan
 from store.scans import NoCredits, TooManyActiveScans
 from web import confirmation, fields
 from web.auth import forget_user
+from web.i18n import _, number
 from web.settings_page import (
     COUNTRIES,
     VERSIONS,
@@ -65,10 +66,10 @@ def cloak_prefixes(text: str, site: str | None) -> tuple[list[str], str | None]:
     out: list[str] = []
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) > MAX_PREFIXES:
-        return [], f"Give at most {MAX_PREFIXES} prefixes."
+        return [], _("Give at most %(count)s prefixes.") % {"count": MAX_PREFIXES}
     for line in lines:
         if len(line) > fields.MAX_LENGTHS["cloak_prefix"]:
-            return [], fields.TOO_LONG.format(limit=fields.MAX_LENGTHS["cloak_prefix"])
+            return [], fields.too_long_message(fields.MAX_LENGTHS["cloak_prefix"])
         raw = line
         if site is not None and raw.startswith("/"):
             raw = urljoin(site, raw)
@@ -81,14 +82,15 @@ def cloak_prefixes(text: str, site: str | None) -> tuple[list[str], str | None]:
         except ValueError:
             ok, prefix = False, ""
         if not ok:
-            return [], f"“{fields.shown(line)}” is not a URL: write it as https://yoursite.com/go/"
+            problem = _("“%(line)s” is not a URL: write it as https://yoursite.com/go/")
+            return [], problem % {"line": fields.shown(line)}
         if site is None:
             continue  # the domain has its own error
         if not SiteScope.of(site).contains(prefix):
-            return [], (
-                f"“{fields.shown(line)}” is not on {urlsplit(site).hostname}: give prefixes of "
-                "your site."
-            )
+            return [], _("“%(line)s” is not on %(host)s: give prefixes of your site.") % {
+                "line": fields.shown(line),
+                "host": urlsplit(site).hostname,
+            }
         if prefix not in out:
             out.append(prefix)
     return out, None
@@ -118,11 +120,11 @@ def stored_problem(site: str, partner_tag: str) -> str | None:
     try:
         checked_site(site)
     except (BadSiteUrl, fields.BadHost) as exc:
-        return (
-            f"This scan's site cannot be scanned ({fields.shown(str(exc), 200)}): start a New Scan."
-        )
+        return _("This scan's site cannot be scanned (%(why)s): start a New Scan.") % {
+            "why": fields.shown(str(exc), 200)
+        }
     if len(site) > fields.MAX_LENGTHS["site"] or tag_problem(partner_tag):
-        return "This scan's site or partner tag is not valid: start a New Scan."
+        return _("This scan's site or partner tag is not valid: start a New Scan.")
     return None
 
 
@@ -142,13 +144,13 @@ def check_scan_form(
     if form.get("saved_credential"):
         credential = next((c for c in saved if str(c.id) == form["saved_credential"]), None)
         if credential is None:
-            errors["saved_credential"] = "Choose one of your saved credentials."
+            errors["saved_credential"] = _("Choose one of your saved credentials.")
     else:
         for key, msg in credential_problems(form, need_tag=False).items():
             errors.setdefault(key, msg)
     country = form.get("country", "")
     if country not in COUNTRIES:
-        errors["country"] = "Choose the Amazon country of your credentials."
+        errors["country"] = _("Choose the Amazon country of your credentials.")
     tag = form.get("partner_tag", "")
     if "partner_tag" not in errors and (problem := tag_problem(tag)):
         errors["partner_tag"] = problem
@@ -160,13 +162,15 @@ def check_scan_form(
         try:
             max_pages = int(form["max_pages"])
         except ValueError:
-            errors["max_pages"] = "Give a whole number of pages, or leave empty."
+            errors["max_pages"] = _("Give a whole number of pages, or leave empty.")
         else:
             if not 1 <= max_pages <= MAX_PAGES_LIMIT:
-                errors["max_pages"] = f"Give a number from 1 to {MAX_PAGES_LIMIT:,}."
+                errors["max_pages"] = _("Give a number from 1 to %(limit)s.") % {
+                    "limit": number(MAX_PAGES_LIMIT)
+                }
     marketplace = marketplace_for_country(country) if country else None
     if marketplace is None and "country" not in errors:
-        errors["country"] = "Choose the Amazon country of your credentials."
+        errors["country"] = _("Choose the Amazon country of your credentials.")
     if errors or site is None or marketplace is None:
         return None, errors
     tps = credential.tps if credential else parse_tps(form.get("tps", ""))[0]

@@ -20,8 +20,9 @@ from store import scans as store_scans
 from store.models import ACTIVE_STATES, Scan, ScanState, utcnow
 from store.report_table import SORTS, Row
 from web import changes as web_changes
-from web import fields
+from web import fields, first_run
 from web.charts import STATUS_COLORS, donut, percent
+from web.i18n import N_, _, status_word
 from web.settings_page import user_id
 from web.table import link
 from web.table.ordering import get_column_controls, get_ordering
@@ -38,14 +39,14 @@ _LABELS = {s.value: STATUS_LABELS[s] for s in STATUS_ORDER}
 # (id, label, sortable) of each grain's columns
 COLUMNS = {
     "product": [
-        ("name", "Name", True), ("asin", "ASIN", True), ("link", "Product link", True),
-        ("status", "Status", True), ("stock", "Stock or reason", True),
-        ("links", "Links", True), ("pages", "Pages", True),
+        ("name", N_("Name"), True), ("asin", "ASIN", True), ("link", N_("Product link"), True),
+        ("status", N_("Status"), True), ("stock", N_("Stock or reason"), True),
+        ("links", N_("Links"), True), ("pages", N_("Pages"), True),
     ],
     "link": [
-        ("name", "Name", True), ("asin", "ASIN", True), ("link", "Product link", True),
-        ("status", "Status", True), ("stock", "Stock or reason", True),
-        ("href", "Amazon link as on your site", True), ("pages", "Pages", True),
+        ("name", N_("Name"), True), ("asin", "ASIN", True), ("link", N_("Product link"), True),
+        ("status", N_("Status"), True), ("stock", N_("Stock or reason"), True),
+        ("href", N_("Amazon link as on your site"), True), ("pages", N_("Pages"), True),
     ],
 }  # fmt: skip
 
@@ -105,7 +106,7 @@ def _row_view(r: Row) -> dict[str, Any]:
         "marketplace": r.marketplace,
         "link": web_url(r.detail_page_url) or f"https://{r.marketplace}/dp/{r.asin}",
         "status": r.status,
-        "status_label": _LABELS.get(r.status, r.status),
+        "status_label": status_word(r.status),
         "stock": r.availability or "",
         "reason": r.error or "",
         "href": r.href or "",
@@ -140,6 +141,8 @@ def _figures(scan: Scan, made: dict[str, Any] | None, live: dict[str, Any]) -> d
 async def report(request: Request) -> Response:
     scan = await own_scan(request)
     assert scan.id is not None
+    if scan.state == ScanState.DONE.value:
+        await first_run.mark(request, user_id(request), "report")
     query, values = table_query(request)
     active = scan.state in ACTIVE
     async with request.app.state.sessions() as session:
@@ -152,7 +155,7 @@ async def report(request: Request) -> Response:
     if active:
         live = (await jobs.read_progress(request.app.state.redis, [scan.id])).get(scan.id, {})
     figures = _figures(scan, found.summary, live)
-    counts = {_LABELS[s.value]: figures["by_status"].get(s.value, 0) for s in STATUS_ORDER}
+    counts = {status_word(s): figures["by_status"].get(s.value, 0) for s in STATUS_ORDER}
     total_products = sum(counts.values())
     last = report_query.last_page(page.total, PER_PAGE)
     values["page"] = str(page.page_number)
@@ -161,11 +164,16 @@ async def report(request: Request) -> Response:
         "active": active,
         "refresh": REFRESH_SECONDS if active else None,
         "figures": figures,
-        "chart": donut(counts, STATUS_COLORS),
+        "chart": donut(
+            counts,
+            [STATUS_COLORS[_LABELS[s.value]] for s in STATUS_ORDER],  # by status, any language
+            title=_("Products by status"),
+            units=(_("product"), _("products")),
+        ),
         "statuses": [
             {
                 "value": s.value,
-                "label": _LABELS[s.value],
+                "label": status_word(s),
                 "count": figures["by_status"].get(s.value, 0),
                 "percent": percent(figures["by_status"].get(s.value, 0), total_products),
             }
@@ -179,7 +187,11 @@ async def report(request: Request) -> Response:
         "filters": query,
         "filtered": query.text_filtered or bool(query.status),
         "total_rows": page.total,
-        "columns": get_column_controls(values, COLUMNS[query.grain], get_ordering(values, SORTS)),
+        "columns": get_column_controls(
+            values,
+            [(key, _(label), sortable) for key, label, sortable in COLUMNS[query.grain]],
+            get_ordering(values, SORTS),
+        ),
         "pages": get_page_controls(values, page.page_number, last),
         "per_product": link(values, per="product", page=1),
         "per_link": link(values, per="link", page=1),

@@ -19,8 +19,9 @@ from store import credentials as store_credentials
 from store import scan_list
 from store import scans as store_scans
 from store.models import ACTIVE_STATES, ScanState, utcnow
-from web import confirmation, new_scan, report_page, settings_page
+from web import confirmation, first_run, new_scan, report_page, settings_page
 from web.auth import forget_user
+from web.i18n import _
 from web.report_page import own_scan
 from web.settings_page import user_id
 from web.table.pagination import get_page_number
@@ -126,11 +127,11 @@ async def dashboard(
     pages_total = max(1, math.ceil(total / DASHBOARD_LIMIT))
     page = min(_page_param(request), pages_total)
     rows = await _progress_rows(request, page)
-    message = "Scan queued." if request.query_params.get("queued") else None
+    message = _("Scan queued.") if request.query_params.get("queued") else None
     if request.query_params.get("cancelled"):
-        message = "Scan cancelled."
+        message = _("Scan cancelled.")
     if request.query_params.get("deleted"):
-        message = "Scan deleted, with everything it found."
+        message = _("Scan deleted, with everything it found.")
     first = (page - 1) * DASHBOARD_LIMIT + 1
     ctx = {
         "scans": rows,
@@ -142,6 +143,7 @@ async def dashboard(
         "total": total,
         "first": first,
         "last": first + len(rows) - 1,
+        "guide": await first_run.steps(request, user_id(request)),
     }
     return render(request, "dashboard.html", ctx, status)
 
@@ -169,7 +171,7 @@ async def rerun(request: Request) -> Response:
         if credential is None:
             return await dashboard(
                 request,
-                error="The Amazon credentials of this scan were deleted: start a New Scan.",
+                error=_("The Amazon credentials of this scan were deleted: start a New Scan."),
                 status=400,
             )
     if problem := new_scan.stored_problem(scan.site, scan.partner_tag or ""):
@@ -218,8 +220,7 @@ async def delete_scan(request: Request, scan_id: int, state: str) -> None:
     await state_obj.redis.delete(jobs.PROGRESS_KEY.format(scan_id))
 
 
-routes = [
-    Route("/", dashboard),
+routes = [  # "/" is web.site.home: the dashboard for a logged-in user
     *new_scan.routes,
     Route("/scans/progress.json", progress_json),
     *report_page.routes,

@@ -21,7 +21,8 @@ from store import credentials as store_credentials
 from store import tokens as store_tokens
 from store.crypto import SecretKeyError, mask
 from store.models import AmazonCredential, User
-from web import fields
+from web import engine_messages, fields, first_run
+from web.i18n import N_, _, number
 from web.templating import render
 
 log = logging.getLogger(__name__)
@@ -29,15 +30,23 @@ log = logging.getLogger(__name__)
 # "Test connection" clicks allowed per user per window (each is a real Amazon request)
 TESTS_PER_WINDOW, TEST_WINDOW = 10, 10 * 60
 # the causes the FAQ lists when the application cannot reach the Amazon API
-FREQUENT_CAUSES = (
-    "You have not registered for the Amazon Creators API yet (Associates Central → Tools → "
-    "Creators API).",
-    "The Credential ID and/or Credential Secret are not valid (or the version does not match "
-    "the one shown next to them).",
-    "The partner tag is not the one tied to these credentials (use the tracking ID of the "
-    "account, in the country, that created them).",
-    "Your Associates account is not eligible for the API yet: Amazon requires recent "
-    "qualifying sales.",
+FREQUENT_CAUSES = (  # translated when shown (settings.html)
+    N_(
+        "You have not registered for the Amazon Creators API yet (Associates Central → Tools → "
+        "Creators API)."
+    ),
+    N_(
+        "The Credential ID and/or Credential Secret are not valid (or the version does not "
+        "match the one shown next to them)."
+    ),
+    N_(
+        "The partner tag is not the one tied to these credentials (use the tracking ID of the "
+        "account, in the country, that created them)."
+    ),
+    N_(
+        "Your Associates account is not eligible for the API yet: Amazon requires recent "
+        "qualifying sales."
+    ),
 )
 VERSIONS = ("2.1", "2.2", "2.3", "3.1", "3.2", "3.3")
 # one entry per marketplace (UK and GB are the same one)
@@ -53,11 +62,12 @@ def user_id(request: Request) -> int:
 
 def tag_problem(tag: str) -> str | None:
     if not tag:
-        return "Give your partner tag (tracking ID), such as yourname-20."
+        return _("Give your partner tag (tracking ID), such as yourname-20.")
     if len(tag) > fields.MAX_LENGTHS["partner_tag"]:
-        return fields.TOO_LONG.format(limit=fields.MAX_LENGTHS["partner_tag"])
+        return fields.too_long_message(fields.MAX_LENGTHS["partner_tag"])
     if not TAG_RE.match(tag):
-        return f"“{fields.shown(tag)}” does not look like a partner tag such as yourname-20."
+        problem = _("“%(tag)s” does not look like a partner tag such as yourname-20.")
+        return problem % {"tag": fields.shown(tag)}
     return None
 
 
@@ -73,10 +83,10 @@ def parse_tps(text: str) -> tuple[float, str | None]:
     except ValueError:
         tps = -1.0
     if not 0.1 <= tps <= MAX_TPS:
-        return 1.0, (
-            f"Give the requests per second Amazon allows these credentials, from 0.1 to "
-            f"{MAX_TPS:g} (1 for a new account)."
-        )
+        return 1.0, _(
+            "Give the requests per second Amazon allows these credentials, from 0.1 to "
+            "%(most)s (1 for a new account)."
+        ) % {"most": number(MAX_TPS)}
     return tps, None
 
 
@@ -87,15 +97,16 @@ def credential_problems(form: dict[str, str], *, need_tag: bool = True) -> dict[
     if "tps" not in errors and (problem := parse_tps(form.get("tps", ""))[1]):
         errors["tps"] = problem
     if not form.get("credential_id"):
-        errors["credential_id"] = "Give the Credential ID of your Amazon API credentials."
+        errors["credential_id"] = _("Give the Credential ID of your Amazon API credentials.")
     elif is_old_paapi_key(form["credential_id"]):
-        errors.setdefault("credential_id", OLD_KEYS[:1].upper() + OLD_KEYS[1:] + ".")
+        old_keys = engine_messages.translate(OLD_KEYS[:1].upper() + OLD_KEYS[1:] + ".")
+        errors.setdefault("credential_id", old_keys)
     if not form.get("secret"):
-        errors["secret"] = "Give the Credential Secret that goes with this Credential ID."  # noqa: S105
+        errors["secret"] = _("Give the Credential Secret that goes with this Credential ID.")
     if form.get("version") not in VERSIONS:
-        errors["version"] = "Choose the version shown next to your credentials."
+        errors["version"] = _("Choose the version shown next to your credentials.")
     if form.get("country") not in COUNTRIES:
-        errors["country"] = "Choose the Amazon country of your credentials."
+        errors["country"] = _("Choose the Amazon country of your credentials.")
     if need_tag and (problem := tag_problem(form.get("partner_tag", ""))):
         errors.setdefault("partner_tag", problem)
     return errors
@@ -159,9 +170,9 @@ async def _page(
 async def settings_page(request: Request) -> Response:
     if request.method == "GET":
         done = {
-            "saved": "Credentials saved.",
-            "deleted": "Credentials deleted.",
-            "revoked": "Token revoked: it no longer works.",
+            "saved": _("Credentials saved."),
+            "deleted": _("Credentials deleted."),
+            "revoked": _("Token revoked: it no longer works."),
         }
         message = next((text for key, text in done.items() if key in request.query_params), None)
         shown = request.query_params.get("token")
@@ -204,7 +215,7 @@ async def delete_credential(request: Request) -> Response:
             session, credential_id=credential_id, user_id=user_id(request)
         )
     if not deleted:
-        raise HTTPException(status_code=404, detail="No such credentials.")
+        raise HTTPException(status_code=404, detail=_("No such credentials."))
     return RedirectResponse("/settings?deleted=1", status_code=303)
 
 
@@ -218,13 +229,13 @@ async def try_credential(request: Request) -> Response:
             user_id=user_id(request),
         )
     if credential is None:
-        raise HTTPException(status_code=404, detail="No such credentials.")
+        raise HTTPException(status_code=404, detail=_("No such credentials."))
     key = f"ccbb:conntest:{user_id(request)}"
     tries = int(await state.redis.incr(key))
     if tries == 1:
         await state.redis.expire(key, TEST_WINDOW)
     if tries > TESTS_PER_WINDOW:
-        result = {"ok": False, "message": "Too many tests: wait 10 minutes, then try again."}
+        result = {"ok": False, "message": _("Too many tests: wait 10 minutes, then try again.")}
         return await _page(request, tested={"id": credential.id, **result}, status=429)
     marketplace = marketplace_for_country(credential.country) or "www.amazon.com"
     try:
@@ -239,12 +250,16 @@ async def try_credential(request: Request) -> Response:
     except SecretKeyError:
         result = {
             "ok": False,
-            "message": "This secret cannot be read since the server key changed: delete these "
-            "credentials and add them again.",
+            "message": _(
+                "This secret cannot be read since the server key changed: delete these "
+                "credentials and add them again."
+            ),
         }
     else:
         check = await probe_connection(access, RedisRateLimiter.for_access(state.redis, access))
         result = {"ok": check.ok, "message": check.message}
+        if check.ok:
+            await first_run.mark(request, user_id(request), "connection")
         log.info("connection test of credential %s: ok=%s", credential.id, check.ok)
     return await _page(request, tested={"id": credential.id, **result})
 
@@ -253,16 +268,18 @@ async def create_token(request: Request) -> Response:
     name = str((await request.form()).get("name", "")).strip()
     error = None
     if not name:
-        error = "Give the token a name, such as the script that will use it."
+        error = _("Give the token a name, such as the script that will use it.")
     elif len(name) > fields.MAX_LENGTHS["name"]:
-        error = fields.TOO_LONG.format(limit=fields.MAX_LENGTHS["name"])
+        error = fields.too_long_message(fields.MAX_LENGTHS["name"])
     async with request.app.state.sessions() as session:
         count = len(await store_tokens.list_tokens(session, user_id=user_id(request)))
         if error is None and count >= store_tokens.MAX_TOKENS:
-            error = f"You have {count} tokens, the most allowed: revoke one you no longer use."
+            error = _(
+                "You have %(count)s tokens, the most allowed: revoke one you no longer use."
+            ) % {"count": count}
         if error is not None:
             return await _page(request, token_error=error, status=400)
-        _, token = await store_tokens.create_token(session, user_id=user_id(request), name=name)
+        _row, token = await store_tokens.create_token(session, user_id=user_id(request), name=name)
     # redirect after POST (a reload must not make a second token): the next GET shows it once
     nonce = secrets.token_urlsafe(16)
     await request.app.state.redis.set(_new_token_key(request, nonce), token, ex=NEW_TOKEN_TTL)
@@ -282,7 +299,7 @@ async def revoke_token(request: Request) -> Response:
             session, token_id=fields.path_id(request, "token_id"), user_id=user_id(request)
         )
     if not revoked:
-        raise HTTPException(status_code=404, detail="No such token.")
+        raise HTTPException(status_code=404, detail=_("No such token."))
     return RedirectResponse("/settings?revoked=1", status_code=303)
 
 

@@ -1,4 +1,4 @@
-"""Jinja2 templates of the dashboard (server-rendered; autoescaped)."""
+"""Jinja2 templates of the dashboard (server-rendered; autoescaped; translated, see web.i18n)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
+from web import engine_messages, i18n
 from web.sessions import browser
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+i18n.install(templates.env)
+templates.env.filters["engine"] = engine_messages.translate  # the engine's sentences
 
 
 def csrf_token(request: Request) -> str:
@@ -36,6 +39,10 @@ def render(
         "csrf_token": csrf_token(request),
         "credits_enabled": bool(settings and settings.credits_enabled),
         "credits": request.scope.get("credits"),
+        # the contact addresses every page gives
+        "support_email": getattr(settings, "support_email", ""),
+        "affiliates_email": getattr(settings, "affiliates_email", ""),
+        **i18n.template_context(request),
         **(context or {}),
     }
     return templates.TemplateResponse(request, name, ctx, status_code=status_code, headers=headers)

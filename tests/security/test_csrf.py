@@ -34,7 +34,7 @@ def test_login_without_cookies_is_refused(env: Env) -> None:
     assert "ccbb_session" not in r.headers.get("set-cookie", "") or "Max-Age=0" in r.headers.get(
         "set-cookie", ""
     )
-    assert env.client.get("/", follow_redirects=False).status_code == 303
+    assert env.client.get("/settings", follow_redirects=False).status_code == 303
 
 
 def test_signup_without_cookies_is_refused(env: Env) -> None:
@@ -62,7 +62,7 @@ def test_login_form_works_with_its_token(env: Env) -> None:
     r = env.client.post("/login", data={"email": "ok@example.com", "password": PASSWORD,
                                         "csrftoken": token}, follow_redirects=False)  # fmt: skip
     assert r.status_code == 303
-    assert env.client.get("/").status_code == 200
+    assert env.client.get("/settings").status_code == 200
 
 
 def test_a_bearer_header_does_not_skip_csrf_on_a_cookie_route(env: Env) -> None:

@@ -55,7 +55,7 @@ def logged_in(who: TestClient | Browser) -> bool:
     if isinstance(who, Browser):
         with who.active() as client:
             return logged_in(client)
-    return who.get("/", follow_redirects=False).status_code == 200
+    return who.get("/settings", follow_redirects=False).status_code == 200
 
 
 def test_a_copied_cookie_stops_working_after_logout(env: Env) -> None:

@@ -13,6 +13,7 @@
     el.style.width = el.getAttribute("data-percent") + "%";
   });
   var page = table.getAttribute("data-page") || "1";
+  var phases = JSON.parse(table.getAttribute("data-phases") || "{}");  // in the page's language
   // every 15 s; every 2 s while a scan waits to start or is starting, so that its start (and
   // a quick failure) shows at once rather than up to 15 s later
   var SLOW = 15000, FAST = 2000;
@@ -32,7 +33,8 @@
           row.querySelectorAll("[data-f]").forEach(function (el) {
             var f = el.getAttribute("data-f");
             if (f === "percent") { el.style.width = s.percent + "%"; }
-            else if (f === "phase") { el.textContent = s.phase || "\u2014"; }
+            else if (f === "phase") { el.textContent = s.phase ? (phases[s.phase] || s.phase) : "\u2014"; }
+            else if (f === "state") { /* a new state reloads the page: the badge keeps its words */ }
             else { el.textContent = s[f]; }
           });
         });
