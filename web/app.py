@@ -28,7 +28,7 @@ from billing.catalogue import BUNDLED, load_catalogue
 from ccbb.settings import Settings, get_settings
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
-from web import api, auth, billing, clickbank, credits_api, scans
+from web import affiliate, api, auth, billing, clickbank, credits_api, scans
 from web.reads import Reads
 
 STATIC = Path(__file__).parent / "static"
@@ -85,6 +85,7 @@ PUBLIC_PATHS = (
     api.PREFIX + "/openapi.json",
     *credits_api.PUBLIC_PATHS,
     *clickbank.PUBLIC_PATHS,
+    *affiliate.PUBLIC_PATHS,
 )
 
 
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         *billing.routes,
         *credits_api.routes,
         *clickbank.routes,
+        *affiliate.routes,
     ]
     app = Starlette(
         routes=routes,
@@ -157,6 +159,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
                 https_only=settings.secure_cookies,
                 max_age=14 * 24 * 3600,
             ),
+            Middleware(affiliate.ReferralLinks),
             Middleware(AuthGate),
         ],
     )

@@ -23,6 +23,7 @@ from store import credits as store_credits
 from store import scans as store_scans
 from store import users as store_users
 from store.models import User, table_of
+from web import affiliate
 from web.templating import render
 
 hasher = PasswordHasher()  # argon2id with the library's recommended parameters
@@ -209,6 +210,7 @@ async def signup(request: Request) -> Response:
             errors["email"] = "This address cannot be used. Log in if you already have an account."
         else:
             await _welcome_credits(request, user)
+            await affiliate.attribute_signup(request, user)
             _login(request, user)
             return RedirectResponse("/", status_code=303)
     return render(request, "signup.html", {"email": email, "errors": errors}, 400)

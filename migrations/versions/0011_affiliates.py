@@ -1,0 +1,89 @@
+"""Affiliate program: members, link visits per day, referrals
+
+Revision ID: 0011_affiliates
+Revises: 0007_clickbank
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0011_affiliates"
+down_revision: str | None = "0007_clickbank"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+TIMESTAMP = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "affiliate",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("ref_id", sa.String(16), nullable=False),
+        sa.Column("paypal_email", sa.String(320), nullable=False),
+        sa.Column("website", sa.String(500), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("status_reason", sa.String(500), nullable=False),
+        sa.Column("joined_at", TIMESTAMP, nullable=False),
+        sa.Column("status_at", TIMESTAMP, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["user.id"], ondelete="CASCADE", name=op.f("fk_affiliate_user_id_user")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_affiliate")),
+        sa.UniqueConstraint("user_id", name=op.f("uq_affiliate_user_id")),
+        sa.UniqueConstraint("ref_id", name=op.f("uq_affiliate_ref_id")),
+    )
+    op.create_table(
+        "affiliate_visit_day",
+        sa.Column("affiliate_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("visits", sa.Integer(), nullable=False),
+        sa.Column("unique_visits", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["affiliate_id"],
+            ["affiliate.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_affiliate_visit_day_affiliate_id_affiliate"),
+        ),
+        sa.PrimaryKeyConstraint("affiliate_id", "day", name=op.f("pk_affiliate_visit_day")),
+    )
+    op.create_table(
+        "affiliate_referral",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("affiliate_id", sa.Integer(), nullable=False),
+        sa.Column("landed_at", TIMESTAMP, nullable=False),
+        sa.Column("signed_up_at", TIMESTAMP, nullable=False),
+        sa.Column("self_referral", sa.Boolean(), nullable=False),
+        sa.Column("flag_reason", sa.String(500), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["user.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_affiliate_referral_user_id_user"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["affiliate_id"],
+            ["affiliate.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_affiliate_referral_affiliate_id_affiliate"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_affiliate_referral")),
+        sa.UniqueConstraint("user_id", name=op.f("uq_affiliate_referral_user_id")),
+    )
+    op.create_index(
+        op.f("ix_affiliate_referral_affiliate_id"), "affiliate_referral", ["affiliate_id"]
+    )
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_affiliate_referral_affiliate_id"), table_name="affiliate_referral")
+    op.drop_table("affiliate_referral")
+    op.drop_table("affiliate_visit_day")
+    op.drop_table("affiliate")
