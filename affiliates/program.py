@@ -4,14 +4,18 @@ visit, attribute a sign-up."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from affiliates import rules
+from affiliates import commissions as cm
+from affiliates import messages, rules
+from billing import clickbank_ins as ins
+from billing.clickbank_effects import PAYMENTS, REVERSALS
 from store import affiliates as store_aff
-from store.models import User
+from store.models import User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +90,63 @@ async def attribute_signup(
     except IntegrityError:
         await session.rollback()
         return None
+
+
+async def record_commission(
+    session: AsyncSession,
+    *,
+    n: ins.Notification,
+    user_id: int,
+    rate: Decimal,
+    hold: timedelta,
+) -> str | None:
+    """The commission (or its reversal) that the applied ClickBank notification ``n`` of the
+    account ``user_id`` makes, in the caller's transaction (nothing committed here). Returns a
+    note for the event's outcome, None when the payment concerns no affiliate."""
+    kind = n.transaction_type
+    if kind in PAYMENTS:
+        referral = await store_aff.referral_of(session, user_id=user_id)
+        if referral is None:
+            return None
+        affiliate = await store_aff.get_affiliate(session, affiliate_id=referral.affiliate_id)
+        if affiliate is None or affiliate.id is None or affiliate.status != store_aff.ACTIVE:
+            return None  # a refused or revoked member earns nothing more
+        payment = abs(n.total_account_amount)
+        flagged = referral.self_referral or affiliate.user_id == user_id
+        earned = Decimal("0.00") if flagged else cm.commission(payment, rate)
+        what = store_aff.REBILL if kind == ins.BILL else store_aff.SALE
+        if kind == ins.SALE and (
+            n.upsell is not None or any(li.line_item_type == "UPSELL" for li in n.line_items)
+        ):
+            what = store_aff.UPSELL
+        note = referral.flag_reason or messages.SELF_SAME_ACCOUNT if flagged else ""
+        added = await store_aff.add_commission(
+            session, commit=False, values={
+                "key": n.key, "affiliate_id": affiliate.id, "customer_user_id": user_id,
+                "kind": what, "receipt": n.receipt, "transaction_time": n.transaction_time,
+                "due_at": n.transaction_time + hold, "payment_amount": payment, "rate": rate,
+                "amount": earned, "reverses_id": None, "flagged": flagged, "note": note,
+                "created_at": utcnow(),
+            },
+        )  # fmt: skip
+        if flagged:
+            log.warning("self-referral: no commission for %s on %s", affiliate.ref_id, n.receipt)
+        return f"affiliate {affiliate.ref_id}: {earned} USD" if added else None
+    if kind in REVERSALS:
+        original = await store_aff.commission_of_payment(session, receipt=n.receipt)
+        if original is None or original.id is None:
+            return None
+        taken = cm.reversal(original.amount, abs(n.total_account_amount), original.rate)
+        added = await store_aff.add_commission(
+            session, commit=False, values={
+                "key": n.key, "affiliate_id": original.affiliate_id,
+                "customer_user_id": original.customer_user_id, "kind": store_aff.REVERSAL,
+                "receipt": n.receipt, "transaction_time": n.transaction_time,
+                "due_at": n.transaction_time, "payment_amount": -abs(n.total_account_amount),
+                "rate": original.rate, "amount": taken, "reverses_id": original.id,
+                "flagged": original.flagged, "note": f"{kind} of {n.receipt}",
+                "created_at": utcnow(),
+            },
+        )  # fmt: skip
+        return f"affiliate commission reversed: {taken} USD" if added else None
+    return None

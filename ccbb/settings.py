@@ -8,6 +8,7 @@ and kept in the data directory, readable by its owner only.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -89,6 +90,14 @@ class Settings(BaseSettings):
     )
     # the dashboard's address as buyers reach it (links in invitations)
     public_url: str = Field(default="http://127.0.0.1:8000", validation_alias="CCBB_PUBLIC_URL")
+
+    # ---- affiliate program (affiliates/) ----
+    # the commission on each payment of a referred customer (0.30 = 30 %)
+    affiliate_rate: Decimal = Field(
+        default=Decimal("0.30"), ge=0, le=1, validation_alias="CCBB_AFFILIATE_RATE"
+    )
+    # days a commission stays pending (the refund window) before it can be paid
+    affiliate_hold_days: int = Field(default=7, ge=0, validation_alias="CCBB_AFFILIATE_HOLD_DAYS")
 
     @field_validator("clickbank_secret_key")
     @classmethod

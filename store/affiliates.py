@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, Date, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import Column, Date, ForeignKey, Integer, Numeric, UniqueConstraint
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel, col, select
@@ -241,3 +242,82 @@ async def has_paid(session: AsyncSession, *, user_id: int) -> bool:
         .limit(1)
     )
     return (await session.exec(stmt)).first() is not None
+
+
+# ---- commissions (append-only) -----------------------------------------------------------
+
+MONEY = Numeric(14, 2)
+SALE, UPSELL, REBILL, REVERSAL = "sale", "upsell", "rebill", "reversal"
+
+
+class AffiliateCommission(SQLModel, table=True):
+    """One commission, or the reversal of one (a negative amount linked to the original by
+    ``reverses_id``; one reversal per original). Keyed by the notification's idempotency key,
+    so a notification never pays twice. Never updated, never deleted."""
+
+    __tablename__ = "affiliate_commission"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
+    affiliate_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("affiliate.id", ondelete="RESTRICT"), nullable=False, index=True
+        )
+    )
+    customer_user_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True),
+    )
+    kind: str = Field(max_length=16)
+    receipt: str = Field(max_length=40, index=True)
+    transaction_time: datetime = Field(sa_type=UtcDateTime)
+    due_at: datetime = Field(sa_type=UtcDateTime)  # pending until then (the refund window)
+    payment_amount: Decimal = Field(sa_type=MONEY)  # the payment (our share, USD)
+    rate: Decimal = Field(sa_type=Numeric(5, 4))
+    amount: Decimal = Field(sa_type=MONEY)  # the commission; negative for a reversal
+    reverses_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("affiliate_commission.id"), nullable=True, unique=True
+        ),
+    )
+    flagged: bool = False  # self-referral: pays nothing, for the operator to look at
+    note: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+COMMISSION_TABLE = table_of(AffiliateCommission)
+
+
+async def add_commission(
+    session: AsyncSession, *, values: dict[str, Any], commit: bool = True
+) -> bool:
+    """Record one commission entry; False when its key (or the payment it reverses) has one
+    already: nothing changes. ``commit=False`` leaves it in the caller's transaction."""
+    conn = await session.connection()
+    insert_into = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert_into(COMMISSION_TABLE).values(**values).on_conflict_do_nothing()
+    result = await conn.execute(stmt)
+    if commit:
+        await session.commit()
+    return bool(result.rowcount)
+
+
+async def commission_of_payment(
+    session: AsyncSession, *, receipt: str
+) -> AffiliateCommission | None:
+    """The commission earned on the payment ``receipt`` (a sale, upsell or rebill)."""
+    stmt = select(AffiliateCommission).where(
+        col(AffiliateCommission.receipt) == receipt,
+        col(AffiliateCommission.kind).in_((SALE, UPSELL, REBILL)),
+    )
+    return (await session.exec(stmt.order_by(col(AffiliateCommission.id)))).first()
+
+
+async def commissions_of(session: AsyncSession, *, affiliate_id: int) -> list[AffiliateCommission]:
+    stmt = (
+        select(AffiliateCommission)
+        .where(col(AffiliateCommission.affiliate_id) == affiliate_id)
+        .order_by(col(AffiliateCommission.id))
+    )
+    return list((await session.exec(stmt)).all())

@@ -80,9 +80,53 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_affiliate_referral_affiliate_id"), "affiliate_referral", ["affiliate_id"]
     )
+    money = sa.Numeric(14, 2)
+    op.create_table(
+        "affiliate_commission",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("affiliate_id", sa.Integer(), nullable=False),
+        sa.Column("customer_user_id", sa.Integer(), nullable=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("receipt", sa.String(40), nullable=False),
+        sa.Column("transaction_time", TIMESTAMP, nullable=False),
+        sa.Column("due_at", TIMESTAMP, nullable=False),
+        sa.Column("payment_amount", money, nullable=False),
+        sa.Column("rate", sa.Numeric(5, 4), nullable=False),
+        sa.Column("amount", money, nullable=False),
+        sa.Column("reverses_id", sa.Integer(), nullable=True),
+        sa.Column("flagged", sa.Boolean(), nullable=False),
+        sa.Column("note", sa.String(500), nullable=False),
+        sa.Column("created_at", TIMESTAMP, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["affiliate_id"],
+            ["affiliate.id"],
+            ondelete="RESTRICT",
+            name=op.f("fk_affiliate_commission_affiliate_id_affiliate"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_user_id"],
+            ["user.id"],
+            ondelete="SET NULL",
+            name=op.f("fk_affiliate_commission_customer_user_id_user"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["reverses_id"],
+            ["affiliate_commission.id"],
+            name=op.f("fk_affiliate_commission_reverses_id_affiliate_commission"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_affiliate_commission")),
+        sa.UniqueConstraint("key", name=op.f("uq_affiliate_commission_key")),
+        sa.UniqueConstraint("reverses_id", name=op.f("uq_affiliate_commission_reverses_id")),
+    )
+    for column in ("affiliate_id", "receipt"):
+        op.create_index(op.f(f"ix_affiliate_commission_{column}"), "affiliate_commission", [column])
 
 
 def downgrade() -> None:
+    for column in ("affiliate_id", "receipt"):
+        op.drop_index(op.f(f"ix_affiliate_commission_{column}"), table_name="affiliate_commission")
+    op.drop_table("affiliate_commission")
     op.drop_index(op.f("ix_affiliate_referral_affiliate_id"), table_name="affiliate_referral")
     op.drop_table("affiliate_referral")
     op.drop_table("affiliate_visit_day")
