@@ -98,6 +98,25 @@ class Settings(BaseSettings):
     )
     # days a commission stays pending (the refund window) before it can be paid
     affiliate_hold_days: int = Field(default=7, ge=0, validation_alias="CCBB_AFFILIATE_HOLD_DAYS")
+    # whose public holidays move a payout day (ISO 3166 code, as the holidays library knows it)
+    payout_country: str = Field(default="US", validation_alias="CCBB_PAYOUT_COUNTRY")
+    # the smallest payable balance paid out (USD); below it, the balance carries over
+    payout_minimum: Decimal = Field(
+        default=Decimal("50"), ge=0, validation_alias="CCBB_PAYOUT_MINIMUM"
+    )
+
+    @field_validator("payout_country")
+    @classmethod
+    def _payout_country(cls, value: str) -> str:
+        import holidays
+
+        code = value.strip().upper()
+        if code not in holidays.list_supported_countries():
+            raise ValueError(
+                f"CCBB_PAYOUT_COUNTRY={value!r} is not a country the holidays library knows: "
+                "use an ISO 3166 code such as US, FR or GB"
+            )
+        return code
 
     @field_validator("clickbank_secret_key")
     @classmethod
