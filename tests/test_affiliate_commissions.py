@@ -97,6 +97,12 @@ def test_every_payment_of_a_referred_customer_earns_30_percent_and_reversals_tak
     ]
     total = sum((r.amount for r in rows), Decimal("0"))
     assert total == Decimal("20.68")
+    # the affiliate sees every entry and the (pending) balance on the Affiliate page
+    cb.env.client.cookies.clear()
+    cb.env.get("/login")
+    cb.env.post("/login", {"email": "earner@example.com", "password": PASSWORD})
+    page = cb.env.get("/affiliate").text
+    assert page.count("<tr><td>") == 7 and "$-5.99" in page and "$8.70" in page
     # November's commissions: pending in November, payable from December (out of the window)
     during = cm.balance(rows, paid=Decimal("0"), now=datetime(2026, 11, 30, tzinfo=UTC))
     assert (during.pending, during.payable) == (Decimal("20.68"), Decimal("0"))

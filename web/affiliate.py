@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from affiliates import messages, program, rules
+from affiliates import commissions, messages, payout_dates, program, rules
 from store import affiliates as store_aff
 from store.models import User
 from web.templating import render
@@ -100,8 +101,13 @@ async def affiliate_page(request: Request) -> Response:
     state = request.app.state
     async with state.sessions() as session:
         affiliate = await store_aff.get_by_user(session, user_id=user.id)
+        entries = (
+            await store_aff.commissions_of(session, affiliate_id=affiliate.id)
+            if affiliate is not None and affiliate.id is not None
+            else []
+        )
     if request.method == "GET":
-        return _page(request, affiliate)
+        return _page(request, affiliate, entries=entries)
     if affiliate is not None:
         return _page(request, affiliate, message=messages.ALREADY_MEMBER)
     form = await request.form()
@@ -131,7 +137,10 @@ def _page(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
     status_code: int = 200,
+    entries: list[store_aff.AffiliateCommission] | None = None,
 ) -> Response:
+    settings = request.app.state.settings
+    now = datetime.now(UTC)
     status_note = None
     if affiliate is not None and affiliate.status == store_aff.REFUSED:
         status_note = messages.REFUSED
@@ -144,6 +153,11 @@ def _page(
         "message": message,
         "errors": errors or {},
         "values": values or {},
+        "entries": list(reversed(entries or [])),
+        # payouts are not made yet on this branch: nothing paid
+        "balance": commissions.balance(entries or [], paid=Decimal("0.00"), now=now),
+        "next_payout": payout_dates.next_payout_date(now.date(), settings.payout_country),
+        "minimum": settings.payout_minimum,
     }
     return render(request, "affiliate.html", ctx, status_code)
 
