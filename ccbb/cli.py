@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ccbb import clickbank_cli
 
     clickbank_cli.add_parsers(sub)
+    from ccbb import affiliates_cli
+
+    affiliates_cli.add_parsers(sub)
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command")
     create = user.add_parser("create", help="create a user (the first admin, say)")
     create.add_argument("email")
@@ -332,6 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ccbb import clickbank_cli
 
             return clickbank_cli.run(args)
+        if args.command == "affiliates":
+            from ccbb import affiliates_cli
+
+            return affiliates_cli.run(args)
         if args.command == "user" and args.user_command == "create":
             from ccbb.services import create_user
 

@@ -19,10 +19,12 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from arq import Retry
 
+from affiliates import program
 from billing import clickbank_effects as fx
 from billing import clickbank_ins as ins
 from billing import invitations
@@ -217,6 +219,11 @@ async def _decide(
             )  # fmt: skip
             sku = e.sku
             notes.append(f"plan changed to {e.sku}")
+    if note := await program.record_commission(
+        session, n=n, user_id=user_id, rate=ctx["settings"].affiliate_rate,
+        hold=timedelta(days=ctx["settings"].affiliate_hold_days),
+    ):  # fmt: skip
+        notes.append(note)
     outcome = "; ".join(notes + unknown) or "nothing to do"
     return Result(store_cb.DONE, outcome, user_id, sku, moved, invite)
 

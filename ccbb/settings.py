@@ -8,6 +8,7 @@ and kept in the data directory, readable by its owner only.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -95,6 +96,33 @@ class Settings(BaseSettings):
     )
     # the dashboard's address as users reach it: links in mails, alerts and invitations
     public_url: str = Field(default="http://127.0.0.1:8000", validation_alias="CCBB_PUBLIC_URL")
+
+    # ---- affiliate program (affiliates/) ----
+    # the commission on each payment of a referred customer (0.30 = 30 %)
+    affiliate_rate: Decimal = Field(
+        default=Decimal("0.30"), ge=0, le=1, validation_alias="CCBB_AFFILIATE_RATE"
+    )
+    # days a commission stays pending (the refund window) before it can be paid
+    affiliate_hold_days: int = Field(default=7, ge=0, validation_alias="CCBB_AFFILIATE_HOLD_DAYS")
+    # whose public holidays move a payout day (ISO 3166 code, as the holidays library knows it)
+    payout_country: str = Field(default="US", validation_alias="CCBB_PAYOUT_COUNTRY")
+    # the smallest payable balance paid out (USD); below it, the balance carries over
+    payout_minimum: Decimal = Field(
+        default=Decimal("50"), ge=0, validation_alias="CCBB_PAYOUT_MINIMUM"
+    )
+
+    @field_validator("payout_country")
+    @classmethod
+    def _payout_country(cls, value: str) -> str:
+        import holidays
+
+        code = value.strip().upper()
+        if code not in holidays.list_supported_countries():
+            raise ValueError(
+                f"CCBB_PAYOUT_COUNTRY={value!r} is not a country the holidays library knows: "
+                "use an ISO 3166 code such as US, FR or GB"
+            )
+        return code
 
     @field_validator("clickbank_secret_key")
     @classmethod

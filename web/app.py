@@ -26,6 +26,7 @@ from store.crypto import SecretBox
 from store.db import make_engine, session_factory
 from store.sessions import SESSION_DAYS
 from web import (
+    affiliate,
     api,
     auth,
     billing,
@@ -93,6 +94,7 @@ PUBLIC_PATHS = (
     *confirmation.PUBLIC_PATHS,
     *password_reset.PUBLIC_PATHS,
     *demo_mail.PUBLIC_PATHS,
+    *affiliate.PUBLIC_PATHS,
 )
 
 
@@ -191,6 +193,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         *demo_mail.routes,
         *monitoring_page.routes,
         *monitoring_api.routes,
+        *affiliate.routes,
     ]
     app = Starlette(
         routes=routes,
@@ -207,6 +210,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             ),
             Middleware(CsrfMiddleware),
             Middleware(AuthGate),
+            Middleware(affiliate.ReferralLinks),
             Middleware(
                 i18n.LocaleMiddleware,
                 save_choice=auth.remember_locale,

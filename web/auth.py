@@ -25,7 +25,7 @@ from store import sessions as store_sessions
 from store import tokens as store_tokens
 from store import users as store_users
 from store.models import User, utcnow
-from web import confirmation, fields, i18n
+from web import affiliate, confirmation, fields, i18n
 from web.i18n import N_, _
 from web.sessions import browser, new_session_id
 from web.templating import render
@@ -279,6 +279,7 @@ async def signup(request: Request) -> Response:
             await confirmation.after_signup(request.app.state, user_id=user.id, email=user.email)
             if chosen := i18n.known(request.cookies.get(i18n.COOKIE)):  # chosen as a visitor
                 await remember_locale(request, user.id or 0, chosen)
+            await affiliate.attribute_signup(request, user)
             await _login(request, user)
             return RedirectResponse("/", status_code=303)
     return render(request, "signup.html", {"email": email, "errors": errors}, 400)

@@ -31,8 +31,8 @@ BEARER_ONLY = {
     if isinstance(route, Route)
 }
 # path parameters that name nothing a user owns (a catalogue item, an upsell step, the credits
-# API's project, a signed single-use token): other parameters must name an object of Victim's
-NOT_OWNED = {"sku", "flow", "step", "project_id", "token"}
+# API's project, a signed single-use token, a public referral id): other parameters must name an object of Victim's
+NOT_OWNED = {"sku", "flow", "step", "project_id", "token", "ref"}
 WEBHOOKS = {"/clickbank/ins"}  # routes called by another service (their own proof of origin)
 
 
@@ -83,7 +83,7 @@ class Victim:
         self.channel = env.run(env._with_session(channel))
         self.ids = {"scan_id": self.scan, "credential_id": self.credential, "token_id": self.token,
                     "channel_id": self.channel, "sku": "plan_pro", "flow": "main", "step": "1",
-                    "project_id": "ccbb", "token": "x"}  # fmt: skip
+                    "project_id": "ccbb", "token": "x", "ref": "NOSUCHREF"}  # fmt: skip
 
     def url(self, route: Route) -> str:
         path = route.path
