@@ -118,4 +118,6 @@ def test_output_piped_into_head_ends_silently() -> None:
     code = proc.wait(timeout=120)
     assert first.startswith(b"page,")
     assert err == ""
-    assert code == 1  # as Python itself exits when its output pipe is closed
+    # 1 as Python itself exits when its output pipe is closed; 0 when the whole report was
+    # already in the pipe when `head` closed it (the machine's pipe buffer and timing decide)
+    assert code in (0, 1)
