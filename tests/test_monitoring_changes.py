@@ -42,8 +42,8 @@ def _record(env: Env, scan_id: int, report: ScanReport) -> Any:
 
 
 def _token(env: Env) -> dict[str, str]:
-    r = env.post("/settings/tokens", {"name": "t"})
-    m = re.search(r'<code id="new-token">([^<]+)</code>', r.text)
+    r = env.post("/settings/tokens", {"name": "t"})  # redirects; the next page shows it once
+    m = re.search(r'<code id="new-token">([^<]+)</code>', env.get(r.headers["location"]).text)
     assert m
     return {"Authorization": f"Bearer {m.group(1)}"}
 

@@ -25,8 +25,8 @@ def env(tmp_path: Path, test_redis_url: str) -> Iterator[Env]:
 
 
 def _token(env: Env) -> dict[str, str]:
-    r = env.post("/settings/tokens", {"name": "t"})
-    m = re.search(r'<code id="new-token">([^<]+)</code>', r.text)
+    r = env.post("/settings/tokens", {"name": "t"})  # redirects; the next page shows it once
+    m = re.search(r'<code id="new-token">([^<]+)</code>', env.get(r.headers["location"]).text)
     assert m
     return {"Authorization": f"Bearer {m.group(1)}"}
 
