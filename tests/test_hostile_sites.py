@@ -103,6 +103,7 @@ async def test_html_nested_100000_deep_is_skipped_with_a_reason(site: Site) -> N
             "http://site.test/deep",
             200,
             f"skipped: HTML nested deeper than {MAX_NESTING:,} elements",
+            [HOME],  # the page that links to it
         )
     ]
     # parsing it took minutes (lexbor is quadratic in depth); the check, milliseconds
