@@ -5,24 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
+from typing import Any, TypeVar
 
 from ccbb.sandbox.amazon_api import Catalogue, RunningSandbox, running_sandbox
 
+T = TypeVar("T")
+
 
 @contextmanager
-def sandbox_in_thread(catalogue: dict[str, Any]) -> Iterator[RunningSandbox]:
-    ready: list[RunningSandbox] = []
+def serve_in_thread(
+    serving: Callable[[], AbstractAsyncContextManager[T]], what: str
+) -> Iterator[T]:
+    """``serving()`` (an async context manager yielding a running server) entered on an event
+    loop of its own in a daemon thread; left when the ``with`` ends."""
+    ready: list[T] = []
     started = threading.Event()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
 
     async def serve() -> None:
         try:
-            async with running_sandbox(Catalogue.from_dict(catalogue)) as sandbox:
-                ready.append(sandbox)
+            async with serving() as server:
+                ready.append(server)
                 started.set()
                 await stop.wait()
         finally:
@@ -31,10 +37,18 @@ def sandbox_in_thread(catalogue: dict[str, Any]) -> Iterator[RunningSandbox]:
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
     thread.start()
     if not started.wait(10) or not ready:
-        raise RuntimeError("the sandbox Amazon API did not start (see the thread's error)")
+        raise RuntimeError(f"{what} did not start (see the thread's error)")
     try:
         yield ready[0]
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)
         loop.close()
+
+
+@contextmanager
+def sandbox_in_thread(catalogue: dict[str, Any]) -> Iterator[RunningSandbox]:
+    with serve_in_thread(
+        lambda: running_sandbox(Catalogue.from_dict(catalogue)), "the sandbox Amazon API"
+    ) as sandbox:
+        yield sandbox
