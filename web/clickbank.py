@@ -31,6 +31,7 @@ from store import clickbank as store_cb
 from store import credits as store_credits
 from store import users as store_users
 from store.models import utcnow
+from web import headers
 from web.ins_writer import EventWriter
 from web.templating import render
 
@@ -252,16 +253,22 @@ async def upsell_page(request: Request) -> Response:
         settings.clickbank_pay_base, vendor=settings.clickbank_vendor, item=item,
         accept=False, cbf=cbf, skin=flow.skin,
     )  # fmt: skip
+    pay_base = links.pay_base(settings.clickbank_pay_base, settings.clickbank_vendor)
     context = {
         "offer": offer,
         "product": product,
         "price": money(product.price, product.currency),
-        "pay_base": links.pay_base(settings.clickbank_pay_base, settings.clickbank_vendor),
+        "pay_base": pay_base,
         "accept_params": accept,
         "decline_url": decline,
         "text": TEXT,
     }
-    return render(request, "clickbank_upsell.html", context)
+    # the accept button is a form to ClickBank's order form: the default policy's
+    # "form-action 'self'" would make the browser refuse to send it
+    policy = headers.csp(form_targets=links.form_origins(pay_base))
+    return render(
+        request, "clickbank_upsell.html", context, headers={"Content-Security-Policy": policy}
+    )
 
 
 # ---- the thank-you page ------------------------------------------------------------------
