@@ -22,7 +22,7 @@ from starlette.routing import Route
 from billing import clickbank_ins as ins
 from billing import clickbank_links as links
 from billing import invitations
-from billing.clickbank_api import ClickbankApi, ClickbankApiError
+from billing.clickbank_api import ClickbankApi, ClickbankApiError, ticket_id
 from billing.refund_rule import refund_allowed
 from billing.upsell_flow import load_flows
 from ccbb.clickbank_jobs import JOB_NAME, job_id
@@ -366,7 +366,7 @@ async def refund(request: Request) -> Response:
             return _billing_redirect(error=str(exc))
         await store_cb.add_ticket(
             session, user_id=user.id, receipt=receipt, kind="refund",
-            ticket_id=str(answer.get("ticketid", "")) or None,
+            ticket_id=ticket_id(answer),
         )  # fmt: skip
     return _billing_redirect(message=TEXT["refund_filed"].format(receipt=receipt))
 
@@ -398,7 +398,7 @@ async def cancel(request: Request) -> Response:
         await store_cb.add_ticket(
             session, user_id=user.id, receipt=order.base_receipt,
             kind=f"cancel-{order.transaction_time:%Y%m%d%H%M%S}",
-            ticket_id=str(answer.get("ticketid", "")) or None,
+            ticket_id=ticket_id(answer),
         )  # fmt: skip
         end = getattr(account, "plan_period_end", None)
     return _billing_redirect(
