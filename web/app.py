@@ -44,6 +44,7 @@ from web import (
 from web.body_limit import BodyLimit
 from web.csrf import CsrfMiddleware
 from web.headers import SecurityHeaders
+from web.ins_store import InsStore
 from web.reads import Reads
 from web.sessions import SessionCookies
 from web.signing import session_secret
@@ -163,6 +164,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             default_queue_name=settings.queue_name,
         )
         await reads.start()
+        ins_store = InsStore(settings.sqlalchemy_url, session_factory(engine))
+        await ins_store.start()  # where ClickBank's notifications are kept: see web.ins_store
+        app.state.ins_store = ins_store
         app.state.settings = settings
         app.state.catalogue = catalogue
         app.state.sessions = session_factory(engine)
@@ -177,6 +181,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             await redis.aclose()
             await engine.dispose()
             await reads.close()
+            await ins_store.close()
 
     routes = [
         Route("/healthz", healthz),

@@ -3,7 +3,8 @@ signed-in user), our PitchPlus upsell pages, the thank-you page, and Billing's r
 and change-plan buttons.
 
 ``POST /clickbank/ins`` does the least it can while ClickBank waits (it wants a 2xx within 3 s):
-decrypt and check, keep the raw event (one insert; a redelivery only counts), queue its
+decrypt and check, keep the raw event (one statement, ``web.ins_store``; a redelivery only
+counts), queue its
 processing (``ccbb.clickbank_jobs``), answer 200. A body that does not decrypt into a
 notification of our vendor gets 400 and leaves only a counter in Redis and a log line without
 personal data.
@@ -32,7 +33,6 @@ from store import credits as store_credits
 from store import users as store_users
 from store.models import utcnow
 from web import headers
-from web.ins_writer import EventWriter
 from web.templating import render
 
 log = logging.getLogger(__name__)
@@ -154,10 +154,7 @@ async def ins_endpoint(request: Request) -> Response:
         "amount": n.total_account_amount,
         "currency": n.currency,
     }
-    writer = getattr(state, "clickbank_writer", None)
-    if writer is None:
-        writer = state.clickbank_writer = EventWriter(state.sessions)
-    received = await writer.record(values)
+    received = await state.ins_store.record(values)  # one statement, one commit: web.ins_store
     if received.new or received.state in (store_cb.PENDING, store_cb.WAITING, store_cb.FAILED):
         await state.redis.enqueue_job(
             JOB_NAME,
