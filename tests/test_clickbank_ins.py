@@ -439,3 +439,11 @@ def test_operator_sees_every_event_with_its_outcome(cb: CB) -> None:
     failed = subprocess.run([sys.executable, "-m", "ccbb.cli", "clickbank", "events", "--state",
                              "failed"], env=env, capture_output=True, text=True).stdout  # fmt: skip
     assert "UNKN0001" in failed and "OPER0001" not in failed
+
+
+def test_the_answer_says_where_its_time_went(cb: CB) -> None:
+    user = cb.env.signup("timing@example.com")
+    r = cb.ins(sale(cb.checkout(user), receipt="TIME0001"))
+    assert r.status_code == 200
+    phases = dict(p.strip().split(";dur=") for p in r.headers["server-timing"].split(","))
+    assert set(phases) == {"store", "queue"} and all(float(v) >= 0 for v in phases.values())
