@@ -104,7 +104,7 @@ def receipt(
         link_text = _("Your plan and payments")
         text = "\n".join(
             [intro, "", *facts, "", *(f"- {i}" for i in items), "", *after, "", statement,
-             refunds, "", f"{link_text}: {billing_link}", ""]
+             refunds, "", _("Your plan and payments: %(link)s") % {"link": billing_link}, ""]
         )  # fmt: skip
         html = _page(
             [escape(intro), *map(escape, facts),
