@@ -447,3 +447,11 @@ def test_the_answer_says_where_its_time_went(cb: CB) -> None:
     assert r.status_code == 200
     phases = dict(p.strip().split(";dur=") for p in r.headers["server-timing"].split(","))
     assert set(phases) == {"store", "queue"} and all(float(v) >= 0 for v in phases.values())
+
+
+def test_the_started_app_is_out_of_the_collectors_sight(cb: CB) -> None:
+    """A full collection over the ~170,000 objects of a started app paused the web process for
+    ~200 ms (docs/benchmarks.md): the lifespan freezes them."""
+    import gc
+
+    assert gc.get_freeze_count() > 50_000

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -175,6 +176,10 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         app.state.box = SecretBox.from_settings(settings)
         app.state.api_rate = api.ApiRateLimit(redis_url, settings.api_rate)
         app.state.signing_secret = session_secret(settings)
+        # what exists once the app has started (modules, tables, templates, pools: ~170,000
+        # objects) stays for the process's life: out of the collector's sight, a full
+        # collection takes ~0.5 ms instead of ~200 ms (a pause that alone made the INS p99)
+        gc.freeze()
         try:
             yield {}
         finally:
