@@ -150,7 +150,10 @@ def proxy_headers(settings: Settings) -> list[Middleware]:
     return [Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)]
 
 
-def create_app(settings: Settings | None = None) -> ASGIApp:
+def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> ASGIApp:
+    """The dashboard. ``freeze_gc``: the process serves this app for the rest of its life
+    (``ccbb web``, ``ccbb run``), so what its start made is frozen out of the garbage collector
+    (``gc.freeze``); not for an app made in a process that goes on to make others (tests)."""
     settings = settings or get_settings()
     # the plans on sale, checked now: a wrong CCBB_PLANS_FILE stops the start with its mistakes
     catalogue = load_catalogue(settings.plans_file or BUNDLED)
@@ -176,10 +179,12 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         app.state.box = SecretBox.from_settings(settings)
         app.state.api_rate = api.ApiRateLimit(redis_url, settings.api_rate)
         app.state.signing_secret = session_secret(settings)
-        # what exists once the app has started (modules, tables, templates, pools: ~170,000
-        # objects) stays for the process's life: out of the collector's sight, a full
-        # collection takes ~0.5 ms instead of ~200 ms (a pause that alone made the INS p99)
-        gc.freeze()
+        if freeze_gc:
+            # what exists once the app has started (modules, tables, templates, pools: ~170,000
+            # objects) stays for the process's life: out of the collector's sight, a full
+            # collection takes ~0.5 ms instead of ~200 ms (a pause that alone made the INS p99)
+            gc.collect()
+            gc.freeze()
         try:
             yield {}
         finally:
