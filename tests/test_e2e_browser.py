@@ -29,7 +29,8 @@ from typing import Any
 import pytest
 import redis as sync_redis
 
-from ccbb.services import _free_port, demo_services
+from ccbb.child_processes import free_port
+from ccbb.services import demo_services
 from ccbb.settings import Settings
 from scanner.report import STATUS_LABELS
 from store import scans as store_scans
@@ -106,7 +107,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, test_redis_url: str) -> Iter
     # the demo site and the sandbox Amazon API, wired as `ccbb run --demo` wires them
     demo_env, helpers = demo_services(settings)
     credential = json.loads((data / "demo-catalogue.json").read_text())["credentials"][0]
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ, **demo_env, "CCBB_DATA_DIR": str(data), "DATABASE_URL": db_url,
         "REDIS_URL": test_redis_url, "CCBB_QUEUE": queue,
