@@ -86,6 +86,7 @@ class Faults:
     lose_answers: int = 0  # the next create calls make the batch, then answer 500
     hold_posts: float = 0.0  # seconds a create call waits, batch made, before answering
     hold_tokens: float = 0.0  # seconds a token request waits before answering
+    # (a held call goes on as soon as its hold is set back to 0)
     pending_reads: int = 0  # reads of a new batch that still show every item PENDING
 
 
@@ -184,18 +185,28 @@ def _batch_link(request: web.Request, payout_batch_id: str) -> dict[str, str]:
             "method": "GET", "encType": "application/json"}  # fmt: skip
 
 
+async def _hold(state: PaypalState, which: str) -> None:
+    """Wait as long as the fault says, or until it is cleared (a test lets the call go)."""
+    seconds = float(getattr(state.faults, which))
+    if seconds <= 0:
+        return
+    state.held += 1
+    try:
+        deadline = asyncio.get_running_loop().time() + seconds
+        # polled: the faults are set from other threads (tests) as well as from requests
+        while getattr(state.faults, which) > 0 and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    finally:
+        state.held -= 1
+
+
 # ---- OAuth2 ------------------------------------------------------------------------------
 
 
 async def token(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     state.token_calls += 1
-    if state.faults.hold_tokens:
-        state.held += 1
-        try:
-            await asyncio.sleep(state.faults.hold_tokens)
-        finally:
-            state.held -= 1
+    await _hold(state, "hold_tokens")
     auth = request.headers.get("Authorization", "")
     client_id = secret = ""
     if auth.startswith("Basic "):
@@ -328,12 +339,7 @@ async def create_payout(request: web.Request) -> web.Response:
     state.by_sender_id[sender_batch_id] = batch.payout_batch_id
     log.info("sandbox PayPal: batch %s (%s), %d item(s)", batch.payout_batch_id,
              sender_batch_id, len(batch.items))  # fmt: skip
-    if faults.hold_posts:
-        state.held += 1
-        try:
-            await asyncio.sleep(faults.hold_posts)
-        finally:
-            state.held -= 1
+    await _hold(state, "hold_posts")
     if faults.lose_answers > 0:
         faults.lose_answers -= 1
         return _error(500, "INTERNAL_ERROR", "An internal service error has occurred.")
