@@ -407,3 +407,42 @@ def test_the_worker_queues_a_day_s_run_once_and_runs_it(world: World, test_redis
     assert done == "2026-12-10: 1 paid, 88.00 USD, 0 carried over"
     assert other == "2026-12-11: not a payout date"
     assert world.paid_items() == [("ccbb-payout-2026-12-10", "pp-ann@example.com", "88.00")]
+
+
+def test_the_affiliate_page_shows_every_payout_made(world: World, test_redis_url: str) -> None:
+    import redis
+    from starlette.testclient import TestClient
+
+    from tests.test_affiliates import join, signup
+    from web.app import create_app
+
+    with redis.Redis.from_url(test_redis_url) as r:
+        for key in r.scan_iter("ccbb:signup:*"):
+            r.delete(key)
+    settings = world.settings.model_copy(update={"redis_url": test_redis_url})
+    with TestClient(create_app(settings), base_url="http://testserver") as client:
+        signup(client, "earner@example.com")
+        assert join(client, paypal_email="pp-earner@example.com", adult="yes",
+                    accept_terms="yes").status_code == 200  # fmt: skip
+        page = client.get("/affiliate").text
+        assert 'id="payouts"' in page and "No payout yet." in page
+        aff = world.db(lambda s: store_pay.active_affiliates(s))[0]
+        world.earn(aff, "57.30", "2026-11-10")
+        world.earn(aff, "52.00", "2026-11-12")
+        world.run(DEC_10)
+        world.paypal.state.faults.receivers = {"pp-earner@example.com": "FAILED"}
+        world.earn(aff, "51.00", "2026-12-01")
+        world.run(JAN_11)
+        page = client.get("/affiliate").text
+        table = page.split('id="payout-table"', 1)[1].split("</table>", 1)[0]
+        rows = table.split("<tr>")[2:]
+        assert len(rows) == 2  # newest first
+        assert "$51.00" in rows[0] and "Failed: back in your balance" in rows[0]
+        assert "$109.30" in rows[1] and "Paid" in rows[1]
+        batch = world.paypal.state.record()[0]["payout_batch_id"]
+        assert batch in rows[1]
+        assert 'id="balance-paid">$109.30<' in page  # the failed 51.00 came back
+        assert world.balance(aff, at("2027-01-12")).payable == Decimal("51.00")
+        french = client.get("/affiliate?lang=fr").text
+        assert "Paiements" in french and "Échec : de retour dans votre solde" in french
+        assert SECRET not in page + french
