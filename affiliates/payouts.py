@@ -66,7 +66,7 @@ class RunReport:
     payout_day: bool  # whether the date is a payout date at all
     sender_batch_id: str
     paid: list[Line] = field(default_factory=list)  # sent (or, dry run: would be)
-    carried: list[Line] = field(default_factory=list)  # under the minimum, carried over
+    carried: list[Line] = field(default_factory=list)  # non-zero, under the minimum: carried
     resumed: bool = False  # the date's batch was recorded by an earlier run
     paypal_batch_id: str = ""
     statuses: dict[str, int] = field(default_factory=dict)  # item statuses seen
@@ -121,7 +121,9 @@ async def run_payouts(
     if batch is None:
         paid, carried = plan.split(await candidates(session, day=day), settings.payout_minimum)
         report.paid = [Line(c.ref_id, c.receiver, c.balance.payable) for c in paid]
-        report.carried = [Line(c.ref_id, c.receiver, c.balance.payable) for c in carried]
+        report.carried = [
+            Line(c.ref_id, c.receiver, c.balance.payable) for c in carried if c.balance.payable
+        ]
         if dry_run or not paid:
             return report
         assert client is not None
