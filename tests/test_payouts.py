@@ -397,7 +397,7 @@ def test_the_worker_queues_a_day_s_run_once_and_runs_it(world: World, test_redis
         redis = await create_pool(redis_settings(test_redis_url), default_queue_name="t:payouts")
         engine = make_engine(world.settings.sqlalchemy_url)
         try:
-            await redis.delete(f"arq:job:{run_job_id(DEC_10)}")
+            await redis.delete(f"arq:job:{run_job_id(DEC_10)}", f"arq:result:{run_job_id(DEC_10)}")
             ctx = {"redis": redis, "settings": world.settings,
                    "sessions": session_factory(engine),
                    "clock": lambda: datetime(2026, 12, 10, 6, 0, tzinfo=UTC)}  # fmt: skip
@@ -407,7 +407,7 @@ def test_the_worker_queues_a_day_s_run_once_and_runs_it(world: World, test_redis
             other = await payout_run_job(
                 {**ctx, "clock": lambda: datetime(2026, 12, 11, 6, tzinfo=UTC)}, "2026-12-11"
             )
-            await redis.delete(f"arq:job:{run_job_id(DEC_10)}")
+            await redis.delete(f"arq:job:{run_job_id(DEC_10)}", f"arq:result:{run_job_id(DEC_10)}")
             return queued, done, other
         finally:
             await engine.dispose()
@@ -472,3 +472,67 @@ def test_two_runs_of_one_date_at_once_pay_once(world: World) -> None:
         "50.25", "51.25", "52.25", "53.25", "54.25"
     ]  # fmt: skip
     assert len(world.paypal.state.record()) == 1
+
+
+def test_three_real_arq_workers_starting_on_a_payout_date_pay_once(
+    world: World, test_redis_url: str
+) -> None:
+    """Three arq workers (real Redis, burst mode) each tick at start: the day's job is queued
+    under one id and runs once."""
+    from arq import cron, func
+    from arq.worker import Worker
+
+    from ccbb.payout_jobs import payout_run_job, payouts_tick, run_job_id
+    from ccbb.worker import redis_settings
+
+    ann = world.member("ann@example.com")
+    world.earn(ann, "77.70", "2026-11-10")
+    queue = f"t:payouts:{os.getpid()}"
+
+    async def go() -> tuple[list[int], Any]:
+        from arq import create_pool
+        from arq.jobs import Job
+
+        engine = make_engine(world.settings.sqlalchemy_url)
+        redis = await create_pool(redis_settings(test_redis_url), default_queue_name=queue)
+        for key in (f"arq:result:{run_job_id(DEC_10)}", f"arq:job:{run_job_id(DEC_10)}"):
+            await redis.delete(key)
+
+        async def startup(ctx: dict[str, Any]) -> None:
+            ctx.update(settings=world.settings, sessions=session_factory(engine),
+                       clock=lambda: datetime(2026, 12, 10, 6, 0, tzinfo=UTC))  # fmt: skip
+
+        workers = [
+            Worker(
+                functions=[func(payout_run_job, max_tries=3)],
+                cron_jobs=[
+                    cron(payouts_tick, hour={6}, minute={0}, second={0}, run_at_startup=True)
+                ],
+                on_startup=startup,
+                queue_name=queue,
+                burst=True,
+                poll_delay=0.05,
+                redis_pool=redis,
+                handle_signals=False,
+                keep_result=60,
+            )
+            for _ in range(3)
+        ]
+        try:
+            await asyncio.gather(*(w.main() for w in workers))
+            info = await Job(run_job_id(DEC_10), redis).result_info()
+            return [w.jobs_complete for w in workers], info
+        finally:
+            for key in (f"arq:result:{run_job_id(DEC_10)}", f"arq:job:{run_job_id(DEC_10)}"):
+                await redis.delete(key)
+            for w in workers:
+                await w.close()
+            await redis.aclose()
+            await engine.dispose()
+
+    done, info = asyncio.run(go())
+    assert info is not None and info.success and info.job_try == 1
+    assert info.result == "2026-12-10: 1 paid, 77.70 USD, 0 carried over"
+    assert sum(done) >= 2  # the ticks (one per distinct start time) and the one run
+    assert world.paid_items() == [("ccbb-payout-2026-12-10", "pp-ann@example.com", "77.70")]
+    assert len(world.paypal.state.record()) == 1 and world.paypal.state.create_calls == 1
