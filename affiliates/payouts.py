@@ -110,8 +110,13 @@ async def run_payouts(
         for earlier in await store_pay.recent_batches(
             session, since=day - timedelta(days=SETTLE_DAYS)
         ):
-            if earlier.payout_date != day:
+            if earlier.payout_date == day:
+                continue
+            try:
                 await _resume_safely(session, client, earlier, report=None)
+            except RunIncomplete as exc:  # read again next time; today's batch goes on
+                log.warning("payout batch of %s not read back: %s", earlier.payout_date, exc)
+                report.notes.append(f"the batch of {earlier.payout_date} was not read back: {exc}")
     if not report.payout_day:
         report.notes.append(
             f"{day} is not a payout date (next: {next_payout_date(day, settings.payout_country)})"

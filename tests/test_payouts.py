@@ -536,3 +536,19 @@ def test_three_real_arq_workers_starting_on_a_payout_date_pay_once(
     assert sum(done) >= 2  # the ticks (one per distinct start time) and the one run
     assert world.paid_items() == [("ccbb-payout-2026-12-10", "pp-ann@example.com", "77.70")]
     assert len(world.paypal.state.record()) == 1 and world.paypal.state.create_calls == 1
+
+
+def test_an_earlier_batch_that_cannot_be_read_back_does_not_stop_the_next_date(
+    world: World,
+) -> None:
+    ann = world.member("ann@example.com")
+    world.earn(ann, "60.00", "2026-11-10")
+    world.paypal.state.faults.pending_reads = 5
+    assert world.run(DEC_10).statuses == {"PENDING": 1}
+    world.paypal.state.reset()  # PayPal no longer knows that batch (404 on reading it)
+    world.earn(ann, "70.00", "2026-11-20")
+    report = world.run(date(2026, 12, 28))
+    assert "the batch of 2026-12-10 was not read back" in " ".join(report.notes)
+    assert [line.amount for line in report.paid] == [Decimal("70.00")]
+    assert world.paid_items() == [("ccbb-payout-2026-12-28", "pp-ann@example.com", "70.00")]
+    assert [v.status for v in world.payouts(ann)] == ["SUCCESS", "PENDING"]
