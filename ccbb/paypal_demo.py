@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ccbb.child_processes import free_port, start_and_wait
 from ccbb.settings import Settings
 
 DEMO_EMAIL = "demo@example.com"
@@ -24,15 +25,13 @@ PAYMENTS = (Decimal("59.00"), Decimal("59.00"), Decimal("59.00"))  # a sale, two
 def paypal_sandbox(extra_env: dict[str, str] | None = None) -> tuple[dict[str, str], Any]:
     """Start ``ccbb sandbox-paypal``; returns the environment the app and the worker need
     (API base, client id and secret) and the process."""
-    from ccbb.services import _free_port, _start_and_wait
-
-    port = _free_port()
+    port = free_port()
     env = {
         "CCBB_PAYPAL_API_BASE": f"http://127.0.0.1:{port}",
         "CCBB_PAYPAL_CLIENT_ID": "demo-" + secrets.token_hex(8),
         "CCBB_PAYPAL_CLIENT_SECRET": secrets.token_urlsafe(24),
     }
-    proc = _start_and_wait(
+    proc = start_and_wait(
         [sys.executable, "-m", "ccbb.cli", "sandbox-paypal", "--port", str(port)],
         "http://", env={**os.environ, **(extra_env or {}), **env},
     )  # fmt: skip
