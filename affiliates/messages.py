@@ -11,3 +11,6 @@ REVOKED = "Your affiliate membership was revoked: your link no longer earns comm
 SELF_SAME_ACCOUNT = "the referred account is the affiliate's own"
 SELF_SAME_EMAIL = "the referred account's e-mail is the affiliate's e-mail or PayPal address"
 SELF_SAME_BROWSER = "the referral landed in a browser logged in as the affiliate"
+# what PayPal's mail to a paid affiliate says (one subject for the whole batch: English)
+PAYOUT_EMAIL_SUBJECT = "Your ClickClickBankBank affiliate commissions"
+PAYOUT_NOTE = "ClickClickBankBank affiliate commissions, payout of {day}"

@@ -165,11 +165,20 @@ def run_all(host: str, port: int, demo: bool = False) -> int:
                 cb_env, cb_proc = clickbank_sandbox(f"http://{shown}:{port}")
                 extra_env.update(cb_env)
                 helpers.append(cb_proc)
+                from ccbb.paypal_demo import paypal_sandbox
+
+                pp_env, pp_proc = paypal_sandbox()
+                extra_env.update(pp_env)
+                helpers.append(pp_proc)
             if demo and "CCBB_PUBLIC_URL" not in os.environ:
                 extra_env["CCBB_PUBLIC_URL"] = f"http://{host}:{port}"  # links in demo mails
             # the worker and the web app (its Test connection) reach the same sandbox
             os.environ.update(extra_env)
             web_settings = _resolved(Settings() if extra_env else settings, url)
+            if demo:
+                from ccbb.paypal_demo import demo_payout
+
+                demo_payout(web_settings)  # a payout the newcomer can see
             worker = Supervised(
                 "worker",
                 [sys.executable, "-m", "ccbb.cli", "worker"],

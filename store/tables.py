@@ -3,7 +3,17 @@ the schema check, foreign keys between modules). ``store/__init__.py`` imports t
 entering the package through any of its modules registers every table. A module that adds a
 table is named here."""
 
-from store import affiliates, clickbank, credits, mail, models, monitoring, onboarding, sessions
+from store import (
+    affiliates,
+    clickbank,
+    credits,
+    mail,
+    models,
+    monitoring,
+    onboarding,
+    payouts,
+    sessions,
+)
 
 __all__ = [
     "affiliates",
@@ -13,5 +23,6 @@ __all__ = [
     "models",
     "monitoring",
     "onboarding",
+    "payouts",
     "sessions",
 ]

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from affiliates import commissions, messages, payout_dates, program, rules
 from store import affiliates as store_aff
+from store import payouts as store_pay
 from store.models import User
 from web.templating import render
 
@@ -108,8 +109,12 @@ async def affiliate_page(request: Request) -> Response:
             if affiliate is not None and affiliate.id is not None
             else []
         )
+        payouts, paid = [], Decimal("0.00")
+        if affiliate is not None and affiliate.id is not None:
+            payouts = await store_pay.payouts_of(session, affiliate_id=affiliate.id)
+            paid = await store_pay.paid_of(session, affiliate_id=affiliate.id)
     if request.method == "GET":
-        return _page(request, affiliate, entries=entries)
+        return _page(request, affiliate, entries=entries, payouts=payouts, paid=paid)
     if affiliate is not None:
         return _page(request, affiliate, message=messages.ALREADY_MEMBER)
     form = await request.form()
@@ -140,6 +145,8 @@ def _page(
     values: dict[str, str] | None = None,
     status_code: int = 200,
     entries: list[store_aff.AffiliateCommission] | None = None,
+    payouts: list[store_pay.PayoutView] | None = None,
+    paid: Decimal = Decimal("0.00"),
 ) -> Response:
     settings = request.app.state.settings
     now = datetime.now(UTC)
@@ -156,8 +163,8 @@ def _page(
         "errors": errors or {},
         "values": values or {},
         "entries": list(reversed(entries or [])),
-        # payouts are not made yet on this branch: nothing paid
-        "balance": commissions.balance(entries or [], paid=Decimal("0.00"), now=now),
+        "balance": commissions.balance(entries or [], paid=paid, now=now),
+        "payouts": payouts or [],  # every payout made, newest first
         "next_payout": payout_dates.next_payout_date(now.date(), settings.payout_country),
         "minimum": settings.payout_minimum,
     }
