@@ -50,7 +50,14 @@ class Finding:
 
 
 # addresses, domains, paths and partner tags read the same in every language
-CODES = re.compile(r"https?://\S*|\S+@\S+|\b[\w-]+(?:\.[\w-]+)+\b|(?<!\w)/\S*|\b\w+-\d{2}\b")
+CODES = re.compile(
+    r"https?://\S*"  # addresses
+    r"|\b[A-Z][a-z]+/[A-Za-z_]+\b"  # time zones: Europe/Paris
+    r"|\S+@\S+"  # e-mail addresses
+    r"|\b[\w-]+(?:\.[\w-]+)+\b"  # domains: example.com
+    r"|(?<!\w)/\S*"  # paths: /dp/
+    r"|\b\w+-\d{2}\b"  # partner tags: yourname-20
+)
 
 
 def words_needing_translation(text: str) -> list[str]:
@@ -184,7 +191,7 @@ def _call_name(node: ast.Call) -> str:
 
 def _exempt_ranges(tree: ast.AST) -> list[tuple[int, int, int, int]]:
     """Source ranges whose strings need no translation: docstrings, what is given to a
-    translating call (already marked) and what goes to the log."""
+    translating call (already marked), what goes to the log, and dictionary keys."""
     spans: list[ast.AST] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
@@ -198,6 +205,8 @@ def _exempt_ranges(tree: ast.AST) -> list[tuple[int, int, int, int]]:
             logging_call = head in LOGGERS and attr in LOG_LEVELS
             if translating or logging_call:
                 spans.append(node)
+        elif isinstance(node, ast.Dict):  # keys name things (a label's colour), never shown
+            spans.extend(k for k in node.keys if isinstance(k, ast.Constant))
     return [
         (n.lineno, n.col_offset, n.end_lineno or n.lineno, n.end_col_offset or 0)
         for n in spans

@@ -44,10 +44,22 @@ ENGLISH_ON_PURPOSE = frozenset(
     {
         # web/auth.py: the password compared against when the e-mail has no account
         "not a password of anyone",
-        # web/clickbank.py: answers to ClickBank's servers and the ledger's stored comments
+        # web/clickbank.py: answers to ClickBank's servers, comments sent to its ticket API
         "not a ClickBank notification",
         "not configured",
         "body too large",
+        "Refund asked from the Billing page",
+        "Cancelled from the Billing page",
+        # notify/alerts.py: the webhook's JSON event (an English contract; mails and Slack
+        # messages are written from its kinds and counts in the user's language) and what
+        # the job returns to arq
+        "nothing changed",
+        "Since scan #{…}",
+        "Since the last scan",
+        "Your week: {…} sites scanned",
+        "Your week: no scans",
+        "no such delivery",
+        "delivered already",
         # web/site.py: the home page's sample report, stock as Amazon's API states it
         "Anker PowerCore 10000",
         "Logitech MX Master 3S",
@@ -60,6 +72,8 @@ ENGLISH_ON_PURPOSE = frozenset(
         "Not Found",
         # web/fields.py: a piece of a library's error, searched for
         "too long",
+        # web/charts.py: the default title of a pure function (pages pass theirs, translated)
+        "Products by status",
     }
 )
 SVG_OR_HTML_MARKUP = ("<svg", "<circle", "<path", "<!doctype", "<p", "<ul", "<li", "<a ")

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -132,6 +133,31 @@ def use(locale: str) -> None:
     _current.set(known(locale) or DEFAULT)
 
 
+@contextmanager
+def speaking(locale: str | None) -> Iterator[None]:
+    """Runs the block in ``locale`` (a user's ``locale``; English when unset): for what a
+    job writes to a person, such as a mail, outside any request."""
+    token = _current.set(known(locale) or DEFAULT)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def of_request(scope: Scope) -> str:
+    """The language of a request, also before :class:`LocaleMiddleware` chose it (the body
+    limit and the CSRF check answer first): chosen, else ``?lang=``, the cookie, the browser's."""
+    if scope.get("locale"):
+        return str(scope["locale"])
+    request = Request(scope)
+    return choose(
+        asked=request.query_params.get("lang"),
+        account=getattr(scope.get("user"), "locale", None),
+        cookie=request.cookies.get(COOKIE),
+        accept_language=request.headers.get("accept-language"),
+    )
+
+
 def gettext(message: str) -> str:
     return translations(current()).gettext(message)
 
@@ -147,6 +173,30 @@ def N_(message: str) -> str:
     """Marks ``message`` for the catalogue without translating it: for texts made at import
     time, translated with ``_()`` when shown."""
     return message
+
+
+class Translated(Mapping[str, str]):
+    """A table of messages marked with ``N_()``, each translated when it is looked up (in
+    Python, ``words["title"]``, or in a template, ``text.title``)."""
+
+    def __init__(self, messages: Mapping[str, str]) -> None:
+        self._messages = dict(messages)
+
+    def __getitem__(self, key: str) -> str:
+        message = self._messages[key]
+        return gettext(message) if message else message
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._messages)
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+
+def in_language(locale: str, message: str) -> str:
+    """``message`` translated into ``locale`` whatever the current language (for answers
+    made before the language middleware has chosen one)."""
+    return translations(known(locale) or DEFAULT).gettext(message)
 
 
 def lazy_gettext(message: str) -> LazyProxy:
