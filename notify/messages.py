@@ -148,11 +148,14 @@ def week_title(sites: int) -> str:
 
 def alert(site: str, headline: str, lines: list[tuple[str, str]], report_link: str) -> Parts:
     """``lines``: (text, link) per kind of change ("3 newly out of stock", its filtered table)."""
-    text_lines = "\n".join(f"- {t}: {link}" for t, link in lines)
+    text_lines = "\n".join(
+        _("- %(what)s: %(link)s") % {"what": t, "link": link} for t, link in lines
+    )
     items = "".join(f'<li><a href="{escape(link)}">{escape(t)}</a></li>' for t, link in lines)
     whole = _("The whole report: %(link)s") % {"link": report_link}
     return Parts(
-        subject=f"{site}: {', '.join(t for t, _link in lines[:3])}",
+        subject=_("%(site)s: %(changes)s")
+        % {"site": site, "changes": ", ".join(t for t, _link in lines[:3])},
         text=f"{headline}\n\n{text_lines}\n\n{whole}\n",
         html=_html([escape(headline), f"<ul>{items}</ul>"], (_("Open the report"), report_link)),
     )
@@ -165,7 +168,10 @@ def weekly_summary(rows: list[tuple[str, str, str]], dashboard: str) -> Parts:
     if not rows:
         text = _("Nothing changed on your sites this week.")
         return Parts(subject, text + "\n", _html([escape(text)], (to_dashboard, dashboard)))
-    text_rows = "\n".join(f"- {site}: {what} ({link})" for site, what, link in rows)
+    text_rows = "\n".join(
+        _("- %(site)s: %(what)s (%(link)s)") % {"site": site, "what": what, "link": link}
+        for site, what, link in rows
+    )
     items = "".join(
         f'<li><a href="{escape(link)}">{escape(site)}</a>: {escape(what)}</li>'
         for site, what, link in rows
@@ -173,7 +179,7 @@ def weekly_summary(rows: list[tuple[str, str, str]], dashboard: str) -> Parts:
     intro = _("What changed on your sites this week:")
     return Parts(
         subject=subject,
-        text=f"{intro}\n\n{text_rows}\n\n{to_dashboard}: {dashboard}\n",
+        text=f"{intro}\n\n{text_rows}\n\n" + _("Dashboard: %(link)s") % {"link": dashboard} + "\n",
         html=_html([escape(intro), f"<ul>{items}</ul>"], (to_dashboard, dashboard)),
     )
 

@@ -96,7 +96,7 @@ def _offer(item: CatalogueItem, current: str | None) -> dict[str, Any]:
         what = _("%(credits)s, scans of up to %(pages)s pages") % {**values, "credits": what}
     return {
         "sku": item.sku,
-        "name": item.name,
+        "name": clickbank.item_name(item),
         "price": _("%(price)s / month") % {"price": price} if item.recurring else price,
         "what": what,
         "current": item.sku == current,

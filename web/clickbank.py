@@ -31,7 +31,7 @@ from store import clickbank as store_cb
 from store import credits as store_credits
 from store import users as store_users
 from store.models import utcnow
-from web.i18n import N_, Translated, day, number
+from web.i18n import N_, Translated, day, ngettext, number
 from web.i18n import money as i18n_money
 from web.ins_writer import EventWriter
 from web.templating import render
@@ -241,6 +241,17 @@ def _billing_redirect(*, message: str | None = None, error: str | None = None) -
 # ---- the upsell pages -------------------------------------------------------------------
 
 
+def item_name(item: Any) -> str:
+    """What pages call a plan or a pack: a plan by its name (Starter, Pro…, the same in every
+    language), a pack by its credits in the page's language (the catalogue's English name,
+    "10 scan credits", is what the API and ClickBank show)."""
+    if item.kind == "pack":
+        return ngettext("%(n)s scan credit", "%(n)s scan credits", item.credits) % {
+            "n": number(item.credits)
+        }
+    return str(item.name)
+
+
 def money(amount: Decimal, currency: str) -> str:
     """An amount as the page's language writes it (``$19.00``, ``19,00 $``)."""
     return i18n_money(amount) if currency == "USD" else f"{number(amount)} {currency}"
@@ -269,6 +280,7 @@ async def upsell_page(request: Request) -> Response:
     context = {
         "offer": offer,
         "product": product,
+        "product_name": item_name(product),
         "price": money(product.price, product.currency),
         "pay_base": links.pay_base(settings.clickbank_pay_base, settings.clickbank_vendor),
         "accept_params": accept,
@@ -294,7 +306,7 @@ async def thank_you(request: Request) -> Response:
         return render(request, "clickbank_thank_you.html", bad, 400)
     receipt = params["cbreceipt"]
     product = load_catalogue().by_clickbank_item(params["item"])
-    name = product.name if product else f"item {params['item']}"
+    name = item_name(product) if product else f"item {params['item']}"
     lines = [TEXT["bought"].format(name=name, receipt=receipt)]
     async with request.app.state.sessions() as session:
         event = await store_cb.sale_event(session, receipt=receipt)
@@ -478,7 +490,7 @@ async def payments_page(request: Request) -> Response:
             "receipt": e.receipt, "type": e.transaction_type,
             "date": day(e.transaction_time),
             "what": f"{TEXT.get('kind_' + e.transaction_type, e.transaction_type)}"
-                    f"{': ' + product.name if product else ''}",
+                    f"{': ' + item_name(product) if product else ''}",
             "amount": money(e.amount, e.currency or "USD") if e.amount is not None else "",
             "credits": number(e.credits) if e.credits is not None else "…",
             "can_refund": paid and refundable and not note and e.state == store_cb.DONE,
@@ -487,7 +499,7 @@ async def payments_page(request: Request) -> Response:
     plans = [{"sku": p.sku, "name": p.name, "credits": p.credits, "current": p.sku == sku
               and status in ("active", "cancelled"), "price_text": money(p.price, p.currency)}
              for p in catalogue.plans]  # fmt: skip
-    packs = [{"sku": p.sku, "name": p.name, "price_text": money(p.price, p.currency)}
+    packs = [{"sku": p.sku, "name": item_name(p), "price_text": money(p.price, p.currency)}
              for p in catalogue.packs]  # fmt: skip
     context = {
         "text": TEXT, "plan_line": plan_line, "balance": balance, "plans": plans,

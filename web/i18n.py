@@ -23,7 +23,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from babel import Locale, negotiate_locale
 from babel.dates import format_date, format_time
@@ -32,8 +32,8 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
 from babel.support import LazyProxy, NullTranslations, Translations
 from jinja2 import Environment
-from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -149,12 +149,13 @@ def of_request(scope: Scope) -> str:
     limit and the CSRF check answer first): chosen, else ``?lang=``, the cookie, the browser's."""
     if scope.get("locale"):
         return str(scope["locale"])
-    request = Request(scope)
+    headers = Headers(raw=list(scope.get("headers") or []))
+    query = parse_qs(bytes(scope.get("query_string") or b"").decode("latin-1"))
     return choose(
-        asked=request.query_params.get("lang"),
+        asked=next(iter(query.get("lang", [])), None),
         account=getattr(scope.get("user"), "locale", None),
-        cookie=request.cookies.get(COOKIE),
-        accept_language=request.headers.get("accept-language"),
+        cookie=cookie_parser(headers.get("cookie", "")).get(COOKIE),
+        accept_language=headers.get("accept-language"),
     )
 
 

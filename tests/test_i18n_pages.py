@@ -1,0 +1,154 @@
+"""The dashboard's own pages in French, through the real app, database and Redis: Billing with
+Babel's money and dates and the ledger's comments, Monitoring, the Affiliate page, the delete
+question, the error page, the password pages; the CSRF and body-limit refusals in the
+browser's language while the JSON API stays English; the engine-side messages the pages
+translate; the mails in the language they are written in."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notify import messages
+from store import credits as store_credits
+from tests.test_changes import OK, R
+from tests.test_web_scans import Env, web_env
+from web import engine_messages, i18n
+
+FRENCH = {"Accept-Language": "fr-FR,fr;q=0.9"}
+
+
+@pytest.fixture
+def env(tmp_path: Path, test_redis_url: str) -> Iterator[Env]:
+    with web_env(tmp_path, test_redis_url, CCBB_SIGNUP_CREDITS=3) as e:
+        e.client.headers.update(FRENCH)
+        yield e
+
+
+def _text(html: str) -> str:
+    """The page's words (tags and scripts dropped), for looking for words in it."""
+    html = re.sub(r"(?s)<(script|style)\b.*?</\1>", " ", html)
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def test_billing_in_french(env: Env) -> None:
+    user_id = env.signup("acheteur@example.com")
+    page = env.get("/billing").text
+    assert '<html lang="fr">' in page
+    words = _text(page)
+    for french in ("Facturation", "Crédits de scan restants", "Votre forfait", "Aucun forfait",
+                   "Forfaits", "Packs de crédits", "Historique", "Crédits de bienvenue",
+                   "19,00 $ / mois", "10 crédits de scan chaque mois, scans jusqu'à 1 000 pages",
+                   "Acheter"):  # fmt: skip
+        assert french in words.replace("\u202f", " ").replace("\xa0", " "), french
+    for english in ("Billing", "Your plan", "Welcome credits", "What you get", "/ month"):
+        assert english not in words, english
+    assert re.search(r"\d{1,2} déc\.|\d{1,2} [a-zéû]+\.? 20\d\d", words)  # Babel's dates
+
+    async def spend(session: Any) -> None:  # a comment the ledger keeps in English
+        await store_credits.grant(
+            session, user_id=user_id, amount=2, kind="grant", source="admin",
+            comment="Added by support", idempotency_key="t:support",
+        )  # fmt: skip
+
+    env.run(env._with_session(spend))
+    words = _text(env.get("/billing").text)
+    assert "Ajoutés par le support" in words and "Added by support" not in words
+
+
+def test_monitoring_affiliate_and_delete_in_french(env: Env) -> None:
+    me = env.signup("moi@example.com")
+    words = _text(env.get("/monitoring").text)
+    assert "Scans programmés" in words and "Aucun scan terminé pour l'instant" in words
+    assert "Scheduled scans" not in words and "Send to" not in words
+    scan_id = env.make_scan(me, R({"B000000001": OK}).build())
+    r = env.post("/monitoring/schedule", {"scan_id": str(scan_id), "frequency": "monthly",
+                                          "day_of_month": "3", "hour": "23",
+                                          "time_zone": "Europe/Paris"})  # fmt: skip
+    assert r.status_code == 303
+    words = _text(env.get("/monitoring?done=saved").text)
+    assert "Programmation enregistrée." in words
+    assert "le 3 de chaque mois à 23:00 (Europe/Paris)" in words
+    bad = env.post("/monitoring/schedule", {"scan_id": str(scan_id), "frequency": "daily",
+                                            "hour": "25", "time_zone": "Mars/Base"})  # fmt: skip
+    words = _text(bad.text)
+    assert bad.status_code == 400 and "Choisissez une heure entre 0 et 23." in words
+    assert "Fuseau horaire « Mars/Base » inconnu" in words
+    assert "Choose an hour" not in words
+
+    words = _text(env.get("/affiliate").text)
+    assert "Rejoindre le programme d'affiliation" in words and "J'ai 18 ans ou plus" in words
+    refused = env.post("/affiliate", {"paypal_email": "nope", "website": ""})
+    words = _text(refused.text)
+    assert refused.status_code == 400 and "Vous devez avoir 18 ans ou plus" in words
+    assert "You must be" not in words
+
+    words = _text(env.get(f"/scans/{scan_id}/delete").text)
+    assert "Supprimer ce scan ?" in words and f"Supprimer le scan n°{scan_id}" in words
+    assert "(terminé)" in words  # the scan's state in the page's words
+    words = _text(env.get("/no/such/page").text)
+    assert "Page introuvable" in words and "Retour au tableau de bord" in words
+
+
+def test_logged_out_pages_in_french(env: Env) -> None:
+    words = _text(env.get("/password/forgot").text)
+    assert "Mot de passe oublié ?" in words and "Retour à la connexion" in words
+    words = _text(env.get("/password/reset?t=forged").text)
+    assert "Choisir un nouveau mot de passe" in words and "Ce lien n'est plus valable" in words
+
+
+def test_refusals_in_the_browser_language_and_the_api_in_english(env: Env) -> None:
+    env.signup("refus@example.com")
+    # a form without its CSRF token
+    r = env.client.post("/settings", data={"name": "x"}, follow_redirects=False)
+    assert r.status_code == 403 and r.text.startswith("Ce formulaire n'a pas pu être accepté")
+    r = env.client.post("/settings", data={"name": "x"}, headers={"Accept-Language": "en"})
+    assert r.status_code == 403 and r.text.startswith("This form could not be accepted")
+    # a body over the limit: the page's refusal in French, the API's in English
+    big = "x" * (65 * 1024)
+    r = env.client.post("/settings", content=big, headers={"Content-Type": "text/plain"})
+    assert r.status_code == 413 and "La requête est trop volumineuse" in r.text
+    r = env.client.post("/api/v1/scans", content=big, headers={"Content-Type": "text/plain"})
+    assert r.status_code == 413 and r.json()["message"].startswith("The request is too large")
+
+
+def test_stored_english_messages_are_translated_in_pages() -> None:
+    i18n.use("fr")
+    try:
+        assert engine_messages.translate(
+            "Refund: scan #3 of shop.example cancelled before it started"
+        ) == ("Remboursement : scan n°3 de shop.example annulé avant d'avoir commencé")
+        assert engine_messages.translate("Scan #41 queued") == "Scan n°41 mis en file d'attente"
+        assert engine_messages.translate("Paused: no scan credits left") == (
+            "En pause : plus de crédits de scan"
+        )
+        assert engine_messages.translate(
+            "You already have 3 scans queued or running (at most 3 at once): wait for one to "
+            "finish (or cancel one), then start this one."
+        ).startswith("Vous avez déjà 3 scans en attente ou en cours (au plus 3 à la fois)")
+        assert engine_messages.translate("Goodwill gesture") == "Goodwill gesture"  # unknown
+    finally:
+        i18n.use("en")
+    assert engine_messages.translate("Scan #41 queued") == "Scan #41 queued"
+
+
+def test_mails_in_the_language_they_are_written_in() -> None:
+    with i18n.speaking("fr"):
+        mail = messages.confirmation("http://x.example/confirm?t=1")
+        reset = messages.password_reset("http://x.example/password/reset?t=1")
+        paused = messages.schedule_paused("https://site.example/", "http://x.example/monitoring")
+        week = messages.weekly_summary([], "http://x.example/")
+    assert mail.subject == "Confirmez votre adresse e-mail pour ClickClickBankBank"
+    assert "Bienvenue sur ClickClickBankBank !" in mail.text and "Confirmer mon adresse" in mail.html
+    assert reset.subject == "Réinitialisez votre mot de passe ClickClickBankBank"
+    assert "scans programmés de https://site.example/ sont en pause" in paused.text
+    assert week.subject == "ClickClickBankBank : votre semaine"
+    assert i18n.current() == "en"  # speaking() ends with its block
+    assert messages.confirmation("l").subject == "Confirm your e-mail address for ClickClickBankBank"
+    with i18n.speaking(None):  # an account without a choice: English
+        assert messages.nothing_changed() == "nothing changed"
