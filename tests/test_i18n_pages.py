@@ -144,11 +144,15 @@ def test_mails_in_the_language_they_are_written_in() -> None:
         paused = messages.schedule_paused("https://site.example/", "http://x.example/monitoring")
         week = messages.weekly_summary([], "http://x.example/")
     assert mail.subject == "Confirmez votre adresse e-mail pour ClickClickBankBank"
-    assert "Bienvenue sur ClickClickBankBank !" in mail.text and "Confirmer mon adresse" in mail.html
+    assert (
+        "Bienvenue sur ClickClickBankBank !" in mail.text and "Confirmer mon adresse" in mail.html
+    )
     assert reset.subject == "Réinitialisez votre mot de passe ClickClickBankBank"
     assert "scans programmés de https://site.example/ sont en pause" in paused.text
     assert week.subject == "ClickClickBankBank : votre semaine"
     assert i18n.current() == "en"  # speaking() ends with its block
-    assert messages.confirmation("l").subject == "Confirm your e-mail address for ClickClickBankBank"
+    assert (
+        messages.confirmation("l").subject == "Confirm your e-mail address for ClickClickBankBank"
+    )
     with i18n.speaking(None):  # an account without a choice: English
         assert messages.nothing_changed() == "nothing changed"
