@@ -477,9 +477,9 @@ def test_signup_credentials_scan_progress_report_export(stack: Stack, browser: A
     legend = page.locator("svg.donut g.legend text").all_text_contents()
     donut: dict[str, int] = {}
     for text in legend:
-        m = re.fullmatch(r"(.+): (\d+) \([\d.]+ %\)", text.strip())
+        m = re.fullmatch(r"(.+): ([\d,]+) \([\d.]+\s?%\)", text.strip())  # Babel: "61.7%"
         assert m, text
-        donut[LABELS[m.group(1)]] = int(m.group(2))
+        donut[LABELS[m.group(1)]] = int(m.group(2).replace(",", ""))
     assert donut == summary["by_status"]
     expect(page.locator("#audit-missing")).to_have_text(f"{summary['tag_audit']['missing_tag']:,}")
     expect(page.locator("#audit-other")).to_have_text(f"{summary['tag_audit']['other_tag']:,}")
@@ -699,6 +699,8 @@ def test_the_same_walk_in_french(stack: Stack, browser: Any) -> None:
     legend = " ".join(page.locator("svg.donut g.legend text").all_text_contents())
     for word in ("Disponible", "Supprimé", "Stock épuisé", "Erreur"):
         assert word in legend, legend
+    # French punctuation and decimals: "Disponible : 100 (61,7 %)" (Babel's spaces)
+    assert re.search(r"Disponible\s: \d+ \(\d+,\d\s%\)", legend.replace("\u202f", " ")), legend
     shot(page, "report-summary-fr", full_page=False)
 
     # the scan spent a credit: the history says so in French

@@ -229,6 +229,16 @@ def percent(value: float | int | Decimal, digits: int = 0) -> str:
     return format_percent(value, format=pattern, locale=current())
 
 
+def share(label: str, count: int, total: int) -> str:
+    """A chart's legend line in the language: ``Disponible : 100 (61,7 %)``."""
+    part = percent(count / total if total > 0 else 0, 1)
+    return gettext("%(label)s: %(count)s (%(percent)s)") % {
+        "label": label,
+        "count": number(count),
+        "percent": part,
+    }
+
+
 def day(value: date | datetime | None) -> str:
     """``1 déc. 2026`` (fr) / ``Dec 1, 2026`` (en)."""
     if value is None:

@@ -22,7 +22,7 @@ from store.report_table import SORTS, Row
 from web import changes as web_changes
 from web import fields, first_run
 from web.charts import STATUS_COLORS, donut, percent
-from web.i18n import N_, _, gettext, state_word, status_word
+from web.i18n import N_, _, gettext, number, share, state_word, status_word
 from web.settings_page import user_id
 from web.table import link
 from web.table.ordering import get_column_controls, get_ordering
@@ -169,6 +169,8 @@ async def report(request: Request) -> Response:
             [STATUS_COLORS[_LABELS[s.value]] for s in STATUS_ORDER],  # by status, any language
             title=_("Products by status"),
             units=(_("product"), _("products")),
+            legend=share,
+            number=number,
         ),
         "statuses": [
             {

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from web import scans
 from web.charts import donut
-from web.i18n import N_, _, status_word
+from web.i18n import N_, _, number, share, status_word
 from web.templating import render
 
 REFUND_DAYS = 7
@@ -66,6 +66,8 @@ async def home(request: Request) -> Response:
         SAMPLE_COLORS,
         title=_("Products by status"),
         units=(_("product"), _("products")),
+        legend=share,
+        number=number,
     )
     sample = {
         "urls_scanned": 1719,
