@@ -275,6 +275,7 @@ async def _send(
         text_lines = [(_line_text(line), line["url"]) for line in payload.get("lines", [])]
         link = payload.get("report_url")
         headline = _headline(payload, text_lines)
+        open_report = messages.open_report()
         if channel.kind == "email":
             if payload["event"] == "test":
                 parts = messages.test_message("email")
@@ -292,7 +293,7 @@ async def _send(
             Mail(f"alert:{delivery_id}", target, parts.subject, parts.text, parts.html),
         )
         return None
-    body_json = hooks.slack_payload(headline, text_lines, link)
+    body_json = hooks.slack_payload(headline, text_lines, link, open_report)
     body, headers = json.dumps(body_json).encode(), {"Content-Type": "application/json"}
     return await _post(ctx, channel, target, body, headers)
 

@@ -109,8 +109,14 @@ def webhook_request(
     return body, headers
 
 
-def slack_payload(headline: str, lines: list[tuple[str, str]], link: str | None) -> dict[str, Any]:
-    """Slack's message JSON: the headline, one bullet per line linking to its table."""
+def slack_payload(
+    headline: str,
+    lines: list[tuple[str, str]],
+    link: str | None,
+    link_text: str = "Open the report",
+) -> dict[str, Any]:
+    """Slack's message JSON: the headline, one bullet per line linking to its table, and
+    ``link_text`` to the report (all in the reader's language: notify.alerts writes them)."""
     bullets = "\n".join(f"• <{href}|{_slack_escape(text)}>" for text, href in lines)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{_slack_escape(headline)}*"}}
@@ -121,7 +127,7 @@ def slack_payload(headline: str, lines: list[tuple[str, str]], link: str | None)
         blocks.append(
             {
                 "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"<{link}|Open the report>"}],
+                "elements": [{"type": "mrkdwn", "text": f"<{link}|{_slack_escape(link_text)}>"}],
             }
         )
     return {"text": headline, "blocks": blocks}

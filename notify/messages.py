@@ -131,6 +131,10 @@ def headline(since: str, line_texts: list[str]) -> str:
     return _("%(since)s: %(changes)s.") % {"since": since, "changes": ", ".join(line_texts)}
 
 
+def open_report() -> str:
+    return _("Open the report")
+
+
 def nothing_changed() -> str:
     return _("nothing changed")
 
@@ -157,7 +161,7 @@ def alert(site: str, headline: str, lines: list[tuple[str, str]], report_link: s
         subject=_("%(site)s: %(changes)s")
         % {"site": site, "changes": ", ".join(t for t, _link in lines[:3])},
         text=f"{headline}\n\n{text_lines}\n\n{whole}\n",
-        html=_html([escape(headline), f"<ul>{items}</ul>"], (_("Open the report"), report_link)),
+        html=_html([escape(headline), f"<ul>{items}</ul>"], (open_report(), report_link)),
     )
 
 

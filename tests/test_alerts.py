@@ -317,6 +317,7 @@ async def test_alerts_are_written_in_the_account_language(world: World) -> None:
     payload = json.loads(body)
     assert payload["text"].startswith(f"Depuis le scan n°{first}")
     assert "1 produit rétabli" in payload["blocks"][1]["text"]["text"]
+    assert payload["blocks"][2]["elements"][0]["text"] == f"<{report}|Ouvrir le rapport>"
     ((_, _, body),) = [g for g in world.receiver.got if g[0] == "/hook"]
     event = json.loads(body)
     assert event["summary"].startswith(f"Since scan #{first}")

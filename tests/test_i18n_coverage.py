@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DIRS = {"web/templates": ROOT / "web" / "templates"}
 
 # Where people read Python-made words: the web app's pages and forms, the messages of plans,
-# credits and the affiliate program, the product's mails and alerts.
+# credits, the affiliate program and schedules, the product's mails, alerts and Slack messages.
 PYTHON_MESSAGE_MODULES = sorted(
     {
         *(ROOT / "web").glob("*.py"),
@@ -26,6 +26,9 @@ PYTHON_MESSAGE_MODULES = sorted(
         ROOT / "affiliates" / "messages.py",
         ROOT / "notify" / "messages.py",
         ROOT / "notify" / "alerts.py",
+        ROOT / "notify" / "hooks.py",  # the Slack message's words
+        ROOT / "ccbb" / "dispatch.py",  # a schedule's outcome
+        ROOT / "ccbb" / "schedule_rules.py",  # a schedule's checks
     }
 )
 # The JSON API is a stable English contract (README, "Languages"): its modules are not read.
@@ -72,8 +75,15 @@ ENGLISH_ON_PURPOSE = frozenset(
         "Not Found",
         # web/fields.py: a piece of a library's error, searched for
         "too long",
-        # web/charts.py: the default title of a pure function (pages pass theirs, translated)
+        # web/charts.py, notify/hooks.py: defaults of pure functions (callers pass theirs)
         "Products by status",
+        "Open the report",
+        # ccbb/dispatch.py, ccbb/schedule_rules.py: what a job returns to arq, an assertion;
+        # a schedule described for the API (pages describe it: web.monitoring_page.describe)
+        "taken up already",
+        "no due time found",
+        "every day {…}",
+        "on day {…} of every month {…}",
     }
 )
 SVG_OR_HTML_MARKUP = ("<svg", "<circle", "<path", "<!doctype", "<p", "<ul", "<li", "<a ")
