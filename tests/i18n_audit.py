@@ -223,7 +223,11 @@ def _inside(node: ast.AST, ranges: Iterable[tuple[int, int, int, int]]) -> bool:
 PROSE = re.compile(r"[^\W\d_]{2,}[ \u00a0]+[^\W\d_]{2,}")
 
 
-def python_findings(path: Path, where: str, english_on_purpose: frozenset[str]) -> list[Finding]:
+def python_findings(
+    path: Path, where: str, english_on_purpose: frozenset[str], *, strict: bool = False
+) -> list[Finding]:
+    """Unmarked prose of a module; ``strict`` (a module of messages and nothing else): every
+    literal with a word that needs translating, even a single word."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     exempt = _exempt_ranges(tree)
     found: list[Finding] = []
@@ -238,7 +242,8 @@ def python_findings(path: Path, where: str, english_on_purpose: frozenset[str]) 
             text = node.value
         else:
             continue
-        if not PROSE.search(text) or _inside(node, exempt):
+        worded = bool(words_needing_translation(text)) if strict else bool(PROSE.search(text))
+        if not worded or _inside(node, exempt):
             continue
         if text in english_on_purpose:
             continue

@@ -31,6 +31,8 @@ PYTHON_MESSAGE_MODULES = sorted(
         ROOT / "ccbb" / "schedule_rules.py",  # a schedule's checks
     }
 )
+# Modules of messages and nothing else: even a one-word literal must be marked.
+STRICT_MODULES = frozenset({"billing/messages.py", "affiliates/messages.py"})
 # The JSON API is a stable English contract (README, "Languages"): its modules are not read.
 ENGLISH_MODULES = frozenset(
     {
@@ -95,7 +97,8 @@ def _python_findings() -> list[i18n_audit.Finding]:
         where = path.relative_to(ROOT).as_posix()
         if where in ENGLISH_MODULES or not path.exists():
             continue
-        for f in i18n_audit.python_findings(path, where, ENGLISH_ON_PURPOSE):
+        strict = where in STRICT_MODULES
+        for f in i18n_audit.python_findings(path, where, ENGLISH_ON_PURPOSE, strict=strict):
             if f.text.lstrip().lower().startswith(SVG_OR_HTML_MARKUP):
                 continue  # markup around translated words, not words
             found.append(f)
@@ -152,6 +155,9 @@ def test_the_python_check_finds_prose_left_unmarked(tmp_path: Path) -> None:
     )
     found = [f.text for f in i18n_audit.python_findings(module, "messages.py", frozenset())]
     assert found == ["Your scan is done.", "{…} credits left"], found
+    module.write_text('BUY = "Buy"\nCURRENT = N_("Your plan")\nKEY = "sku_name"\n')
+    found = [f.text for f in i18n_audit.python_findings(module, "m.py", frozenset(), strict=True)]
+    assert found == ["Buy", "sku_name"], found  # strict: one word is enough
 
 
 # ---- the product --------------------------------------------------------------------------
