@@ -156,3 +156,24 @@ def test_mails_in_the_language_they_are_written_in() -> None:
     )
     with i18n.speaking(None):  # an account without a choice: English
         assert messages.nothing_changed() == "nothing changed"
+
+
+def test_clickbank_pages_in_french(tmp_path: Path, test_redis_url: str) -> None:
+    from tests.test_clickbank_ins import CLICKBANK_ENV
+
+    with web_env(tmp_path, test_redis_url, **CLICKBANK_ENV) as env:
+        env.client.headers.update(FRENCH)
+        env.signup("client@example.com")
+        words = _text(env.get("/billing/payments").text)
+        assert "Forfait et paiements" in words and "Vous n'avez pas de forfait." in words
+        assert "Packs de crédits" in words and "10 crédits de scan" in words
+        assert "25,00 $" in words and "Pas encore de paiement." in words
+        assert "Plan and payments" not in words and "10 scan credits" not in words
+        page = env.get("/clickbank/upsell/after-plan/pack50?cbf=x").text
+        words = _text(page)
+        assert "Votre commande est passée. Une dernière offre avant de partir :" in words
+        assert "Ajoutez 50 crédits de scan à votre commande" in words  # the catalogue's French
+        assert "Ajouter à ma commande" in words and "Non merci, passer cette offre" in words
+        assert "99,00 $" in words and "Add 50 scan credits" not in words
+        words = _text(env.get("/clickbank/thank-you?cbreceipt=X&cbpop=BAD&item=1&time=1").text)
+        assert "Nous n'avons pas pu confirmer cet achat" in words

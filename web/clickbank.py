@@ -31,7 +31,7 @@ from store import clickbank as store_cb
 from store import credits as store_credits
 from store import users as store_users
 from store.models import utcnow
-from web.i18n import N_, Translated, day, ngettext, number
+from web.i18n import N_, Translated, current, day, ngettext, number
 from web.i18n import money as i18n_money
 from web.ins_writer import EventWriter
 from web.templating import render
@@ -281,6 +281,7 @@ async def upsell_page(request: Request) -> Response:
         "offer": offer,
         "product": product,
         "product_name": item_name(product),
+        "words": dict(zip(("headline", "text"), offer.words(current()), strict=True)),
         "price": money(product.price, product.currency),
         "pay_base": links.pay_base(settings.clickbank_pay_base, settings.clickbank_vendor),
         "accept_params": accept,
