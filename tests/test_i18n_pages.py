@@ -177,3 +177,39 @@ def test_clickbank_pages_in_french(tmp_path: Path, test_redis_url: str) -> None:
         assert "99,00 $" in words and "Add 50 scan credits" not in words
         words = _text(env.get("/clickbank/thank-you?cbreceipt=X&cbpop=BAD&item=1&time=1").text)
         assert "Nous n'avons pas pu confirmer cet achat" in words
+
+
+async def test_clickbank_api_errors_are_known_to_the_pages() -> None:
+    """ClickBank's REST API errors, raised for real (no key; nothing listening; a refusal from
+    a local server), are messages the payments page shows in French."""
+    from aiohttp import web
+
+    from billing.clickbank_api import ClickbankApi, ClickbankApiError
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(status=403, text="no such receipt")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    raised = []
+    try:
+        for api in (ClickbankApi(f"http://127.0.0.1:{port}", ""),
+                    ClickbankApi("http://127.0.0.1:9", "key"),
+                    ClickbankApi(f"http://127.0.0.1:{port}", "key")):  # fmt: skip
+            with pytest.raises(ClickbankApiError) as caught:
+                await api.refund("RECEIPT1", comment="test")
+            raised.append(str(caught.value))
+    finally:
+        await runner.cleanup()
+    with i18n.speaking("fr"):
+        shown = [engine_messages.translate(m) for m in raised]
+    assert shown == [
+        "La clé d'API ClickBank n'est pas configurée (CCBB_CLICKBANK_API_KEY)",
+        "Impossible de joindre ClickBank ; réessayez plus tard",
+        "ClickBank a refusé la demande (403) : no such receipt",
+    ], shown

@@ -67,7 +67,9 @@ def entry_words(entry: LedgerEntry) -> dict[str, Any]:
     sign = "+" if entry.delta > 0 else ("−" if entry.delta < 0 else "")
     return {
         "date": i18n.moment(entry.created_at),
-        "what": _(KIND_WORDS[entry.kind]) if entry.kind in KIND_WORDS else entry.kind,
+        "what": _(KIND_WORDS[entry.kind])
+        if entry.kind in KIND_WORDS
+        else entry.kind.replace("_", " ").capitalize(),
         "comment": engine_messages.translate(entry.comment),
         "change": f"{sign}{i18n.number(abs(entry.delta))}",
         "positive": entry.delta > 0,

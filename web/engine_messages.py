@@ -78,6 +78,11 @@ MESSAGES = (
     N_("the site sent a broken answer"),
     N_("internal error"),
     N_("no HTML page found at %(site)s: check the address"),
+    # billing/clickbank_api.py: ClickBank's REST API refused or out of reach (Billing's
+    # refund, cancel and change buttons)
+    N_("ClickBank's API key is not set (CCBB_CLICKBANK_API_KEY)"),
+    N_("ClickBank could not be reached; try again later"),
+    N_("ClickBank refused the request (%(status)s): %(details)s"),
     # ccbb/jobs.py
     N_("the Amazon credentials of this scan were deleted"),
     N_("internal error: the scan stopped; try again, or contact support"),
