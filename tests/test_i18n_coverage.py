@@ -65,11 +65,9 @@ ENGLISH_ON_PURPOSE = frozenset(
         "Your week: no scans",
         "no such delivery",
         "delivered already",
-        # web/site.py: the home page's sample report, stock as Amazon's API states it
+        # web/site.py: the home page's sample report, product names
         "Anker PowerCore 10000",
         "Logitech MX Master 3S",
-        "Currently unavailable.",
-        "In Stock",
         "Kindle Paperwhite",
         # web/password_reset.py: the signing salt of reset links
         "reset password",
