@@ -213,3 +213,28 @@ async def test_clickbank_api_errors_are_known_to_the_pages() -> None:
         "Impossible de joindre ClickBank ; réessayez plus tard",
         "ClickBank a refusé la demande (403) : no such receipt",
     ], shown
+
+
+def test_clickbank_ledger_comments_in_french() -> None:
+    """The comments the ClickBank effects write on the ledger (made here by the real
+    billing.clickbank_effects from notifications) read in French on the Billing page."""
+    from billing import clickbank_effects as fx
+    from billing import clickbank_ins as ins
+    from billing.catalogue import bundled_catalogue
+    from tests.clickbank_fixtures import SECRET, VENDOR, encrypt_ins, notification
+
+    catalogue = bundled_catalogue()
+    comments = []
+    for kind in ("SALE", "BILL", "RFND"):
+        body = encrypt_ins(notification(kind, item="2", recurring=True))
+        n, _ = ins.read_notification(body, secret=SECRET, vendor=VENDOR)
+        comments += [e.comment for e in fx.effects(n, catalogue.by_clickbank_item)
+                     if hasattr(e, "comment")]  # fmt: skip
+    assert comments == ["ClickBank original ABCD1234: plan_pro",
+                        "ClickBank renewal ABCD1234: plan_pro",
+                        "ClickBank RFND ABCD1234: plan_pro"], comments  # fmt: skip
+    with i18n.speaking("fr"):
+        shown = [engine_messages.translate(c) for c in comments]
+    assert shown == ["Achat ClickBank ABCD1234 : plan_pro",
+                     "Renouvellement ClickBank ABCD1234 : plan_pro",
+                     "Remboursement ClickBank ABCD1234 : plan_pro"], shown  # fmt: skip

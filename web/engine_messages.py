@@ -120,12 +120,27 @@ STORED = (
     dispatch.TOO_MANY,
     dispatch.NO_CREDITS,
     dispatch.NO_CREDENTIAL,
+    # billing/clickbank_effects.py: the ledger comment of a ClickBank payment or reversal
+    N_("ClickBank {what} {receipt}: {sku}"),
     # alert channels: what is wrong with a webhook address
     hooks.NOT_HTTP,
     hooks.NOT_SLACK,
     hooks.PRIVATE,
     hooks.UNKNOWN_HOST,
 )
+
+# the kinds of ClickBank payment a ledger comment names (line item types, a renewal, the
+# reversals' transaction types), as pages say them
+CLICKBANK_WHAT = {
+    "original": N_("purchase"),
+    "upsell": N_("upsell"),
+    "bump": N_("order bump"),
+    "cart": N_("cart purchase"),
+    "renewal": N_("renewal"),
+    "RFND": N_("refund"),
+    "CGBK": N_("chargeback"),
+    "INSF": N_("returned payment"),
+}
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|\{(\w+)\}")
 
@@ -190,6 +205,8 @@ def _translate(text: str, depth: int) -> str:
         name: _translate(value, depth + 1) if name in NESTED and depth < 3 else value
         for name, value in values.items()
     }
+    if "what" in values and values["what"] in CLICKBANK_WHAT:
+        values["what"] = gettext(CLICKBANK_WHAT[values["what"]])
     if not values:
         out = gettext(message)
     elif "%(" in message:
