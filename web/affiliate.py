@@ -16,6 +16,8 @@ from affiliates import commissions, messages, payout_dates, program, rules
 from store import affiliates as store_aff
 from store import payouts as store_pay
 from store.models import User
+from web import engine_messages
+from web.i18n import N_, Translated, _
 from web.templating import render
 
 log = logging.getLogger(__name__)
@@ -116,7 +118,7 @@ async def affiliate_page(request: Request) -> Response:
     if request.method == "GET":
         return _page(request, affiliate, entries=entries, payouts=payouts, paid=paid)
     if affiliate is not None:
-        return _page(request, affiliate, message=messages.ALREADY_MEMBER)
+        return _page(request, affiliate, message=_(messages.ALREADY_MEMBER))
     form = await request.form()
     values = {
         "paypal_email": str(form.get("paypal_email", "")).strip(),
@@ -133,7 +135,30 @@ async def affiliate_page(request: Request) -> Response:
             affiliate = await program.join(session, user_id=user.id, **values)
         except program.AlreadyMember:
             affiliate = await store_aff.get_by_user(session, user_id=user.id)
-    return _page(request, affiliate, message=messages.JOINED)
+    return _page(request, affiliate, message=_(messages.JOINED))
+
+
+KIND_WORDS = Translated(
+    {
+        store_aff.SALE: N_("Sale"),
+        store_aff.UPSELL: N_("Upsell"),
+        store_aff.REBILL: N_("Renewal"),
+        store_aff.REVERSAL: N_("Reversal"),
+    }
+)
+REVERSED_BY = Translated(
+    {"RFND": N_("Refund"), "CGBK": N_("Chargeback"), "INSF": N_("Payment returned")}
+)
+
+
+def commission_note(entry: store_aff.AffiliateCommission) -> str:
+    """A commission's note (stored in English) in the page's language."""
+    if entry.kind == store_aff.REVERSAL:
+        kind, sep, receipt = entry.note.partition(" of ")
+        if sep:
+            words = REVERSED_BY.get(kind, kind)
+            return _(messages.REVERSAL_NOTE).format(kind=words, receipt=receipt)
+    return engine_messages.translate(entry.note)
 
 
 def _page(
@@ -152,9 +177,9 @@ def _page(
     now = datetime.now(UTC)
     status_note = None
     if affiliate is not None and affiliate.status == store_aff.REFUSED:
-        status_note = messages.REFUSED
+        status_note = _(messages.REFUSED)
     elif affiliate is not None and affiliate.status == store_aff.REVOKED:
-        status_note = messages.REVOKED
+        status_note = _(messages.REVOKED)
     ctx = {
         "affiliate": affiliate,
         "link": referral_url(request, affiliate.ref_id) if affiliate else None,
@@ -167,6 +192,8 @@ def _page(
         "payouts": payouts or [],  # every payout made, newest first
         "next_payout": payout_dates.next_payout_date(now.date(), settings.payout_country),
         "minimum": settings.payout_minimum,
+        "kind_words": KIND_WORDS,
+        "note": commission_note,
     }
     return render(request, "affiliate.html", ctx, status_code)
 

@@ -44,6 +44,7 @@ from web import (
 from web.body_limit import BodyLimit
 from web.csrf import CsrfMiddleware
 from web.headers import SecurityHeaders
+from web.i18n import N_, _
 from web.reads import Reads
 from web.sessions import SessionCookies
 from web.signing import session_secret
@@ -111,10 +112,11 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 _ERROR_TITLES = {
-    404: ("Page not found", "There is nothing at this address: check it, or start again from "
-          "the dashboard."),
-    405: ("Not allowed", "This address does not take that kind of request."),
-    500: ("Something went wrong on our side", "The error is logged; try again in a moment."),
+    404: (N_("Page not found"), N_("There is nothing at this address: check it, or start "
+                                   "again from the dashboard.")),
+    405: (N_("Not allowed"), N_("This address does not take that kind of request.")),
+    500: (N_("Something went wrong on our side"), N_("The error is logged; try again in a "
+                                                     "moment.")),
 }  # fmt: skip
 
 
@@ -122,7 +124,8 @@ def error_page(
     request: Request, status: int, detail: str, headers: Mapping[str, str] | None = None
 ) -> Response:
     """An error as a page of the app, with its navigation (never a traceback)."""
-    title, text = _ERROR_TITLES.get(status, (detail or "Error", ""))
+    title, text = _ERROR_TITLES.get(status, (detail or N_("Error"), ""))
+    title, text = _(title), _(text) if text else text
     if status == 404 and detail and detail != "Not Found":
         text = f"{detail} {text}"
     try:
