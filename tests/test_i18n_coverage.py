@@ -50,7 +50,7 @@ ENGLISH_ON_PURPOSE = frozenset(
         # affiliates/messages.py: what PayPal's own mail to a paid affiliate says (one batch, one
         # subject for all: English)
         "Your ClickClickBankBank affiliate commissions",
-        "ClickClickBankBank affiliate commissions, payout of {…}",
+        "ClickClickBankBank affiliate commissions, payout of {day}",
         # web/auth.py: the password compared against when the e-mail has no account
         "not a password of anyone",
         # web/clickbank.py: answers to ClickBank's servers, comments sent to its ticket API
