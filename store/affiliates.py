@@ -15,7 +15,16 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, Date, ForeignKey, Integer, Numeric, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    Date,
+    ForeignKey,
+    Integer,
+    Numeric,
+    UniqueConstraint,
+    bindparam,
+)
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel, col, select
@@ -24,7 +33,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from store.models import User, UtcDateTime, table_of, utcnow
 
 ACTIVE, REFUSED, REVOKED = "active", "refused", "revoked"
-STATUSES = (ACTIVE, REFUSED, REVOKED)
+# blocked: revoked for abuse (self-referral): no commission, and nothing of the balance paid
+BLOCKED = "blocked"
+STATUSES = (ACTIVE, REFUSED, REVOKED, BLOCKED)
 
 
 class Affiliate(SQLModel, table=True):
@@ -150,6 +161,40 @@ async def list_members(session: AsyncSession, *, status: str | None = None) -> l
     return out
 
 
+@dataclass(frozen=True)
+class FlaggedReferral:
+    referral: AffiliateReferral
+    ref_id: str
+    affiliate_email: str
+    affiliate_status: str
+    customer_email: str
+
+
+async def flagged_referrals(session: AsyncSession, *, limit: int = 500) -> list[FlaggedReferral]:
+    """The self-referrals recorded, newest first, with who is who (for the operator)."""
+    owner = User.__table__.alias("owner")  # type: ignore[attr-defined]
+    customer = User.__table__.alias("customer")  # type: ignore[attr-defined]
+    stmt = (
+        core_select(REFERRAL_TABLE, AFFILIATE_TABLE.c.ref_id, AFFILIATE_TABLE.c.status,
+                    owner.c.email.label("owner_email"), customer.c.email.label("customer_email"))
+        .join(AFFILIATE_TABLE, AFFILIATE_TABLE.c.id == REFERRAL_TABLE.c.affiliate_id)
+        .join(owner, owner.c.id == AFFILIATE_TABLE.c.user_id)
+        .join(customer, customer.c.id == REFERRAL_TABLE.c.user_id)
+        .where(REFERRAL_TABLE.c.self_referral.is_(True))
+        .order_by(REFERRAL_TABLE.c.id.desc())
+        .limit(limit)
+    )  # fmt: skip
+    conn = await session.connection()
+    out = []
+    for row in (await conn.execute(stmt)).mappings().all():
+        referral = AffiliateReferral.model_validate(
+            {k: row[k] for k in AffiliateReferral.model_fields}
+        )
+        out.append(FlaggedReferral(referral, row["ref_id"], row["owner_email"], row["status"],
+                                   row["customer_email"]))  # fmt: skip
+    return out
+
+
 async def set_status(
     session: AsyncSession, *, ref_id: str, status: str, reason: str = ""
 ) -> Affiliate | None:
@@ -180,6 +225,22 @@ async def count_visit(session: AsyncSession, *, affiliate_id: int, day: date, un
         {"affiliate_id": affiliate_id, "day": day, "visits": 1, "unique_visits": int(unique)},
     )
     await session.commit()
+
+
+async def count_visits(session: AsyncSession, *, counts: list[dict[str, Any]]) -> None:
+    """Many (affiliate, day) counters at once (``affiliate_id, day, visits, unique_visits``
+    each), added in one transaction: what the web process's visit buffer flushes."""
+    if not counts:
+        return
+    conn = await session.connection()
+    await conn.execute(_VISIT_UPSERT[conn.dialect.name == "postgresql"], counts)
+    await session.commit()
+
+
+# the referral link's lookup (web.reads: one round trip, no transaction)
+ACTIVE_BY_REF = core_select(AFFILIATE_TABLE.c.id, AFFILIATE_TABLE.c.status).where(
+    AFFILIATE_TABLE.c.ref_id == bindparam("ref_id")
+)
 
 
 async def visit_days(
