@@ -45,7 +45,7 @@ class AffiliateJoinIn(BaseModel):
     accept_terms: bool = Field(description="must be true: you accept the program terms")
 
 
-class BalanceOut(BaseModel):
+class AffiliateBalanceOut(BaseModel):
     pending: Money = Field(
         description="earned, in the refund window or this month: not payable yet"
     )
@@ -54,7 +54,7 @@ class BalanceOut(BaseModel):
     paid: Money = Field(description="paid out so far")
 
 
-class PayoutOut(BaseModel):
+class AffiliatePayoutOut(BaseModel):
     date: str = Field(description="YYYY-MM-DD")
     amount: Money
     status: str
@@ -68,14 +68,14 @@ class AffiliateOut(BaseModel):
     paypal_email: str
     website: str
     currency: str = Field(description="always USD")
-    balance: BalanceOut
+    balance: AffiliateBalanceOut
     payout_minimum: Money
     next_payout_date: str = Field(description="YYYY-MM-DD: the 10th or 25th, or the next "
                                   "business day after a weekend or holiday")  # fmt: skip
-    payouts: list[PayoutOut] = Field(description="every payout made, newest first")
+    payouts: list[AffiliatePayoutOut] = Field(description="every payout made, newest first")
 
 
-class StatsDayOut(BaseModel):
+class AffiliateDayOut(BaseModel):
     date: str = Field(description="a UTC day, YYYY-MM-DD ('total' in the totals)")
     visits: int
     unique_visits: int
@@ -93,8 +93,8 @@ class AffiliateStatsOut(BaseModel):
     from_: str = Field(alias="from", description="YYYY-MM-DD, included")
     to: str = Field(description="YYYY-MM-DD, included")
     currency: str
-    days: list[StatsDayOut] = Field(description="every day of the period, oldest first")
-    totals: StatsDayOut
+    days: list[AffiliateDayOut] = Field(description="every day of the period, oldest first")
+    totals: AffiliateDayOut
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
