@@ -30,6 +30,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +48,7 @@ from redis.asyncio import Redis
 
 from affiliates import commissions as cm
 from affiliates import rules
-from bench.web_bench import Load, free_port, load, pct, start_server
+from bench.web_bench import Load, free_port, load, pct
 from store import affiliates as store_aff
 from store import tokens as store_tokens
 from store import users as store_users
@@ -55,6 +56,7 @@ from store.db import make_engine, run_ddl, session_factory, url_in_schema
 from store.migrate import upgrade
 from web.auth import hash_password
 
+ROOT = Path(__file__).resolve().parent.parent
 REDIRECT_TARGET = 2_000.0  # requests/s
 STATS_TARGET_MS = 200.0  # p95
 EMAIL, PASSWORD = "affiliate@bench.example", "a bench password 123"
@@ -183,6 +185,36 @@ async def seed(url: str, schema: str, customers: int, visits: int, others: int) 
         await engine.dispose()
 
 
+def start(
+    root: Path, db_url: str, redis_url: str, tmp: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``ccbb web`` (one uvicorn process) of the checkout at ``root``: this one, or the code
+    before this branch (``--before``) for the side-by-side run."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url,
+           "CCBB_SECRET_KEY": Fernet.generate_key().decode(), "CCBB_DATA_DIR": str(tmp),
+           "CCBB_QUEUE": f"ccbb:bench:{uuid.uuid4().hex}"}  # fmt: skip
+    log = open(tmp / f"web-{port}.log", "wb")  # noqa: SIM115 - the child holds it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccbb.cli", "web", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(
+                f"the server stopped:\n{(tmp / f'web-{port}.log').read_text()[-2000:]}"
+            )
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc, f"http://127.0.0.1:{port}"
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the server did not answer /healthz within 60 s")
+
+
 def login(base: str) -> httpx.Client:
     client = httpx.Client(base_url=base, timeout=60)
     client.get("/login")
@@ -229,9 +261,8 @@ def run(args: argparse.Namespace, db_url: str, schema: str, tmp: Path) -> None:
     seeded = asyncio.run(seed(db_url, schema, args.customers, args.visits, args.others))
     print(f"seeded in {time.perf_counter() - t:.0f} s: {seeded.commissions:,} commissions of the "
           "affiliate", flush=True)  # fmt: skip
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = start_server(db_url, args.redis, port, tmp, Fernet.generate_key().decode())
+    proc, base = start(ROOT, db_url, args.redis, tmp)
+    old = start(args.before, db_url, args.redis, tmp) if args.before else None
     try:
         print(f"load average before: {os.getloadavg()}")
         if "a" in args.only:
@@ -240,13 +271,15 @@ def run(args: argparse.Namespace, db_url: str, schema: str, tmp: Path) -> None:
                     "/static/app.css (baseline)": f"{base}/static/app.css",
                     "/r/REFID": f"{base}/r/{seeded.ref_id}",
                     "/?ref=REFID": f"{base}/?ref={seeded.ref_id}"}  # fmt: skip
+            if old is not None:
+                urls["/r/REFID, code before (--before)"] = f"{old[1]}/r/{seeded.ref_id}"
             runs: dict[str, list[Load]] = {label: [] for label in urls}
             for _ in range(args.rounds):  # interleaved: the machine's load swings
                 for label, url in urls.items():
                     runs[label].append(load(url, None, args.seconds, args.connections))
             time.sleep(2.5)  # the server writes the visits it gathered every second
             after = asyncio.run(visits_counted(db_url, seeded.ref_id))
-            served = sum(lo.requests for k in ("/r/REFID", "/?ref=REFID") for lo in runs[k])
+            served = sum(lo.requests for k in runs if "REFID" in k for lo in runs[k])
             med = {k: sorted(v, key=lambda lo: lo.rps)[len(v) // 2] for k, v in runs.items()}
             print(f"a) the referral redirect, one web process (median of {args.rounds} "
                   f"interleaved {args.seconds} s runs; each run's req/s in brackets):")  # fmt: skip
@@ -271,6 +304,8 @@ def run(args: argparse.Namespace, db_url: str, schema: str, tmp: Path) -> None:
                 client.get(f"/affiliate/stats?{year}")
             res = {
                 "/healthz (baseline)": timings(client, "/healthz", args.samples, "ok"),
+                "/affiliate (the Affiliate page)": timings(client, "/affiliate", args.samples,
+                                                           'id="ref-id"'),
                 "/affiliate/stats (30 days)": timings(client, "/affiliate/stats",
                                                       args.samples, 'id="stats"'),
                 "/affiliate/stats (365 days)": timings(client, f"/affiliate/stats?{year}",
@@ -292,8 +327,10 @@ def run(args: argparse.Namespace, db_url: str, schema: str, tmp: Path) -> None:
             )
             print(f"  load average after b): {os.getloadavg()}")
     finally:
-        proc.terminate()
-        proc.wait(10)
+        for p in (proc, old[0] if old else None):
+            if p is not None:
+                p.terminate()
+                p.wait(10)
 
 
 async def _clean_redis(url: str) -> None:
@@ -312,6 +349,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--samples", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs of a)")
+    parser.add_argument("--before", type=Path, help="a checkout of the code before (its "
+                        "/r/REFID measured side by side): git archive BASE | tar -x -C DIR")  # fmt: skip
     parser.add_argument("--customers", type=int, default=5_000)
     parser.add_argument("--visits", type=int, default=100_000)
     parser.add_argument("--others", type=int, default=20, help="other affiliates (noise)")

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Numeric,
     UniqueConstraint,
     bindparam,
+    func,
 )
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -382,3 +383,22 @@ async def commissions_of(session: AsyncSession, *, affiliate_id: int) -> list[Af
         .order_by(col(AffiliateCommission.id))
     )
     return list((await session.exec(stmt)).all())
+
+
+async def recent_commissions(
+    session: AsyncSession, *, affiliate_id: int, limit: int
+) -> tuple[list[AffiliateCommission], int]:
+    """The latest ``limit`` entries of an affiliate, newest first, and how many there are."""
+    stmt = (
+        select(AffiliateCommission)
+        .where(col(AffiliateCommission.affiliate_id) == affiliate_id)
+        .order_by(col(AffiliateCommission.id).desc())
+        .limit(limit)
+    )
+    rows = list((await session.exec(stmt)).all())
+    count = (
+        await session.exec(
+            select(func.count()).where(col(AffiliateCommission.affiliate_id) == affiliate_id)
+        )
+    ).one()
+    return rows, int(count)

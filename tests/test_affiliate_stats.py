@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -267,3 +268,25 @@ def test_a_period_error_is_shown_and_the_default_period_kept(cb: CB) -> None:
     assert r.status_code == 400 and 'id="period-error"' in r.text
     assert "YYYY-MM-DD" in r.text and 'value="2026-11-31"' in r.text
     assert r.text.count("<tr data-day=") == 30
+
+
+def test_the_affiliate_page_lists_the_latest_entries_and_sums_them_all(cb: CB) -> None:
+    aff = _join(cb, "busy@example.com")
+    at = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
+
+    async def many(s: Any) -> None:
+        for n in range(130):
+            await store_aff.add_commission(s, values={
+                "key": f"t:{n}", "affiliate_id": aff.id, "customer_user_id": None,
+                "kind": "rebill", "receipt": f"R{n:07d}", "transaction_time": at,
+                "due_at": at + timedelta(days=7), "payment_amount": Decimal("19.95"),
+                "rate": Decimal("0.30"), "amount": Decimal("5.99"), "reverses_id": None,
+                "flagged": False, "note": "", "created_at": at,
+            })  # fmt: skip
+
+    cb.db(many)
+    _login(cb, "busy@example.com")
+    page = cb.env.get("/affiliate").text
+    assert page.count("<tr><td>") == 100 and 'id="more-entries"' in page
+    assert "R0000129" in page and "R0000029" not in page  # the newest first
+    assert 'id="balance-payable">$778.70<' in page  # all 130 × 5.99, October's: payable

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from affiliates import commissions, messages, payout_dates, program, promo, rules
+from store import affiliate_stats as stats_store
 from store import affiliates as store_aff
 from store.models import User
 from web.templating import render
@@ -129,20 +132,41 @@ async def attribute_signup(request: Request, user: User) -> None:
         await program.attribute_signup(session, user=user, landing=landing, now=datetime.now(UTC))
 
 
+RECENT_ENTRIES = 100  # the commissions the page lists (all of them: the statistics' CSV)
+
+
+@dataclass(frozen=True)
+class Account:
+    entries: list[store_aff.AffiliateCommission]  # the latest, newest first
+    count: int  # of all entries
+    balance: commissions.Balance
+
+
+async def _account(session: AsyncSession, affiliate: store_aff.Affiliate | None) -> Account | None:
+    """A member's balance (summed in SQL) and latest commissions."""
+    if affiliate is None or affiliate.id is None:
+        return None
+    entries, count = await store_aff.recent_commissions(
+        session, affiliate_id=affiliate.id, limit=RECENT_ENTRIES
+    )
+    payouts = await stats_store.payouts_made(session, affiliate_id=affiliate.id)
+    balance = await stats_store.balance(
+        session, affiliate_id=affiliate.id, paid=stats_store.paid_total(payouts),
+        now=datetime.now(UTC),
+    )  # fmt: skip
+    return Account(entries, count, balance)
+
+
 async def affiliate_page(request: Request) -> Response:
     user = request.scope["user"]
     state = request.app.state
     async with state.sessions() as session:
         affiliate = await store_aff.get_by_user(session, user_id=user.id)
-        entries = (
-            await store_aff.commissions_of(session, affiliate_id=affiliate.id)
-            if affiliate is not None and affiliate.id is not None
-            else []
-        )
+        account = await _account(session, affiliate)
     if request.method == "GET":
-        return _page(request, affiliate, entries=entries)
+        return _page(request, affiliate, account=account)
     if affiliate is not None:
-        return _page(request, affiliate, message=messages.ALREADY_MEMBER)
+        return _page(request, affiliate, message=messages.ALREADY_MEMBER, account=account)
     form = await request.form()
     values = {
         "paypal_email": str(form.get("paypal_email", "")).strip(),
@@ -170,7 +194,7 @@ def _page(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
     status_code: int = 200,
-    entries: list[store_aff.AffiliateCommission] | None = None,
+    account: Account | None = None,
 ) -> Response:
     settings = request.app.state.settings
     now = datetime.now(UTC)
@@ -188,9 +212,10 @@ def _page(
         "message": message,
         "errors": errors or {},
         "values": values or {},
-        "entries": list(reversed(entries or [])),
+        "entries": account.entries if account else [],
+        "entry_count": account.count if account else 0,
         # payouts are not made yet on this branch: nothing paid
-        "balance": commissions.balance(entries or [], paid=Decimal("0.00"), now=now),
+        "balance": account.balance if account else commissions.Balance(*(Decimal("0.00"),) * 3),
         "next_payout": payout_dates.next_payout_date(now.date(), settings.payout_country),
         "minimum": settings.payout_minimum,
         "promo": _promo(request, affiliate),
