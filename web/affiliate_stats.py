@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -21,6 +22,7 @@ from affiliates.commissions import Balance
 from scanner.report import csv_safe
 from store import affiliate_stats as stats_store
 from store import affiliates as store_aff
+from web import i18n
 from web.i18n import N_, gettext
 from web.templating import render
 
@@ -115,7 +117,8 @@ def _render(
     ctx = {
         "affiliate": view.affiliate,
         "stats": s,
-        "rows": list(reversed(s.days)),  # newest first, as an affiliate reads it
+        "rows": _formatted(reversed(s.days)),  # newest first, as an affiliate reads it
+        "totals": _formatted([s.totals])[0],
         "balance": view.balance,
         "next_payout": view.next_payout,
         "payouts": view.payouts,
@@ -126,6 +129,29 @@ def _render(
         "csv_url": f"/affiliate/stats.csv?from={s.start.isoformat()}&to={s.end.isoformat()}",
     }
     return render(request, "affiliate_stats.html", ctx, status)
+
+
+MONEY_FIELDS = frozenset({"sales_amount", "rebills_amount", "reversals_amount", "profit"})
+
+
+def _formatted(days: Iterable[stats_store.DayStats]) -> list[dict[str, str]]:
+    """The rows as the page shows them, in the language of the request. A year is 3,650
+    cells, most of them the same few values (0, $0.00): each is formatted once (Babel's
+    formatting is the page's main cost)."""
+    seen: dict[tuple[bool, object], str] = {}
+
+    def text(name: str, value: object) -> str:
+        key = (name in MONEY_FIELDS, value)
+        found = seen.get(key)
+        if found is None:
+            found = seen[key] = i18n.money(value) if key[0] else i18n.number(value)  # type: ignore[arg-type]
+        return found
+
+    return [
+        {"iso": d.day.isoformat(), "day": i18n.day(d.day),
+         **{name: text(name, getattr(d, name)) for name in stats_store.FIELDS}}
+        for d in days
+    ]  # fmt: skip
 
 
 def _cell(value: object) -> str:
