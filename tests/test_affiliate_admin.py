@@ -138,3 +138,17 @@ def test_the_operator_sees_self_referrals_and_blocks_the_account(
     for action, status in (("revoke", "revoked"), ("refuse", "refused")):
         assert _decide(client, honest.ref_id, action).status_code == 303  # type: ignore[attr-defined]
         assert _status(app_settings, honest.ref_id) == status
+
+
+def test_the_cli_blocks_too(client: TestClient, app_settings: Settings) -> None:
+    import argparse
+    import asyncio
+
+    from ccbb import affiliates_cli
+
+    aff = new_affiliate(client, app_settings, "cli-block@example.com")
+    args = argparse.Namespace(affiliates_command="block", ref_id=aff.ref_id.lower(),
+                              reason="self-referral", status=None)  # fmt: skip
+    assert asyncio.run(affiliates_cli._run(args, app_settings.sqlalchemy_url)) == 0
+    found = db(app_settings, lambda s: store_aff.get_by_ref(s, ref_id=aff.ref_id))
+    assert found is not None and (found.status, found.status_reason) == ("blocked", "self-referral")
