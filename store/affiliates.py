@@ -23,6 +23,7 @@ from sqlalchemy import (
     Numeric,
     UniqueConstraint,
     bindparam,
+    case,
     func,
 )
 from sqlalchemy import select as core_select
@@ -146,20 +147,26 @@ class Member:
 
 
 async def list_members(session: AsyncSession, *, status: str | None = None) -> list[Member]:
-    stmt = select(Affiliate, User.email).join(User, col(User.id) == col(Affiliate.user_id))
+    """Every member (or those of ``status``) with their referral counts, in one query."""
+    r = REFERRAL_TABLE.c
+    counts = (
+        core_select(
+            r.affiliate_id,
+            func.count().label("referrals"),
+            func.sum(case((r.self_referral.is_(True), 1), else_=0)).label("flagged"),
+        )
+        .group_by(r.affiliate_id)
+        .subquery()
+    )
+    stmt = (
+        select(Affiliate, User.email, counts.c.referrals, counts.c.flagged)
+        .join(User, col(User.id) == col(Affiliate.user_id))
+        .outerjoin(counts, counts.c.affiliate_id == col(Affiliate.id))
+    )
     if status is not None:
         stmt = stmt.where(col(Affiliate.status) == status)
     rows = (await session.exec(stmt.order_by(col(Affiliate.id)))).all()
-    out = []
-    for affiliate, email in rows:
-        refs = (
-            await session.exec(
-                select(AffiliateReferral).where(col(AffiliateReferral.affiliate_id) == affiliate.id)
-            )
-        ).all()
-        flagged = sum(1 for r in refs if r.self_referral)
-        out.append(Member(affiliate, email, len(refs), flagged))
-    return out
+    return [Member(a, email, int(n or 0), int(f or 0)) for a, email, n, f in rows]
 
 
 @dataclass(frozen=True)
