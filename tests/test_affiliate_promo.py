@@ -15,7 +15,7 @@ from affiliates import promo
 from ccbb.settings import Settings
 from store import affiliates as store_aff
 from tests.test_affiliate_admin import login
-from tests.test_affiliates import app_settings, client, db, new_affiliate, token  # noqa: F401
+from tests.test_affiliates import app_settings, client, db, new_affiliate  # noqa: F401
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static" / "promo"
 
@@ -70,4 +70,3 @@ def test_the_affiliate_page_offers_the_material_in_both_languages(
     # a revoked member has no material to spread
     db(app_settings, lambda s: store_aff.set_status(s, ref_id=aff.ref_id, status="revoked"))
     assert 'class="promo-html"' not in client.get("/affiliate").text
-    assert token(client, "/affiliate")
