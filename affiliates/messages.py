@@ -13,6 +13,10 @@ ALREADY_MEMBER = N_("You are already a member of the affiliate program.")
 JOINED = N_("Welcome to the affiliate program. Share your link below.")
 REFUSED = N_("Your application to the affiliate program was refused.")
 REVOKED = N_("Your affiliate membership was revoked: your link no longer earns commissions.")
+BLOCKED = N_(
+    "Your affiliate account was blocked for self-referral: it earns no commissions and its "
+    "balance is not paid."
+)
 SELF_SAME_ACCOUNT = N_("the referred account is the affiliate's own")
 SELF_SAME_EMAIL = N_("the referred account's e-mail is the affiliate's e-mail or PayPal address")
 SELF_SAME_BROWSER = N_("the referral landed in a browser logged in as the affiliate")

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     )
     # days a commission stays pending (the refund window) before it can be paid
     affiliate_hold_days: int = Field(default=7, ge=0, validation_alias="CCBB_AFFILIATE_HOLD_DAYS")
+    # seconds a web process gathers referral-link visits in memory before writing them (one
+    # transaction per interval instead of one per click: web.visit_counter)
+    affiliate_visit_flush_seconds: float = Field(
+        default=1.0, gt=0, le=60, validation_alias="CCBB_AFFILIATE_VISIT_FLUSH_SECONDS"
+    )
     # whose public holidays move a payout day (ISO 3166 code, as the holidays library knows it)
     payout_country: str = Field(default="US", validation_alias="CCBB_PAYOUT_COUNTRY")
     # the smallest payable balance paid out (USD); below it, the balance carries over

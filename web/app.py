@@ -27,6 +27,9 @@ from store.db import make_engine, session_factory
 from store.sessions import SESSION_DAYS
 from web import (
     affiliate,
+    affiliate_admin,
+    affiliate_api,
+    affiliate_stats,
     api,
     auth,
     billing,
@@ -49,6 +52,7 @@ from web.reads import Reads
 from web.sessions import SessionCookies
 from web.signing import session_secret
 from web.templating import render
+from web.visit_counter import VisitCounter
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +178,12 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         app.state.box = SecretBox.from_settings(settings)
         app.state.api_rate = api.ApiRateLimit(redis_url, settings.api_rate)
         app.state.signing_secret = session_secret(settings)
+        app.state.visits = VisitCounter(app.state.sessions, settings.affiliate_visit_flush_seconds)
+        app.state.visits.start()
         try:
             yield {}
         finally:
+            await app.state.visits.stop()  # the referral visits gathered, before the engine goes
             await redis.aclose()
             await engine.dispose()
             await reads.close()
@@ -197,6 +204,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         *monitoring_page.routes,
         *monitoring_api.routes,
         *affiliate.routes,
+        *affiliate_stats.routes,
+        *affiliate_api.routes,
+        *affiliate_admin.routes,
     ]
     app = Starlette(
         routes=routes,
