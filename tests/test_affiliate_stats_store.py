@@ -140,3 +140,33 @@ async def test_a_period_is_checked(db_url: str) -> None:
                                              end=date(2026, 1, 2))  # fmt: skip
     finally:
         await engine.dispose()
+
+
+async def test_a_reversal_counts_where_the_commission_it_reverses_counts(db_url: str) -> None:
+    """October's commission is payable in December; its refund on 2 December takes it back from
+    the payable part at once (not from the pending part, which would let the payout date pay
+    it): the SQL sums agree with commissions.balance, reversal rows included."""
+    engine = make_engine(db_url)
+    try:
+        async with session_factory(engine)() as session:
+            aff_id = await _seed(session)
+            f = next(e for e in await store_aff.commissions_of(session, affiliate_id=aff_id)
+                     if e.key == "f")  # fmt: skip
+            await store_aff.add_commission(session, values={
+                "key": "f-rfnd", "affiliate_id": aff_id, "customer_user_id": f.customer_user_id,
+                "kind": "reversal", "receipt": f.receipt,
+                "transaction_time": _t("2026-12-02 09:00:00"),
+                "due_at": _t("2026-12-02 09:00:00"), "payment_amount": Decimal("-49.00"),
+                "rate": Decimal("0.30"), "amount": Decimal("-14.70"), "reverses_id": f.id,
+                "flagged": False, "note": "", "created_at": _t("2026-12-02 09:00:00"),
+            })  # fmt: skip
+            entries = await store_aff.commissions_of(session, affiliate_id=aff_id)
+            now = _t("2026-12-05 00:00:00")
+            got = await stats_store.balance(
+                session, affiliate_id=aff_id, paid=Decimal("0"), now=now
+            )
+    finally:
+        await engine.dispose()
+    assert got == cm.balance(entries, paid=Decimal("0"), now=now)
+    # October's 14.70 leaves the payable part (14.70 + November's 17.68), not the pending one
+    assert (got.payable, got.pending) == (Decimal("17.68"), Decimal("0.00"))
