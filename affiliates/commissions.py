@@ -31,6 +31,10 @@ def reversal(earned: Decimal, refunded: Decimal, rate: Decimal) -> Decimal:
 
 class Entry(Protocol):
     @property
+    def id(self) -> int | None: ...
+    @property
+    def reverses_id(self) -> int | None: ...
+    @property
     def amount(self) -> Decimal: ...
     @property
     def transaction_time(self) -> datetime: ...
@@ -52,11 +56,22 @@ def month_start(when: datetime) -> datetime:
 def balance(entries: Iterable[Entry], *, paid: Decimal, now: datetime) -> Balance:
     """Split an affiliate's entries at ``now``. Payable: entries of transactions before this
     month that are out of their refund window, less ``paid`` (it may be negative: a paid
-    commission reversed — later commissions pay it back first). Pending: the rest."""
+    commission reversed — later commissions pay it back first). Pending: the rest.
+
+    A reversal goes where the commission it reverses is: a refund of a commission still pending
+    cancels it within the pending part; a refund of a payable (or paid) commission takes it
+    back from the payable part at once, whatever month the refund is of — so a commission
+    refunded just before a payout date is never paid."""
+    entries = list(entries)
     start = month_start(now)
+
+    def is_due(e: Entry) -> bool:
+        return e.transaction_time < start and e.due_at <= now
+
+    due_ids = {e.id for e in entries if e.reverses_id is None and is_due(e)}
     due = pending = Decimal("0.00")
     for e in entries:
-        if e.transaction_time < start and e.due_at <= now:
+        if (e.reverses_id in due_ids) if e.reverses_id is not None else is_due(e):
             due += e.amount
         else:
             pending += e.amount

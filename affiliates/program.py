@@ -144,7 +144,8 @@ async def record_commission(
                 "receipt": n.receipt, "transaction_time": n.transaction_time,
                 "due_at": n.transaction_time, "payment_amount": -abs(n.total_account_amount),
                 "rate": original.rate, "amount": taken, "reverses_id": original.id,
-                "flagged": original.flagged, "note": f"{kind} of {n.receipt}",
+                "flagged": original.flagged,
+                "note": messages.REVERSAL_NOTE.format(kind=kind, receipt=n.receipt),
                 "created_at": utcnow(),
             },
         )  # fmt: skip

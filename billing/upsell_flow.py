@@ -15,6 +15,8 @@ step = "pack"
 sku = "pack-100"
 headline = "Add 100 scans to your order"
 text = "One-off pack, never expires."
+headline_fr = "Ajoutez 100 scans à votre commande"   # optional: the words in another language
+text_fr = "Pack unique, sans date d'expiration."
 accept = "monitor"         # the next step after a purchase ("" ends the flow)
 decline = ""               # the next step after a decline
 ```
@@ -22,6 +24,7 @@ decline = ""               # the next step after a decline
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,6 +33,21 @@ from typing import Any, Protocol
 
 MAX_OFFERS = 3
 MAX_PRICE = Decimal("150")
+
+
+LANGUAGE_KEY = re.compile(r"(headline|text)_([a-z]{2})")
+
+
+def _languages(raw: dict[str, Any], where: str) -> tuple[tuple[str, tuple[str, str]], ...]:
+    """An offer's ``headline_<lang>`` / ``text_<lang>`` keys, by language."""
+    found: dict[str, dict[str, str]] = {}
+    for key in raw:
+        if m := LANGUAGE_KEY.fullmatch(str(key)):
+            found.setdefault(m.group(2), {})[m.group(1)] = _str(raw, key, where, required=False)
+    return tuple(
+        (code, (words.get("headline", ""), words.get("text", "")))
+        for code, words in sorted(found.items())
+    )
 
 
 class FlowError(ValueError):
@@ -61,6 +79,15 @@ class Offer:
     text: str
     accept: str | None  # the next step on a purchase (None: the flow ends)
     decline: str | None
+    # the headline and text in other languages ("fr": (headline, text)), from headline_fr…
+    languages: tuple[tuple[str, tuple[str, str]], ...] = ()
+
+    def words(self, locale: str) -> tuple[str, str]:
+        """(headline, text) in ``locale`` when the catalogue gives them, else as written."""
+        found = dict(self.languages).get(locale)
+        if found is None:
+            return self.headline, self.text
+        return found[0] or self.headline, found[1] or self.text
 
 
 @dataclass(frozen=True)
@@ -159,6 +186,7 @@ def parse_flows(
                 text=_str(o, "text", owhere, required=False),
                 accept=_str(o, "accept", owhere, required=False) or None,
                 decline=_str(o, "decline", owhere, required=False) or None,
+                languages=_languages(o, owhere),
             )
         for offer in offers.values():
             for nxt in (offer.accept, offer.decline):

@@ -1,4 +1,4 @@
-"""``ccbb affiliates list|refuse|revoke|reinstate``: the operator's view of the affiliate
+"""``ccbb affiliates list|refuse|revoke|block|reinstate``: the operator's view of the affiliate
 program (members, their referrals and the self-referrals flagged)."""
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ def add_parsers(sub: Any) -> None:
     for name, text in (
         ("refuse", "refuse an application (the link earns nothing)"),
         ("revoke", "end a membership (no future commissions)"),
-        ("reinstate", "make a refused or revoked member active again"),
+        ("block", "block a member for self-referral (no commission, balance not paid)"),
+        ("reinstate", "make a refused, revoked or blocked member active again"),
     ):
         cmd = cmds.add_parser(name, help=text)
         cmd.add_argument("ref_id", metavar="REFID")
@@ -59,6 +60,7 @@ async def _run(args: argparse.Namespace, url: str) -> int:
             status = {
                 "refuse": store_aff.REFUSED,
                 "revoke": store_aff.REVOKED,
+                "block": store_aff.BLOCKED,
                 "reinstate": store_aff.ACTIVE,
             }[args.affiliates_command]
             found = await store_aff.set_status(

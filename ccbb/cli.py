@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ccbb import affiliates_cli
 
     affiliates_cli.add_parsers(sub)
+    from ccbb import payouts_cli
+
+    payouts_cli.add_parsers(sub)
+    sub.add_parser("sandbox-paypal", help="serve the sandbox PayPal Payouts API (see --help)")
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command")
     create = user.add_parser("create", help="create a user (the first admin, say)")
     create.add_argument("email")
@@ -303,6 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ccbb.sandbox.clickbank import main as clickbank_sandbox_main
 
         return clickbank_sandbox_main(argv[1:])
+    if argv[:1] == ["sandbox-paypal"]:
+        from ccbb.sandbox.paypal import main as paypal_sandbox_main
+
+        return paypal_sandbox_main(argv[1:])
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     command = _command_parser(parser, args.command)
@@ -339,6 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ccbb import affiliates_cli
 
             return affiliates_cli.run(args)
+        if args.command == "payouts":
+            from ccbb import payouts_cli
+
+            return payouts_cli.run(args)
         if args.command == "user" and args.user_command == "create":
             from ccbb.services import create_user
 

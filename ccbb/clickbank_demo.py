@@ -9,6 +9,8 @@ import string
 import sys
 from typing import Any
 
+from ccbb.child_processes import free_port, start_and_wait
+
 DEMO_VENDOR = "ccbbdemo"
 
 
@@ -17,9 +19,7 @@ def clickbank_sandbox(
 ) -> tuple[dict[str, str], Any]:
     """Start ``ccbb sandbox-clickbank`` for the app at ``app_url``; returns the environment the
     app and the worker need (vendor, keys, pay-link and API bases) and the process."""
-    from ccbb.services import _free_port, _start_and_wait
-
-    port = _free_port()
+    port = free_port()
     alphabet = string.ascii_uppercase + string.digits
     env = {
         "CCBB_CLICKBANK_VENDOR": DEMO_VENDOR,
@@ -29,7 +29,7 @@ def clickbank_sandbox(
         "CCBB_CLICKBANK_API_BASE": f"http://127.0.0.1:{port}",
         "CCBB_PUBLIC_URL": app_url,
     }
-    proc = _start_and_wait(
+    proc = start_and_wait(
         [sys.executable, "-m", "ccbb.cli", "sandbox-clickbank", "--port", str(port),
          "--app-url", app_url, "--retry", "2,5,10"],
         "http://", env={**os.environ, **(extra_env or {}), **env},

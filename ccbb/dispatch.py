@@ -20,24 +20,28 @@ from typing import Any
 
 from ccbb import jobs
 from ccbb.bulk_enqueue import enqueue_many
+from ccbb.marks import N_
 from notify import messages
 from notify.email import Mail, mail_enabled, queue_mail
 from store import monitoring as store_monitoring
 from store import scans as store_scans
 from store import users as store_users
 from store.models import utcnow
+from web import i18n
 
 log = logging.getLogger(__name__)
 
 RUN_JOB = "scheduled_scan_job"
+
+
 BATCH = 10_000  # schedules taken per transaction
 
 # what the Schedules page says of the last due time (plain English, one place)
-QUEUED = "Scan #{scan_id} queued"
-STILL_SCANNING = "Skipped: the site was still being scanned"
-TOO_MANY = "Skipped: too many of your scans were queued or running"
-NO_CREDITS = "Paused: no scan credits left"
-NO_CREDENTIAL = "Paused: the Amazon credentials of this site were deleted"
+QUEUED = N_("Scan #{scan_id} queued")
+STILL_SCANNING = N_("Skipped: the site was still being scanned")
+TOO_MANY = N_("Skipped: too many of your scans were queued or running")
+NO_CREDITS = N_("Paused: no scan credits left")
+NO_CREDENTIAL = N_("Paused: the Amazon credentials of this site were deleted")
 
 
 def run_job_id(schedule_id: int, due_at: datetime, created_at: datetime) -> str:
@@ -139,7 +143,8 @@ async def _pause(
     if not first or user is None or not mail_enabled(ctx["settings"]):
         return
     link = ctx["settings"].public_url.rstrip("/") + "/monitoring"
-    parts = messages.schedule_paused(site, link)
+    with i18n.speaking(user.locale):  # the mail in the account's language
+        parts = messages.schedule_paused(site, link)
     key = f"paused:{schedule_id}:{int(due_at.timestamp())}"
     await queue_mail(ctx["sessions"], ctx["redis"],
                      Mail(key, user.email, parts.subject, parts.text, parts.html))  # fmt: skip

@@ -108,7 +108,7 @@ class RedisRateLimiter:
         interval, self.lateness = pacing(tps, headroom)  # ValueError for a bad tps or headroom
         self.tps = tps
         self.key = prefix + _digest(key)  # the credential ID never appears in Redis
-        # rounded first: 0.06 s is 60000.000000000007 µs in floating point, which is not a 60001 µs limit
+        # rounded first: 0.06 s is 60000.000000000007 µs in floating point, not a 60001 µs limit
         self.interval_us = math.ceil(round(interval * 1_000_000, 3))
         self.missed = 0  # slots given up because this process woke too late for them
         self._best: tuple[float, float, float] | None = None  # clock offset, its rtt, when

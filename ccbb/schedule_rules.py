@@ -12,15 +12,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ccbb.marks import N_
+
 FREQUENCIES = ("off", "daily", "weekly", "monthly")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
-# user-facing messages (plain English, one place)
-BAD_FREQUENCY = "Choose off, daily, weekly or monthly."
-BAD_HOUR = "Choose an hour from 0 to 23."
-BAD_WEEKDAY = "Choose a weekday from 0 (Monday) to 6 (Sunday)."
-BAD_DAY = "Choose a day of the month from 1 to 28 (every month has it)."
-BAD_ZONE = "Unknown time zone {zone!r}: write it as Europe/Paris, America/New_York or UTC."
+
+# user-facing messages (plain English, one place; the API says them so)
+BAD_FREQUENCY = N_("Choose off, daily, weekly or monthly.")
+BAD_HOUR = N_("Choose an hour from 0 to 23.")
+BAD_WEEKDAY = N_("Choose a weekday from 0 (Monday) to 6 (Sunday).")
+BAD_DAY = N_("Choose a day of the month from 1 to 28 (every month has it).")
+BAD_ZONE = N_("Unknown time zone “{zone}”: write it as Europe/Paris, America/New_York or UTC.")
 
 
 @dataclass(frozen=True, slots=True)

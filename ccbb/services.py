@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from ccbb.child_processes import ChildFailed, free_port, start_and_wait
 from ccbb.embedded import EmbeddedRedis, EmbeddedRedisError, RedisUnavailable, check_redis
 from ccbb.settings import Settings, get_settings
 from store.db import DatabaseUnavailable, check_database, make_engine
@@ -164,11 +165,20 @@ def run_all(host: str, port: int, demo: bool = False) -> int:
                 cb_env, cb_proc = clickbank_sandbox(f"http://{shown}:{port}")
                 extra_env.update(cb_env)
                 helpers.append(cb_proc)
+                from ccbb.paypal_demo import paypal_sandbox
+
+                pp_env, pp_proc = paypal_sandbox()
+                extra_env.update(pp_env)
+                helpers.append(pp_proc)
             if demo and "CCBB_PUBLIC_URL" not in os.environ:
                 extra_env["CCBB_PUBLIC_URL"] = f"http://{host}:{port}"  # links in demo mails
             # the worker and the web app (its Test connection) reach the same sandbox
             os.environ.update(extra_env)
             web_settings = _resolved(Settings() if extra_env else settings, url)
+            if demo:
+                from ccbb.paypal_demo import demo_payout
+
+                demo_payout(web_settings)  # a payout the newcomer can see
             worker = Supervised(
                 "worker",
                 [sys.executable, "-m", "ccbb.cli", "worker"],
@@ -196,7 +206,7 @@ def run_all(host: str, port: int, demo: bool = False) -> int:
                         proc.wait(30)
                     except subprocess.TimeoutExpired:
                         proc.kill()
-    except ServiceUnavailable as exc:
+    except (ServiceUnavailable, ChildFailed) as exc:
         sys.stderr.write(f"ccbb: {exc}\n")
         return 1
     return 0
@@ -332,27 +342,6 @@ async def _demo_credits(session: Any, user: Any) -> None:
         )  # fmt: skip
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_and_wait(args: list[str], ready: str, env: dict[str, str] | None = None) -> Any:
-    import subprocess
-
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)  # noqa: S603
-    assert proc.stdout is not None
-    while True:
-        line = proc.stdout.readline()
-        if not line:
-            raise ServiceUnavailable(f"could not start {' '.join(args[:4])}")
-        if ready in line:
-            return proc
-
-
 def demo_env(site_port: int, api_port: int) -> dict[str, str]:
     """The workers' environment in demo mode: the sandbox API, and the demo's host names mapped
     to the demo site. Private networks stay refused: the crawler reaches the demo site because
@@ -374,17 +363,17 @@ def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
     import json
     import secrets as secrets_mod
 
-    site_port, api_port, smtp_port = _free_port(), _free_port(), _free_port()
+    site_port, api_port, smtp_port = free_port(), free_port(), free_port()
     catalogue = settings.data_dir / "demo-catalogue.json"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    site = _start_and_wait(
+    site = start_and_wait(
         [sys.executable, "-m", "ccbb.sandbox.demo_site", "--pages", "300", "--port",
          str(site_port), "--catalogue-json", str(catalogue)], "http://",
     )  # fmt: skip
     data = json.loads(catalogue.read_text())
     data["credentials"][0]["tps"] = 5.0
     catalogue.write_text(json.dumps(data))
-    api = _start_and_wait(
+    api = start_and_wait(
         [sys.executable, "-m", "ccbb.cli", "sandbox-amazon", "--port", str(api_port),
          "--catalogue", str(catalogue)], "http://",
     )  # fmt: skip
@@ -435,7 +424,7 @@ def demo_services(settings: Settings) -> tuple[dict[str, str], list[Any]]:
     )
     # the product's mail goes to a local catcher, shown at /demo/mail
     mail_dir = settings.data_dir / "demo-mail"
-    catcher = _start_and_wait(
+    catcher = start_and_wait(
         [sys.executable, "-m", "ccbb.sandbox.smtp_catcher", "--port", str(smtp_port),
          "--dir", str(mail_dir)],
         "smtp catcher ready",

@@ -104,12 +104,36 @@ class Settings(BaseSettings):
     )
     # days a commission stays pending (the refund window) before it can be paid
     affiliate_hold_days: int = Field(default=7, ge=0, validation_alias="CCBB_AFFILIATE_HOLD_DAYS")
+    # seconds a web process gathers referral-link visits in memory before writing them (one
+    # transaction per interval instead of one per click: web.visit_counter)
+    affiliate_visit_flush_seconds: float = Field(
+        default=1.0, gt=0, le=60, validation_alias="CCBB_AFFILIATE_VISIT_FLUSH_SECONDS"
+    )
     # whose public holidays move a payout day (ISO 3166 code, as the holidays library knows it)
     payout_country: str = Field(default="US", validation_alias="CCBB_PAYOUT_COUNTRY")
     # the smallest payable balance paid out (USD); below it, the balance carries over
     payout_minimum: Decimal = Field(
         default=Decimal("50"), ge=0, validation_alias="CCBB_PAYOUT_MINIMUM"
     )
+
+    # PayPal Payouts (affiliates.paypal_payouts): the REST app's credentials and API base
+    # (https://api-m.sandbox.paypal.com for PayPal's sandbox; `ccbb run --demo` sets ours)
+    paypal_api_base: str = Field(
+        default="https://api-m.paypal.com", validation_alias="CCBB_PAYPAL_API_BASE"
+    )
+    paypal_client_id: str = Field(default="", validation_alias="CCBB_PAYPAL_CLIENT_ID")
+    paypal_client_secret: SecretStr | None = Field(
+        default=None, validation_alias="CCBB_PAYPAL_CLIENT_SECRET"
+    )
+    # the sender_batch_id of a run is "<prefix>-<payout date>": one batch per date, ever
+    # (two deployments paying from one PayPal account need two prefixes)
+    payout_batch_prefix: str = Field(
+        default="ccbb",
+        pattern=r"^[A-Za-z0-9_-]{1,40}$",
+        validation_alias="CCBB_PAYOUT_BATCH_PREFIX",
+    )
+    # seconds a PayPal call may take before the run stops (and is retried, safely)
+    paypal_timeout: float = Field(default=30.0, gt=0, validation_alias="CCBB_PAYPAL_TIMEOUT")
 
     @field_validator("payout_country")
     @classmethod

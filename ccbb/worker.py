@@ -17,6 +17,8 @@ from ccbb.clickbank_jobs import MAX_TRIES as CLICKBANK_TRIES
 from ccbb.clickbank_jobs import clickbank_event_job
 from ccbb.dispatch import dispatch, scheduled_scan_job
 from ccbb.jobs import network_policy, new_worker_id, reap, scan_job
+from ccbb.payout_jobs import MAX_TRIES as PAYOUT_TRIES
+from ccbb.payout_jobs import payout_run_job, payouts_tick
 from ccbb.settings import get_settings
 from notify.alerts import DELIVERY_TRIES, deliver_alert_job, weekly_summary_job
 from notify.jobs import MAIL_TRIES, send_mail_job
@@ -73,12 +75,15 @@ class WorkerSettings:
         func(send_mail_job, timeout=120, max_tries=MAIL_TRIES),
         func(scheduled_scan_job, timeout=300, max_tries=3),
         func(deliver_alert_job, timeout=120, max_tries=DELIVERY_TRIES),
+        func(payout_run_job, timeout=900, max_tries=PAYOUT_TRIES),
     ]
     cron_jobs = [
         cron(reap, second=set(range(0, 60, 5)), run_at_startup=True),
         # every worker ticks; each due schedule is still queued once (ccbb.dispatch)
         cron(dispatch, second={0}, run_at_startup=True),
         cron(weekly_summary_job, weekday="mon", hour={7}, minute={0}, second={0}),
+        # affiliate payouts: the day's run queued once under a job id made of the date
+        cron(payouts_tick, hour={6}, minute={0}, second={0}, run_at_startup=True),
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import store.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 from store.db import async_url, make_engine
 
 config = context.config

@@ -29,6 +29,7 @@ from store import users as store_users
 from store.crypto import SecretBox
 from store.models import Scan, utcnow
 from store.monitoring import AlertChannel, ScanChange
+from web import i18n
 
 log = logging.getLogger(__name__)
 
@@ -231,36 +232,76 @@ async def deliver_alert_job(ctx: dict[str, Any], delivery_id: int) -> str:
     return "delivered"
 
 
+def _line_text(line: dict[str, Any]) -> str:
+    """A line of changes in the language of the moment (the payload keeps the English text)."""
+    if "kind" in line and "count" in line:
+        return messages.change_line(line["kind"], int(line["count"]))
+    return str(line.get("text", ""))
+
+
+def _what(site: dict[str, Any]) -> str:
+    """What changed on a site this week, in the language of the moment."""
+    if "lines" not in site:  # a summary queued before the lines were kept
+        return str(site.get("what", ""))
+    shown = [_line_text(line) for line in site["lines"]]
+    return ", ".join(shown) if shown else messages.nothing_changed()
+
+
+def _headline(payload: dict[str, Any], text_lines: list[tuple[str, str]]) -> str:
+    if payload["event"] == "test":
+        return str(payload["summary"])  # written in the user's language when queued
+    if payload["event"] == "summary":
+        return messages.week_title(len(payload.get("sites", [])))
+    since = messages.since_scan(payload.get("previous_scan_id"))
+    counts = payload.get("counts")
+    if isinstance(counts, dict):  # the whole change, as the event's summary says it
+        shown = [messages.change_line(k, int(n)) for k, n in counts.items() if n]
+        return messages.headline(since, shown)
+    return messages.headline(since, [t for t, _link in text_lines])
+
+
 async def _send(
     ctx: dict[str, Any], channel: AlertChannel, payload: dict[str, Any], delivery_id: int
 ) -> int | None:
     box: SecretBox = ctx["box"]
     target = box.decrypt(channel.target_encrypted)
-    text_lines = [(line["text"], line["url"]) for line in payload.get("lines", [])]
-    link = payload.get("report_url")
-    if channel.kind == "email":
-        if payload["event"] == "test":
-            parts = messages.test_message("address")
+    if channel.kind == "webhook":  # the JSON event as it is: English, a stable contract
+        secret = box.decrypt(channel.secret_encrypted or "")
+        body, headers = hooks.webhook_request(payload, secret)
+        return await _post(ctx, channel, target, body, headers)
+    async with ctx["sessions"]() as session:  # people read the rest: in their language
+        user = await store_users.get_user(session, user_id=channel.user_id)
+    with i18n.speaking(user.locale if user else None):
+        text_lines = [(_line_text(line), line["url"]) for line in payload.get("lines", [])]
+        link = payload.get("report_url")
+        headline = _headline(payload, text_lines)
+        open_report = messages.open_report()
+        if channel.kind == "email":
+            if payload["event"] == "test":
+                parts = messages.test_message("email")
+            elif payload["event"] == "summary":
+                rows = [(r["site"], _what(r), r["url"]) for r in payload["sites"]]
+                parts = messages.weekly_summary(rows, payload["dashboard"])
+            else:
+                parts = messages.alert(payload["site"], headline, text_lines, link or "")
         elif payload["event"] == "summary":
-            parts = messages.weekly_summary(
-                [(r["site"], r["what"], r["url"]) for r in payload["sites"]], payload["dashboard"]
-            )
-        else:
-            parts = messages.alert(payload["site"], payload["summary"], text_lines, link or "")
+            text_lines = [(f"{r['site']}: {_what(r)}", r["url"]) for r in payload["sites"]]
+    if channel.kind == "email":
         await queue_mail(
             ctx["sessions"],
             ctx["redis"],
             Mail(f"alert:{delivery_id}", target, parts.subject, parts.text, parts.html),
         )
         return None
-    if channel.kind == "slack":
-        if payload["event"] == "summary":
-            text_lines = [(f"{r['site']}: {r['what']}", r["url"]) for r in payload["sites"]]
-        body_json = hooks.slack_payload(payload["summary"], text_lines, link)
-        body, headers = json.dumps(body_json).encode(), {"Content-Type": "application/json"}
-    else:
-        secret = box.decrypt(channel.secret_encrypted or "")
-        body, headers = hooks.webhook_request(payload, secret)
+    body_json = hooks.slack_payload(headline, text_lines, link, open_report)
+    body, headers = json.dumps(body_json).encode(), {"Content-Type": "application/json"}
+    return await _post(ctx, channel, target, body, headers)
+
+
+async def _post(
+    ctx: dict[str, Any], channel: AlertChannel, target: str, body: bytes, headers: dict[str, str]
+) -> int:
+    """POST a Slack message or a webhook event; the answer's status, or DeliveryFailed."""
     try:
         status = await hooks.post(ctx["http"], target, body, headers)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -301,7 +342,10 @@ async def weekly_summary_job(ctx: dict[str, Any]) -> int:
             shown = lines(change.changes())
             what = ", ".join(x.text for x in shown) if shown else SUMMARY_NOTHING
             assert scan.id is not None
-            sites.append({"site": scan.site, "what": what, "url": report_url(public, scan.id)})
+            sites.append({
+                "site": scan.site, "what": what, "url": report_url(public, scan.id),
+                "lines": [{"kind": x.kind, "count": x.count} for x in shown],
+            })  # fmt: skip
         summary = f"Your week: {len(sites)} sites scanned" if sites else "Your week: no scans"
         for channel in channels:
             if not channel.weekly_summary:

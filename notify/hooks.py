@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from ccbb.marks import N_
 from scanner.net import is_public, literal_ip
 
 SIGNATURE_HEADER = "CCBB-Signature"
@@ -29,14 +30,14 @@ EVENT_ID_HEADER = "CCBB-Event-Id"
 EVENT_HEADER = "CCBB-Event"
 POST_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
-# user-facing messages (plain English, one place)
-NOT_HTTP = "Give an http:// or https:// address, such as https://example.com/hooks/ccbb."
-NOT_SLACK = "Give the Slack incoming webhook address: https://hooks.slack.com/services/…"
-PRIVATE = (
+# user-facing messages (plain English, one place; pages translate them: web.engine_messages)
+NOT_HTTP = N_("Give an http:// or https:// address, such as https://example.com/hooks/ccbb.")
+NOT_SLACK = N_("Give the Slack incoming webhook address: https://hooks.slack.com/services/…")
+PRIVATE = N_(
     "{host} is a private, loopback or reserved address ({addresses}): alerts are only sent to "
     "public addresses."
 )
-UNKNOWN_HOST = "{host} does not resolve: check the address."
+UNKNOWN_HOST = N_("{host} does not resolve: check the address.")
 
 
 def new_secret() -> str:
@@ -108,8 +109,14 @@ def webhook_request(
     return body, headers
 
 
-def slack_payload(headline: str, lines: list[tuple[str, str]], link: str | None) -> dict[str, Any]:
-    """Slack's message JSON: the headline, one bullet per line linking to its table."""
+def slack_payload(
+    headline: str,
+    lines: list[tuple[str, str]],
+    link: str | None,
+    link_text: str = "Open the report",
+) -> dict[str, Any]:
+    """Slack's message JSON: the headline, one bullet per line linking to its table, and
+    ``link_text`` to the report (all in the reader's language: notify.alerts writes them)."""
     bullets = "\n".join(f"• <{href}|{_slack_escape(text)}>" for text, href in lines)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{_slack_escape(headline)}*"}}
@@ -120,7 +127,7 @@ def slack_payload(headline: str, lines: list[tuple[str, str]], link: str | None)
         blocks.append(
             {
                 "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"<{link}|Open the report>"}],
+                "elements": [{"type": "mrkdwn", "text": f"<{link}|{_slack_escape(link_text)}>"}],
             }
         )
     return {"text": headline, "blocks": blocks}

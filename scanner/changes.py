@@ -28,7 +28,8 @@ from scanner.scan import ScanReport
 AVAILABLE = Status.AVAILABLE.value
 BROKEN_STATUSES = (Status.REMOVED.value, Status.OUT_OF_STOCK.value, Status.ERROR.value)
 
-# user-facing strings (plain English, one place; i18n comes later): (singular, plural)
+# user-facing strings (plain English, one place; the API and the webhook say them so, pages and
+# mails in their language through notify.messages.change_line): (singular, plural)
 LINE_TEXT: dict[str, tuple[str, str]] = {
     "newly_out_of_stock": ("{n} newly out of stock", "{n} newly out of stock"),
     "newly_removed": ("{n} newly removed from Amazon", "{n} newly removed from Amazon"),

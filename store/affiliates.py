@@ -15,7 +15,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, Date, ForeignKey, Integer, Numeric, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    Date,
+    ForeignKey,
+    Integer,
+    Numeric,
+    UniqueConstraint,
+    bindparam,
+    case,
+    func,
+)
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel, col, select
@@ -24,7 +35,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from store.models import User, UtcDateTime, table_of, utcnow
 
 ACTIVE, REFUSED, REVOKED = "active", "refused", "revoked"
-STATUSES = (ACTIVE, REFUSED, REVOKED)
+# blocked: revoked for abuse (self-referral): no commission, and nothing of the balance paid
+BLOCKED = "blocked"
+STATUSES = (ACTIVE, REFUSED, REVOKED, BLOCKED)
 
 
 class Affiliate(SQLModel, table=True):
@@ -134,19 +147,59 @@ class Member:
 
 
 async def list_members(session: AsyncSession, *, status: str | None = None) -> list[Member]:
-    stmt = select(Affiliate, User.email).join(User, col(User.id) == col(Affiliate.user_id))
+    """Every member (or those of ``status``) with their referral counts, in one query."""
+    r = REFERRAL_TABLE.c
+    counts = (
+        core_select(
+            r.affiliate_id,
+            func.count().label("referrals"),
+            func.sum(case((r.self_referral.is_(True), 1), else_=0)).label("flagged"),
+        )
+        .group_by(r.affiliate_id)
+        .subquery()
+    )
+    stmt = (
+        select(Affiliate, User.email, counts.c.referrals, counts.c.flagged)
+        .join(User, col(User.id) == col(Affiliate.user_id))
+        .outerjoin(counts, counts.c.affiliate_id == col(Affiliate.id))
+    )
     if status is not None:
         stmt = stmt.where(col(Affiliate.status) == status)
     rows = (await session.exec(stmt.order_by(col(Affiliate.id)))).all()
+    return [Member(a, email, int(n or 0), int(f or 0)) for a, email, n, f in rows]
+
+
+@dataclass(frozen=True)
+class FlaggedReferral:
+    referral: AffiliateReferral
+    ref_id: str
+    affiliate_email: str
+    affiliate_status: str
+    customer_email: str
+
+
+async def flagged_referrals(session: AsyncSession, *, limit: int = 500) -> list[FlaggedReferral]:
+    """The self-referrals recorded, newest first, with who is who (for the operator)."""
+    owner = User.__table__.alias("owner")  # type: ignore[attr-defined]
+    customer = User.__table__.alias("customer")  # type: ignore[attr-defined]
+    stmt = (
+        core_select(REFERRAL_TABLE, AFFILIATE_TABLE.c.ref_id, AFFILIATE_TABLE.c.status,
+                    owner.c.email.label("owner_email"), customer.c.email.label("customer_email"))
+        .join(AFFILIATE_TABLE, AFFILIATE_TABLE.c.id == REFERRAL_TABLE.c.affiliate_id)
+        .join(owner, owner.c.id == AFFILIATE_TABLE.c.user_id)
+        .join(customer, customer.c.id == REFERRAL_TABLE.c.user_id)
+        .where(REFERRAL_TABLE.c.self_referral.is_(True))
+        .order_by(REFERRAL_TABLE.c.id.desc())
+        .limit(limit)
+    )  # fmt: skip
+    conn = await session.connection()
     out = []
-    for affiliate, email in rows:
-        refs = (
-            await session.exec(
-                select(AffiliateReferral).where(col(AffiliateReferral.affiliate_id) == affiliate.id)
-            )
-        ).all()
-        flagged = sum(1 for r in refs if r.self_referral)
-        out.append(Member(affiliate, email, len(refs), flagged))
+    for row in (await conn.execute(stmt)).mappings().all():
+        referral = AffiliateReferral.model_validate(
+            {k: row[k] for k in AffiliateReferral.model_fields}
+        )
+        out.append(FlaggedReferral(referral, row["ref_id"], row["owner_email"], row["status"],
+                                   row["customer_email"]))  # fmt: skip
     return out
 
 
@@ -180,6 +233,22 @@ async def count_visit(session: AsyncSession, *, affiliate_id: int, day: date, un
         {"affiliate_id": affiliate_id, "day": day, "visits": 1, "unique_visits": int(unique)},
     )
     await session.commit()
+
+
+async def count_visits(session: AsyncSession, *, counts: list[dict[str, Any]]) -> None:
+    """Many (affiliate, day) counters at once (``affiliate_id, day, visits, unique_visits``
+    each), added in one transaction: what the web process's visit buffer flushes."""
+    if not counts:
+        return
+    conn = await session.connection()
+    await conn.execute(_VISIT_UPSERT[conn.dialect.name == "postgresql"], counts)
+    await session.commit()
+
+
+# the referral link's lookup (web.reads: one round trip, no transaction)
+ACTIVE_BY_REF = core_select(AFFILIATE_TABLE.c.id, AFFILIATE_TABLE.c.status).where(
+    AFFILIATE_TABLE.c.ref_id == bindparam("ref_id")
+)
 
 
 async def visit_days(
@@ -321,3 +390,22 @@ async def commissions_of(session: AsyncSession, *, affiliate_id: int) -> list[Af
         .order_by(col(AffiliateCommission.id))
     )
     return list((await session.exec(stmt)).all())
+
+
+async def recent_commissions(
+    session: AsyncSession, *, affiliate_id: int, limit: int
+) -> tuple[list[AffiliateCommission], int]:
+    """The latest ``limit`` entries of an affiliate, newest first, and how many there are."""
+    stmt = (
+        select(AffiliateCommission)
+        .where(col(AffiliateCommission.affiliate_id) == affiliate_id)
+        .order_by(col(AffiliateCommission.id).desc())
+        .limit(limit)
+    )
+    rows = list((await session.exec(stmt)).all())
+    count = (
+        await session.exec(
+            select(func.count()).where(col(AffiliateCommission.affiliate_id) == affiliate_id)
+        )
+    ).one()
+    return rows, int(count)

@@ -371,10 +371,3 @@ ROW_TABLE = table_of(ScanRow)
 ORDER_TABLE = table_of(ScanOrder)
 AUDIT_TABLE = table_of(ScanAudit)
 REPORT_TABLES = (ROW_TABLE, ORDER_TABLE, AUDIT_TABLE)  # made from the findings at finish
-from store import affiliates as _affiliates  # noqa: E402,F401  (affiliate program)
-from store import clickbank as _clickbank  # noqa: E402,F401
-from store import credits as _credits  # noqa: E402,F401  (credit_ledger, credit_account)
-from store import mail as _mail  # noqa: E402,F401
-from store import monitoring as _monitoring  # noqa: E402,F401
-from store import onboarding as _onboarding  # noqa: E402,F401  (first_run_step)
-from store import sessions as _sessions  # noqa: E402,F401

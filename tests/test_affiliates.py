@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,17 +23,20 @@ from store import credits as store_credits
 from store import users as store_users
 from store.db import make_engine, session_factory
 from store.migrate import upgrade
+from web import affiliate
 from web.app import create_app, session_secret
 
 T = TypeVar("T")
 PASSWORD = "a long enough password"
+FLUSH = 0.05  # the web process writes the link's visits this often (web.visit_counter)
 
 
 @pytest.fixture
 def app_settings(tmp_path: Path, test_redis_url: str) -> Settings:
     url = f"sqlite:///{tmp_path / 'aff.sqlite3'}"
     settings = Settings(CCBB_DATA_DIR=tmp_path, DATABASE_URL=url, REDIS_URL=test_redis_url,  # type: ignore[call-arg]
-                        CCBB_PUBLIC_URL="https://ccbb.example")  # fmt: skip
+                        CCBB_PUBLIC_URL="https://ccbb.example",
+                        CCBB_AFFILIATE_VISIT_FLUSH_SECONDS=FLUSH)  # fmt: skip
     upgrade(settings.sqlalchemy_url)
     import redis
 
@@ -92,6 +96,8 @@ def new_affiliate(client: TestClient, settings: Settings, email: str) -> store_a
 
 
 def visits(settings: Settings, affiliate: store_aff.Affiliate) -> tuple[int, int]:
+    """The link's counters in the database, once the web process has written them."""
+    time.sleep(FLUSH * 6)
     today = datetime.now(UTC).date()
     rows = db(settings, lambda s: store_aff.visit_days(
         s, affiliate_id=affiliate.id, start=today - timedelta(days=1), end=today))  # fmt: skip
@@ -315,5 +321,6 @@ def test_operator_lists_refuses_and_reinstates(
     client.get(f"/r/{aff.ref_id}", follow_redirects=False)
     assert visits(app_settings, aff) == (0, 0)
     assert cli("reinstate", aff.ref_id) == 0
+    time.sleep(affiliate.REF_CACHE_SECONDS)  # the link's answer for a REF ID lives a second
     client.get(f"/r/{aff.ref_id}", follow_redirects=False)
     assert visits(app_settings, aff) == (1, 1)

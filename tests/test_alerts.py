@@ -291,3 +291,34 @@ def test_bad_webhook_addresses_say_what_to_give(url: str, message: str) -> None:
 def test_a_public_address_is_accepted_without_connecting() -> None:
     # an IP literal is judged as it is: no DNS, no connection
     assert hooks.url_problem("https://93.184.215.14/hook", allow_private=False) is None
+
+
+async def test_alerts_are_written_in_the_account_language(world: World) -> None:
+    """A French account's mail and Slack message are in French (from the event's kinds and
+    counts); the webhook's JSON stays English, the stable contract."""
+    async with world.ctx["sessions"]() as session:
+        await users.set_locale(session, user_id=world.user_id, locale="fr")
+    first = await world.scan(_report(R({A: OK, B: OOS}), 3))
+    second = await world.scan(_report(R({A: OOS, B: OK}), 10))
+    assert sorted(await world.run_deliveries()) == ["delivered"] * 3
+    report = f"{PUBLIC}/scans/{second}"
+    (mail,) = world.smtp.wait_for(1)
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert (
+        f"Depuis le scan n°{first} : 1 produit passé en rupture de stock, 1 produit rétabli."
+        in text
+    ), text
+    assert f"- 1 produit passé en rupture de stock : {report}?status=out_of_stock" in text
+    assert f"Le rapport complet : {report}" in text
+    assert "newly out of stock" not in text and "Since scan" not in text
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert ">Ouvrir le rapport</a>" in html
+    (_, _, body) = next(g for g in world.receiver.got if g[0] == "/slack")
+    payload = json.loads(body)
+    assert payload["text"].startswith(f"Depuis le scan n°{first}")
+    assert "1 produit rétabli" in payload["blocks"][1]["text"]["text"]
+    assert payload["blocks"][2]["elements"][0]["text"] == f"<{report}|Ouvrir le rapport>"
+    ((_, _, body),) = [g for g in world.receiver.got if g[0] == "/hook"]
+    event = json.loads(body)
+    assert event["summary"].startswith(f"Since scan #{first}")
+    assert [x["text"] for x in event["lines"]] == ["1 newly out of stock"]

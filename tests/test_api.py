@@ -24,7 +24,7 @@ from scanner.report import to_json
 from scanner.scan import ScanReport
 from store import scans as store_scans
 from tests.test_web_scans import SECRET, Env, web_env
-from web import api, credits_api, monitoring_api, openapi
+from web import affiliate_api, api, credits_api, monitoring_api, openapi
 
 API = "/api/v1"
 
@@ -290,7 +290,12 @@ def test_openapi_document_is_valid_public_and_complete(env: Env) -> None:
                 "{channel_id:int}", "{channel_id}"
             ),
         )
-        for route in [*api.routes, *credits_api.routes, *monitoring_api.routes]
+        for route in [
+            *api.routes,
+            *credits_api.routes,
+            *monitoring_api.routes,
+            *affiliate_api.routes,
+        ]
         if isinstance(route, Route) and not route.path.endswith("openapi.json")
         for method in route.methods or ()
         if method != "HEAD"

@@ -194,8 +194,9 @@ def test_a_plan_on_the_billing_page_and_its_page_budget(env: Env) -> None:
     env.run(env._with_session(pro))
     page = env.get("/billing").text
     assert re.search(r'id="plan-name">Pro<', page)
-    assert f"renews on {end:%d %b %Y}" in page
-    assert f"50 credits on {end:%d %b %Y}, when your Pro plan renews" in page
+    day = f"{end:%b} {end.day}, {end.year}"  # Babel's English medium date: "Dec 1, 2026"
+    assert f"renews on {day}" in page
+    assert f"50 credits on {day}, when your Pro plan renews" in page
     assert "Your plan" in page and "Change to this plan" in page
     assert env.post("/scans/new", dict(FORM, max_pages="99999")).status_code == 303
     assert env.scans_of(user_id)[0].options["max_pages"] == 10_000  # the Pro plan's budget

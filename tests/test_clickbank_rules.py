@@ -332,3 +332,16 @@ def test_each_type() -> None:
     assert effects_of("SALE", role="AFFILIATE") == []
     assert effects_of("SALE", item="999") == [fx.Unknown("item 999 is not in the catalogue")]
     assert effects_of("BILL", item="2") == [fx.Unknown("a rebill of pack, which is not a plan")]
+
+
+def test_an_offer_speaks_the_languages_the_catalogue_gives() -> None:
+    offer = {"step": "one", "sku": "pack", "headline": "Add a pack", "text": "Never expires.",
+             "headline_fr": "Ajoutez un pack", "text_fr": "N'expire jamais."}  # fmt: skip
+    only_headline = {"step": "one", "sku": "pack", "headline": "Add a pack",
+                     "text": "Never expires.", "headline_fr": "Ajoutez un pack"}  # fmt: skip
+    one = parse_flows([flow(offer=[offer])], ITEMS.get)["f"].offer("one")
+    assert one is not None
+    assert one.words("fr") == ("Ajoutez un pack", "N'expire jamais.")
+    assert one.words("en") == ("Add a pack", "Never expires.")  # as written
+    partial = parse_flows([flow(offer=[only_headline])], ITEMS.get)["f"].offer("one")
+    assert partial is not None and partial.words("fr") == ("Ajoutez un pack", "Never expires.")

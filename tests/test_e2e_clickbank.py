@@ -28,8 +28,8 @@ import pytest
 import redis as sync_redis
 
 from billing.catalogue import BUNDLED
+from ccbb.child_processes import free_port
 from ccbb.clickbank_demo import clickbank_sandbox
-from ccbb.services import _free_port
 from ccbb.settings import Settings
 from store import clickbank as store_cb
 from store import credits as store_credits
@@ -109,7 +109,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, test_redis_url: str) -> Iter
     queue = f"ccbb:e2e:{uuid.uuid4().hex}"
     base_env = {"CCBB_PLANS_FILE": str(plans), "CCBB_DATA_DIR": str(data),
                 "DATABASE_URL": db_url, "REDIS_URL": test_redis_url, "CCBB_QUEUE": queue}  # fmt: skip
-    port = _free_port()
+    port = free_port()
     app_url = f"http://127.0.0.1:{port}"
     cb_env, sandbox = clickbank_sandbox(app_url, base_env)
     settings = Settings(**{**base_env, **cb_env})  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ccbb.services import _free_port
+from ccbb.child_processes import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -41,7 +41,7 @@ def start_demo_run(
 ) -> tuple[subprocess.Popen[bytes], str, Path]:
     """``ccbb run --demo`` on a free port with a fresh data directory (none of this machine's
     CCBB_ settings), once its dashboard answers: the process, its URL and its log file."""
-    port = _free_port()
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()

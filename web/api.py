@@ -30,8 +30,16 @@ from store import monitoring as store_monitoring
 from store import scans as store_scans
 from store import tokens as store_tokens
 from store.models import ACTIVE_STATES, Scan, ScanState, utcnow
+from web import (
+    affiliate_api,
+    confirmation,
+    credits_api,
+    fields,
+    monitoring_api,
+    openapi,
+    report_page,
+)
 from web import changes as web_changes
-from web import confirmation, credits_api, fields, monitoring_api, openapi, report_page
 from web import scans as scans_page
 from web.fields import MAX_LENGTHS as MAX
 from web.new_scan import (
@@ -454,7 +462,14 @@ async def list_credentials(request: Request) -> Response:
 
 async def openapi_json(request: Request) -> Response:
     return JSONResponse(
-        openapi.document([*ROUTES, *credits_api.OPERATIONS, *monitoring_api.OPERATIONS])
+        openapi.document(
+            [
+                *ROUTES,
+                *credits_api.OPERATIONS,
+                *monitoring_api.OPERATIONS,
+                *affiliate_api.OPERATIONS,
+            ]
+        )
     )
 
 

@@ -28,6 +28,9 @@ from store.db import make_engine, session_factory
 from store.sessions import SESSION_DAYS
 from web import (
     affiliate,
+    affiliate_admin,
+    affiliate_api,
+    affiliate_stats,
     api,
     auth,
     billing,
@@ -45,11 +48,13 @@ from web import (
 from web.body_limit import BodyLimit
 from web.csrf import CsrfMiddleware
 from web.headers import SecurityHeaders
+from web.i18n import N_, _
 from web.ins_store import InsStore
 from web.reads import Reads
 from web.sessions import SessionCookies
 from web.signing import session_secret
 from web.templating import render
+from web.visit_counter import VisitCounter
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +118,11 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 _ERROR_TITLES = {
-    404: ("Page not found", "There is nothing at this address: check it, or start again from "
-          "the dashboard."),
-    405: ("Not allowed", "This address does not take that kind of request."),
-    500: ("Something went wrong on our side", "The error is logged; try again in a moment."),
+    404: (N_("Page not found"), N_("There is nothing at this address: check it, or start "
+                                   "again from the dashboard.")),
+    405: (N_("Not allowed"), N_("This address does not take that kind of request.")),
+    500: (N_("Something went wrong on our side"), N_("The error is logged; try again in a "
+                                                     "moment.")),
 }  # fmt: skip
 
 
@@ -124,7 +130,8 @@ def error_page(
     request: Request, status: int, detail: str, headers: Mapping[str, str] | None = None
 ) -> Response:
     """An error as a page of the app, with its navigation (never a traceback)."""
-    title, text = _ERROR_TITLES.get(status, (detail or "Error", ""))
+    title, text = _ERROR_TITLES.get(status, (detail or N_("Error"), ""))
+    title, text = _(title), _(text) if text else text
     if status == 404 and detail and detail != "Not Found":
         text = f"{detail} {text}"
     try:
@@ -179,6 +186,8 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
         app.state.box = SecretBox.from_settings(settings)
         app.state.api_rate = api.ApiRateLimit(redis_url, settings.api_rate)
         app.state.signing_secret = session_secret(settings)
+        app.state.visits = VisitCounter(app.state.sessions, settings.affiliate_visit_flush_seconds)
+        app.state.visits.start()
         if freeze_gc:
             # what exists once the app has started (modules, tables, templates, pools: ~170,000
             # objects) stays for the process's life: out of the collector's sight, a full
@@ -188,6 +197,7 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
         try:
             yield {}
         finally:
+            await app.state.visits.stop()  # the referral visits gathered, before the engine goes
             await redis.aclose()
             await engine.dispose()
             await reads.close()
@@ -209,6 +219,9 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
         *monitoring_page.routes,
         *monitoring_api.routes,
         *affiliate.routes,
+        *affiliate_stats.routes,
+        *affiliate_api.routes,
+        *affiliate_admin.routes,
     ]
     app = Starlette(
         routes=routes,

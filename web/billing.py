@@ -17,25 +17,26 @@ from billing import messages
 from billing.catalogue import Catalogue, CatalogueItem
 from store import credits as store_credits
 from store.credits import CreditAccount, LedgerEntry
-from web import clickbank
+from web import clickbank, engine_messages, i18n
+from web.i18n import N_, _, ngettext
 from web.settings_page import user_id
 from web.templating import render
 
 HISTORY_PAGE = 50
 KIND_WORDS = {
-    "scan": "Scan",
-    "scan_refund": "Refund",
-    "purchase": "Purchase",
-    "grant": "Credits added",
-    "revoke": "Credits removed",
-    "consume": "Used through the API",
-    "plan": "Plan credits",
-    "demo": "Demo credits",
+    "scan": N_("Scan"),
+    "scan_refund": N_("Refund"),
+    "purchase": N_("Purchase"),
+    "grant": N_("Credits added"),
+    "revoke": N_("Credits removed"),
+    "consume": N_("Used through the API"),
+    "plan": N_("Plan credits"),
+    "demo": N_("Demo credits"),
 }
 
 
 def _date(value: datetime | None) -> str:
-    return value.strftime("%d %b %Y") if value else ""
+    return i18n.day(value) if value else ""
 
 
 def plan_words(account: CreditAccount | None, catalogue: Catalogue) -> dict[str, Any]:
@@ -44,16 +45,19 @@ def plan_words(account: CreditAccount | None, catalogue: Catalogue) -> dict[str,
     plan = catalogue.get(sku) if sku else None
     status = account.plan_status if account else "none"
     if plan is None or status == "none":
-        return {"name": messages.PLAN_NONE, "status": "", "next": messages.NO_NEXT_CREDITS,
+        return {"name": _(messages.PLAN_NONE), "status": "", "next": _(messages.NO_NEXT_CREDITS),
                 "sku": None}  # fmt: skip
     date = _date(account.period_end if account else None)
-    next_words = messages.NO_NEXT_CREDITS
+    next_words = _(messages.NO_NEXT_CREDITS)
     if status == "active" and account is not None and account.renews and account.period_end:
-        next_words = messages.NEXT_CREDITS.format(credits=plan.credits, date=date, plan=plan.name)
+        next_words = _(messages.NEXT_CREDITS).format(
+            credits=i18n.number(plan.credits), date=date, plan=plan.name
+        )
     live = account is not None and account.live_plan is not None
+    status_words = messages.PLAN_STATUS.get(status, "")
     return {
         "name": plan.name,
-        "status": messages.PLAN_STATUS.get(status, status).format(date=date) if date else status,
+        "status": _(status_words).format(date=date) if date and status_words else status,
         "next": next_words,
         "sku": plan.sku if live else None,
     }
@@ -62,10 +66,12 @@ def plan_words(account: CreditAccount | None, catalogue: Catalogue) -> dict[str,
 def entry_words(entry: LedgerEntry) -> dict[str, Any]:
     sign = "+" if entry.delta > 0 else ("−" if entry.delta < 0 else "")
     return {
-        "date": entry.created_at.strftime("%d %b %Y %H:%M UTC"),
-        "what": KIND_WORDS.get(entry.kind, entry.kind.replace("_", " ").capitalize()),
-        "comment": entry.comment,
-        "change": f"{sign}{abs(entry.delta)}",
+        "date": i18n.moment(entry.created_at),
+        "what": _(KIND_WORDS[entry.kind])
+        if entry.kind in KIND_WORDS
+        else entry.kind.replace("_", " ").capitalize(),
+        "comment": engine_messages.translate(entry.comment),
+        "change": f"{sign}{i18n.number(abs(entry.delta))}",
         "positive": entry.delta > 0,
         "balance": entry.balance_after,
         "shortfall": entry.shortfall,
@@ -73,17 +79,31 @@ def entry_words(entry: LedgerEntry) -> dict[str, Any]:
 
 
 def _offer(item: CatalogueItem, current: str | None) -> dict[str, Any]:
-    per = " / month" if item.recurring else ""
-    pages = f", scans of up to {item.max_pages:,} pages" if item.max_pages else ""
+    price = (
+        i18n.money(item.price)
+        if item.currency == "USD"
+        else (f"{i18n.number(item.price)} {item.currency}")
+    )
+    values = {"n": i18n.number(item.credits), "pages": i18n.number(item.max_pages or 0)}
+    if item.recurring:
+        what = (
+            ngettext(
+                "%(n)s scan credit every month", "%(n)s scan credits every month", item.credits
+            )
+            % values
+        )
+    else:
+        what = ngettext("%(n)s scan credit", "%(n)s scan credits", item.credits) % values
+    if item.max_pages:
+        what = _("%(credits)s, scans of up to %(pages)s pages") % {**values, "credits": what}
     return {
         "sku": item.sku,
-        "name": item.name,
-        "price": f"${item.price:.2f}{per}" if item.currency == "USD" else
-                 f"{item.price:.2f} {item.currency}{per}",
-        "what": f"{item.credits} scan credits{' every month' if item.recurring else ''}{pages}",
+        "name": clickbank.item_name(item),
+        "price": _("%(price)s / month") % {"price": price} if item.recurring else price,
+        "what": what,
         "current": item.sku == current,
-        "button": messages.CURRENT if item.sku == current else (
-            messages.CHANGE if item.recurring and current else messages.BUY),
+        "button": _(messages.CURRENT if item.sku == current else (
+            messages.CHANGE if item.recurring and current else messages.BUY)),
     }  # fmt: skip
 
 
@@ -126,10 +146,11 @@ async def checkout(request: Request) -> Response:
     _enabled(request)
     item = request.app.state.catalogue.get(request.path_params["sku"])
     if item is None:
-        raise HTTPException(404, messages.UNKNOWN_SKU.format(sku=request.path_params["sku"][:64]))
+        sku = request.path_params["sku"][:64]
+        raise HTTPException(404, _(messages.UNKNOWN_SKU).format(sku=sku))
     if clickbank.configured(request.app.state.settings):
         return await clickbank.checkout(request)
-    ctx = {"item": _offer(item, None), "message_text": messages.CHECKOUT_NOT_CONFIGURED}
+    ctx = {"item": _offer(item, None), "message_text": _(messages.CHECKOUT_NOT_CONFIGURED)}
     return render(request, "checkout.html", ctx)
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from web.i18n import DEFAULT, N_, in_language, of_request
+
 DEFAULT_LIMIT = 64 * 1024
 ROUTE_LIMITS: dict[str, int] = {}  # exact path → its limit in bytes
 
-TOO_LARGE = "The request is too large: at most {kb} KB may be sent here."
+TOO_LARGE = N_("The request is too large: at most %(kb)s KB may be sent here.")
 
 
 def limit_for(path: str) -> int:
@@ -25,10 +27,12 @@ class BodyTooLarge(Exception):
     """Raised by the wrapped ``receive`` once a body passes its limit."""
 
 
-def too_large(path: str, limit: int) -> Response:
-    message = TOO_LARGE.format(kb=limit // 1024)
+def too_large(path: str, limit: int, locale: str = DEFAULT) -> Response:
+    """The refusal: JSON in English under /api/, else plain text in ``locale``."""
     if path.startswith("/api/"):
+        message = TOO_LARGE % {"kb": limit // 1024}
         return JSONResponse({"error": "too_large", "message": message}, status_code=413)
+    message = in_language(locale, TOO_LARGE) % {"kb": limit // 1024}
     return PlainTextResponse(message, status_code=413, headers={"Connection": "close"})
 
 
@@ -49,7 +53,7 @@ class BodyLimit:
                 except ValueError:
                     declared = -1
                 if declared > limit or declared < 0:
-                    await too_large(path, limit)(scope, receive, send)
+                    await too_large(path, limit, of_request(scope))(scope, receive, send)
                     return
         seen = 0
         started = False
@@ -77,4 +81,4 @@ class BodyLimit:
             # a response under way (a download whose disconnect listener read the body) is
             # cut short: the server closes the connection
             if not started:
-                await too_large(path, limit)(scope, receive, send)
+                await too_large(path, limit, of_request(scope))(scope, receive, send)

@@ -6,25 +6,36 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from babel.dates import format_date
+
+from notify import messages
 from notify.alerts import LINE_LINKS as LINE_FILTER
-from scanner.changes import SINCE, Changes, headline, lines
+from scanner.changes import Changes, lines
+from scanner.changes import headline as english_headline
 from store import monitoring as store_monitoring
 from store.monitoring import ScanChange
+from web import i18n
+from web.i18n import _
 
 DETAILS_SHOWN = 20  # products or links listed under a line on the page
 
 
 def since_text(row: ScanChange, now_year: int | None = None) -> str:
-    """``"Since scan #41 on 3 March"`` (the year too when it is not this one)."""
+    """``"Since scan #41 on 3 March"`` (the year too when it is not this one), in the
+    language of the moment (English in the API)."""
     day = _day(row.previous_finished_at, now_year)
     if row.previous_scan_id is None:  # the previous scan was deleted since
-        return f"Since the previous scan on {day}"
-    return SINCE.format(scan_id=row.previous_scan_id, day=day)
+        return _("Since the previous scan on %(day)s") % {"day": day}
+    return _("Since scan #%(scan_id)s on %(day)s") % {"scan_id": row.previous_scan_id, "day": day}
 
 
 def _day(at: datetime, now_year: int | None) -> str:
-    text = f"{at.day} {at:%B}"
-    return text if now_year in (None, at.year) else f"{text} {at.year}"
+    pattern = "d MMMM" if now_year in (None, at.year) else "d MMMM y"
+    return format_date(at, pattern, locale=i18n.current())
+
+
+def headline(changes: Changes, since: str) -> str:
+    return messages.headline(since, [messages.change_line(x.kind, x.count) for x in lines(changes)])
 
 
 def block(scan_id: int, row: ScanChange | None, now_year: int) -> dict[str, Any] | None:
@@ -42,13 +53,17 @@ def block(scan_id: int, row: ScanChange | None, now_year: int) -> dict[str, Any]
         "lines": [
             {
                 "kind": line.kind,
-                "text": line.text,
+                "text": messages.change_line(line.kind, line.count),
                 "href": base + LINE_FILTER[line.kind] if line.kind in LINE_FILTER else None,
                 "entries": details.get(line.kind, [])[:DETAILS_SHOWN],
             }
             for line in lines(changes)
         ],
     }
+
+
+def _on_page(asin: str, page: str) -> str:
+    return _("%(asin)s on %(page)s") % {"asin": asin, "page": page}
 
 
 def _details(changes: Changes) -> dict[str, list[dict[str, str | None]]]:
@@ -67,11 +82,11 @@ def _details(changes: Changes) -> dict[str, list[dict[str, str | None]]]:
         "new_products": [product(c) for c in changes.new_products],
         "gone_products": [product(c) for c in changes.gone_products],
         "lost_tag": [
-            {"asin": c.asin, "text": f"{c.asin} on {c.page}", "extra": c.href}
+            {"asin": c.asin, "text": _on_page(c.asin, c.page), "extra": c.href}
             for c in changes.lost_tag
         ],
         "other_tag": [
-            {"asin": c.asin, "text": f"{c.asin} on {c.page}", "extra": c.tag}
+            {"asin": c.asin, "text": _on_page(c.asin, c.page), "extra": c.tag}
             for c in changes.other_tag
         ],
         "newly_failed_pages": [
@@ -95,6 +110,6 @@ def api_json(scan_id: int, row: ScanChange | None) -> dict[str, Any]:
             "id": row.previous_scan_id,
             "finished_at": row.previous_finished_at.isoformat(),
         },
-        "summary": headline(changes, since_text(row)),
+        "summary": english_headline(changes, since_text(row)),  # the API speaks English
         "changes": changes.to_json(),
     }

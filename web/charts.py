@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
 DEFAULT_COLORS = ("#16a34a", "#dc2626", "#d97706", "#64748b", "#2563eb", "#9333ea")
@@ -34,17 +34,25 @@ def percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f} %"
 
 
+def legend_line(label: str, count: int, total: int) -> str:
+    """``Available: 100 (61.7 %)``: a label with its count and share."""
+    return f"{label}: {count} ({percent(count, total)})"
+
+
 def donut(
     counts: Mapping[str, int],
     colors: Mapping[str, str] | Sequence[str] = DEFAULT_COLORS,
     *,
     title: str = "Products by status",
     units: tuple[str, str] = ("product", "products"),
+    legend: Callable[[str, int, int], str] = legend_line,
+    number: Callable[[int], str] = str,
 ) -> str:
     """A donut chart of ``counts`` (label → count, drawn in that order) as SVG markup, with a
     legend giving each label's count and percentage. ``colors`` maps labels to CSS colours, or
-    lists them in the order of ``counts``. ``units`` names the total (one, many). Labels are
-    escaped."""
+    lists them in the order of ``counts``. ``units`` names the total (one, many). ``legend``
+    writes a label's line from (label, count, total) and ``number`` the total, so that a page
+    can say them in its language. Labels are escaped."""
     total = sum(max(0, v) for v in counts.values())
     size, cx, cy, r, width = 390, 80.0, 80.0, 60.0, 24.0  # room for the longest legend
     circumference = 2 * math.pi * r
@@ -65,12 +73,12 @@ def donut(
             f'stroke="{escape(_color(colors, label, n))}" stroke-width="{width}" '
             f'stroke-dasharray="{length:.3f} {circumference - length:.3f}" '
             f'stroke-dashoffset="{-offset:.3f}" transform="rotate(-90 {cx} {cy})">'
-            f"<title>{escape(label)}: {count} ({percent(count, total)})</title></circle>"
+            f"<title>{escape(legend(label, count, total))}</title></circle>"
         )
         offset += length
     parts.append(
         f'<text x="{cx}" y="{cy - 2}" text-anchor="middle" font-size="22" font-weight="600">'
-        f"{total}</text>"
+        f"{escape(number(total))}</text>"
         f'<text x="{cx}" y="{cy + 16}" text-anchor="middle" font-size="11" fill="#6b7385">'
         f"{escape(units[0] if total == 1 else units[1])}</text>"
     )
@@ -79,8 +87,8 @@ def donut(
         parts.append(
             f'<g class="legend"><rect x="180" y="{y - 10}" width="12" height="12" rx="2" '
             f'fill="{escape(_color(colors, label, n))}"/>'
-            f'<text x="198" y="{y}" font-size="13">{escape(label)}: {count} '
-            f"({percent(count, total)})</text></g>"
+            f'<text x="198" y="{y}" font-size="13">{escape(legend(label, count, total))}'
+            "</text></g>"
         )
         y += 24
     parts.append("</svg>")

@@ -34,6 +34,8 @@ from store import credits as store_credits
 from store import users as store_users
 from store.models import utcnow
 from web import headers
+from web.i18n import N_, Translated, current, day, ngettext, number
+from web.i18n import money as i18n_money
 from web.templating import render
 
 log = logging.getLogger(__name__)
@@ -42,81 +44,92 @@ REFUSED_COUNTER = "ccbb:clickbank:ins-refused"
 # where Billing's buttons come back (the credits' Billing page may include this one's parts)
 BILLING_PAGE = "/billing/payments"
 
-# every user-facing sentence of this module, in one place
-TEXT = {
-    "order_placed": "Your order is placed. One more offer before you go:",
-    "per_period": "per month, renewed until you cancel",
-    "consent": (
-        "I understand this is a subscription: {price} is charged every month until I cancel, "
-        "and I accept these recurring billing terms."
-    ),
-    "accept": "Add to my order",
-    "decline": "No thanks, skip this offer",
-    "no_offer": "This offer does not exist. Your order is complete.",
-    "not_set_up": "Payments are not set up on this server yet.",
-    "use_change": "You have a plan already: use 'Change to {name}' below to switch to it.",
-    "unknown_plan": "There is no plan or pack called {sku}.",
-    "not_for_sale": "{name} cannot be bought online.",
-    "thanks": "Thank you for your purchase",
-    "bought": "You bought {name} (receipt {receipt}).",
-    "waiting": "ClickBank is confirming your payment; this page updates by itself.",
-    "credited": "{credits} credits added to your account.",
-    "balance": "Your balance: {balance} credits.",
-    "invited": "We sent {email} a link to set your password.",
-    "to_dashboard": "Go to your dashboard",
-    "to_login": "Log in",
-    "invalid": "We could not confirm this purchase",
-    "invalid_detail": (
-        "This link's proof of purchase (cbpop) does not check out, so nothing was added to "
-        "any account. Use the link of ClickBank's confirmation page or e-mail, or write to us "
-        "with your receipt number."
-    ),
-    "refund_filed": "Your refund request for {receipt} was sent to ClickBank. Your credits "
-    "for it are taken back when ClickBank confirms the refund.",
-    "refund_refused": "Refunds are possible within 7 days of creating your account, or later "
-    "if you never started a scan.",
-    "refund_twice": "A refund for {receipt} was already requested.",
-    "not_yours": "This payment is not on your account.",
-    "cancel_filed": "Your plan will not renew. It stays active until {end}.",
-    "no_plan": "You have no plan that renews.",
-    "change_filed": "ClickBank is changing your plan to {name}; this page shows it once done.",
-    "welcome_title": "Set your password",
-    "welcome_intro": "Your purchase created an account. Choose a password to log in.",
-    "welcome_invalid": "This link is no longer valid: it was used or it expired. Use "
-    "'Log in' to reach your account, or ask us for a new link.",
-    "new_password": "New password",
-    "payments_title": "Plan and payments",
-    "plan_none": "You have no plan.",
-    "plan_active": "Your plan: {name}, renews on {end}.",
-    "plan_cancelled": "Your plan: {name}, does not renew; active until {end}.",
-    "plan_ended": "Your plan ended.",
-    "balance_line": "Credits: {balance}.",
-    "cancel_button": "Cancel renewals",
-    "plans_title": "Plans",
-    "packs_title": "Credit packs",
-    "credits_month": "credits a month",
-    "per_month": " a month",
-    "current": "your plan",
-    "change_button": "Change to {name}",
-    "buy_plan": "Buy {name}",
-    "buy_pack": "Buy",
-    "history_title": "Payments",
-    "no_payments": "No payments yet.",
-    "col_date": "Date",
-    "col_what": "What",
-    "col_receipt": "Receipt",
-    "col_amount": "Amount",
-    "col_credits": "Credits",
-    "refund_button": "Ask for a refund",
-    "refund_asked": "refund asked",
-    "refunded": "refunded",
-    "kind_SALE": "Purchase",
-    "kind_BILL": "Renewal",
-    "kind_RFND": "Refund",
-    "kind_CGBK": "Chargeback",
-    "kind_INSF": "Payment returned",
-    "set_password": "Set my password",
-}
+# every user-facing sentence of this module, in one place (translated when looked up)
+TEXT = Translated(
+    {
+        "order_placed": N_("Your order is placed. One more offer before you go:"),
+        "per_period": N_("per month, renewed until you cancel"),
+        "consent": N_(
+            "I understand this is a subscription: {price} is charged every month until I cancel, "
+            "and I accept these recurring billing terms."
+        ),
+        "accept": N_("Add to my order"),
+        "decline": N_("No thanks, skip this offer"),
+        "no_offer": N_("This offer does not exist. Your order is complete."),
+        "not_set_up": N_("Payments are not set up on this server yet."),
+        "use_change": N_("You have a plan already: use 'Change to {name}' below to switch to it."),
+        "unknown_plan": N_("There is no plan or pack called {sku}."),
+        "not_for_sale": N_("{name} cannot be bought online."),
+        "thanks": N_("Thank you for your purchase"),
+        "bought": N_("You bought {name} (receipt {receipt})."),
+        "waiting": N_("ClickBank is confirming your payment; this page updates by itself."),
+        "credited": N_("{credits} credits added to your account."),
+        "balance": N_("Your balance: {balance} credits."),
+        "invited": N_("We sent {email} a link to set your password."),
+        "to_dashboard": N_("Go to your dashboard"),
+        "to_login": N_("Log in"),
+        "invalid": N_("We could not confirm this purchase"),
+        "invalid_detail": N_(
+            "This link's proof of purchase (cbpop) does not check out, so nothing was added to "
+            "any account. Use the link of ClickBank's confirmation page or e-mail, or write to us "
+            "with your receipt number."
+        ),
+        "refund_filed": N_(
+            "Your refund request for {receipt} was sent to ClickBank. Your credits for it are "
+            "taken back when ClickBank confirms the refund."
+        ),
+        "refund_refused": N_(
+            "Refunds are possible within 7 days of creating your account, or later if you never "
+            "started a scan."
+        ),
+        "refund_twice": N_("A refund for {receipt} was already requested."),
+        "not_yours": N_("This payment is not on your account."),
+        "cancel_filed": N_("Your plan will not renew. It stays active until {end}."),
+        "no_plan": N_("You have no plan that renews."),
+        "change_filed": N_(
+            "ClickBank is changing your plan to {name}; this page shows it once done."
+        ),
+        "welcome_title": N_("Set your password"),
+        "welcome_intro": N_("Your purchase created an account. Choose a password to log in."),
+        "welcome_invalid": N_(
+            "This link is no longer valid: it was used or it expired. Use 'Log in' to reach your "
+            "account, or ask us for a new link."
+        ),
+        "new_password": N_("New password"),
+        "payments_title": N_("Plan and payments"),
+        "plan_none": N_("You have no plan."),
+        "plan_active": N_("Your plan: {name}, renews on {end}."),
+        "plan_cancelled": N_("Your plan: {name}, does not renew; active until {end}."),
+        "plan_ended": N_("Your plan ended."),
+        "balance_line": N_("Credits: {balance}."),
+        "cancel_button": N_("Cancel renewals"),
+        "plans_title": N_("Plans"),
+        "packs_title": N_("Credit packs"),
+        "credits_month": N_("credits a month"),
+        "per_month": N_("a month"),
+        "current": N_("your plan"),
+        "change_button": N_("Change to {name}"),
+        "buy_plan": N_("Buy {name}"),
+        "buy_pack": N_("Buy"),
+        "history_title": N_("Payments"),
+        "no_payments": N_("No payments yet."),
+        "col_date": N_("Date"),
+        "col_what": N_("What"),
+        "col_receipt": N_("Receipt"),
+        "col_amount": N_("Amount"),
+        "col_credits": N_("Credits"),
+        "refund_button": N_("Ask for a refund"),
+        "refund_asked": N_("refund asked"),
+        "refunded": N_("refunded"),
+        "kind_SALE": N_("Purchase"),
+        "kind_BILL": N_("Renewal"),
+        "kind_RFND": N_("Refund"),
+        "kind_CGBK": N_("Chargeback"),
+        "kind_INSF": N_("Payment returned"),
+        "set_password": N_("Set my password"),
+        "period_end": N_("the end of the period"),
+    }
+)
 
 
 def configured(settings: Settings) -> bool:
@@ -232,8 +245,20 @@ def _billing_redirect(*, message: str | None = None, error: str | None = None) -
 # ---- the upsell pages -------------------------------------------------------------------
 
 
+def item_name(item: Any) -> str:
+    """What pages call a plan or a pack: a plan by its name (Starter, Pro…, the same in every
+    language), a pack by its credits in the page's language (the catalogue's English name,
+    "10 scan credits", is what the API and ClickBank show)."""
+    if item.kind == "pack":
+        return ngettext("%(n)s scan credit", "%(n)s scan credits", item.credits) % {
+            "n": number(item.credits)
+        }
+    return str(item.name)
+
+
 def money(amount: Decimal, currency: str) -> str:
-    return f"${amount:,.2f}" if currency == "USD" else f"{amount:,.2f} {currency}"
+    """An amount as the page's language writes it (``$19.00``, ``19,00 $``)."""
+    return i18n_money(amount) if currency == "USD" else f"{number(amount)} {currency}"
 
 
 async def upsell_page(request: Request) -> Response:
@@ -260,6 +285,8 @@ async def upsell_page(request: Request) -> Response:
     context = {
         "offer": offer,
         "product": product,
+        "product_name": item_name(product),
+        "words": dict(zip(("headline", "text"), offer.words(current()), strict=True)),
         "price": money(product.price, product.currency),
         "pay_base": pay_base,
         "accept_params": accept,
@@ -290,7 +317,7 @@ async def thank_you(request: Request) -> Response:
         return render(request, "clickbank_thank_you.html", bad, 400)
     receipt = params["cbreceipt"]
     product = load_catalogue().by_clickbank_item(params["item"])
-    name = product.name if product else f"item {params['item']}"
+    name = item_name(product) if product else f"item {params['item']}"
     lines = [TEXT["bought"].format(name=name, receipt=receipt)]
     async with request.app.state.sessions() as session:
         event = await store_cb.sale_event(session, receipt=receipt)
@@ -303,10 +330,10 @@ async def thank_you(request: Request) -> Response:
         else:
             assert event is not None
             ctx.update(state="done", credits=event.credits or 0)
-            ctx["credits_text"] = TEXT["credited"].format(credits=event.credits or 0)
+            ctx["credits_text"] = TEXT["credited"].format(credits=number(event.credits or 0))
             if user is not None and user.id == event.user_id:
                 balance = await store_credits.balance(session, user_id=user.id)
-                lines.append(TEXT["balance"].format(balance=balance))
+                lines.append(TEXT["balance"].format(balance=number(balance)))
                 ctx["link"] = {"href": "/", "text": TEXT["to_dashboard"]}
             else:
                 ctx["link"] = {"href": "/login", "text": TEXT["to_login"]}
@@ -405,9 +432,7 @@ async def cancel(request: Request) -> Response:
         )  # fmt: skip
         end = getattr(account, "plan_period_end", None)
     return _billing_redirect(
-        message=TEXT["cancel_filed"].format(
-            end=f"{end:%Y-%m-%d}" if end else "the end of the period"
-        )
+        message=TEXT["cancel_filed"].format(end=day(end) if end else TEXT["period_end"])
     )
 
 
@@ -455,7 +480,7 @@ async def payments_page(request: Request) -> Response:
     reversed_ = {e.receipt for e in events if e.transaction_type in ("RFND", "CGBK", "INSF")}
     sku = account.plan_sku if account else None
     plan = catalogue.get(sku) if sku else None
-    end = f"{account.period_end:%Y-%m-%d}" if account and account.period_end else "?"
+    end = day(account.period_end) if account and account.period_end else "?"
     status = account.plan_status if account else "none"
     if plan is not None and status == "active":
         plan_line = TEXT["plan_active"].format(name=plan.name, end=end)
@@ -474,18 +499,18 @@ async def payments_page(request: Request) -> Response:
             note = TEXT["refunded"]
         payments.append({
             "receipt": e.receipt, "type": e.transaction_type,
-            "date": f"{e.transaction_time:%Y-%m-%d}",
+            "date": day(e.transaction_time),
             "what": f"{TEXT.get('kind_' + e.transaction_type, e.transaction_type)}"
-                    f"{': ' + product.name if product else ''}",
+                    f"{': ' + item_name(product) if product else ''}",
             "amount": money(e.amount, e.currency or "USD") if e.amount is not None else "",
-            "credits": e.credits if e.credits is not None else "…",
+            "credits": number(e.credits) if e.credits is not None else "…",
             "can_refund": paid and refundable and not note and e.state == store_cb.DONE,
             "note": note,
         })  # fmt: skip
     plans = [{"sku": p.sku, "name": p.name, "credits": p.credits, "current": p.sku == sku
               and status in ("active", "cancelled"), "price_text": money(p.price, p.currency)}
              for p in catalogue.plans]  # fmt: skip
-    packs = [{"sku": p.sku, "name": p.name, "price_text": money(p.price, p.currency)}
+    packs = [{"sku": p.sku, "name": item_name(p), "price_text": money(p.price, p.currency)}
              for p in catalogue.packs]  # fmt: skip
     context = {
         "text": TEXT, "plan_line": plan_line, "balance": balance, "plans": plans,

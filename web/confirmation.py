@@ -17,6 +17,7 @@ from notify import messages
 from notify.email import Mail, mail_enabled, queue_mail
 from store import mail as store_mail
 from store import users as store_users
+from web.i18n import N_, _
 from web.signing import sign, unsign
 from web.templating import render
 
@@ -24,15 +25,16 @@ PURPOSE = "confirm e-mail"
 VALID_FOR = 7 * 24 * 3600  # seconds a confirmation link works
 RESEND_EVERY = 60  # seconds: a second resend within this is the same mail (sent once)
 
-# user-facing strings (plain English, one place)
-NOT_CONFIRMED = (
-    "Confirm your e-mail address first: we sent a link to {email}. No mail? Send it again "
+# user-facing strings (one place; translated when shown, English in the JSON API)
+NOT_CONFIRMED = N_(
+    "Confirm your e-mail address first: we sent a link to %(email)s. No mail? Send it again "
     "from Confirm your address."
 )
-CONFIRMED = "Your e-mail address is confirmed: you can scan now."
-ALREADY = "Your e-mail address was already confirmed."
-BAD_LINK = "This confirmation link is not valid any more: log in and send yourself a new one."
-RESENT = "We sent the confirmation mail again to {email}: follow its link."
+CONFIRMED = N_("Your e-mail address is confirmed: you can scan now.")
+ALREADY = N_("Your e-mail address was already confirmed.")
+BAD_LINK = N_("This confirmation link is not valid any more: log in and send yourself a new one.")
+RESENT = N_("We sent the confirmation mail again to %(email)s: follow its link.")
+TITLE = N_("Confirm your address")
 
 
 class EmailNotConfirmed(Exception):
@@ -66,7 +68,7 @@ async def check_confirmed(state: Any, *, user_id: int) -> None:
     async with state.sessions() as session:
         if not await store_mail.is_confirmed(session, user_id=user_id):
             user = await store_users.get_user(session, user_id=user_id)
-            raise EmailNotConfirmed(NOT_CONFIRMED.format(email=user.email if user else "you"))
+            raise EmailNotConfirmed(_(NOT_CONFIRMED) % {"email": user.email if user else "you"})
 
 
 async def is_confirmed(state: Any, *, user_id: int) -> bool:
@@ -77,13 +79,11 @@ async def is_confirmed(state: Any, *, user_id: int) -> bool:
 async def confirm(request: Request) -> Response:
     data = unsign(request.app.state.settings, PURPOSE, request.query_params.get("t", ""), VALID_FOR)
     if not isinstance(data, dict) or not isinstance(data.get("u"), int):
-        return render(
-            request, "message.html", {"title": "Confirm your address", "error": BAD_LINK}, 400
-        )
+        return render(request, "message.html", {"title": _(TITLE), "error": _(BAD_LINK)}, 400)
     async with request.app.state.sessions() as session:
         changed = await store_mail.confirm(session, user_id=data["u"])
-    text = CONFIRMED if changed else ALREADY
-    return render(request, "message.html", {"title": "Confirm your address", "message": text})
+    text = _(CONFIRMED if changed else ALREADY)
+    return render(request, "message.html", {"title": _(TITLE), "message": text})
 
 
 async def resend(request: Request) -> Response:
@@ -101,7 +101,7 @@ async def resend(request: Request) -> Response:
     return render(
         request,
         "confirm_resend.html",
-        {"confirmed": False, "email": user.email, "message": RESENT.format(email=user.email)},
+        {"confirmed": False, "email": user.email, "message": _(RESENT) % {"email": user.email}},
     )
 
 

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from web.i18n import N_, in_language, of_request
 from web.sessions import browser
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -36,12 +37,12 @@ EXEMPT_PREFIXES: tuple[str, ...] = ("/api/", "/clickbank/ins")
 FIELD = "csrftoken"
 HEADER = "x-csrftoken"
 
-# the messages (plain strings, to translate in one place)
-REFUSED = (
+# the messages, in the language of the browser that sent the form (web.i18n.of_request)
+REFUSED = N_(
     "This form could not be accepted: it was not sent from this site's own page, or the page "
     "is older than your last login or logout. Go back, reload the page, and send it again."
 )
-UNREADABLE = "The form could not be read. Reload the page and send it again."
+UNREADABLE = N_("The form could not be read. Reload the page and send it again.")
 
 
 def is_exempt(path: str) -> bool:
@@ -109,13 +110,15 @@ class CsrfMiddleware:
             try:
                 sent = await _form_token(scope, body)
             except (MultiPartException, FormParserError, ValueError):
-                await PlainTextResponse(UNREADABLE, status_code=400)(scope, receive, send)
+                answer = in_language(of_request(scope), UNREADABLE)
+                await PlainTextResponse(answer, status_code=400)(scope, receive, send)
                 return
         if (
             expected is None
             or sent is None
             or not hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode())
         ):
-            await PlainTextResponse(REFUSED, status_code=403)(scope, receive, send)
+            answer = in_language(of_request(scope), REFUSED)
+            await PlainTextResponse(answer, status_code=403)(scope, receive, send)
             return
         await self.app(scope, replay(body, receive), send)

@@ -4,6 +4,7 @@ elsewhere the page does not exist), so a newcomer sees the confirmation mail at 
 from __future__ import annotations
 
 import asyncio
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
@@ -12,7 +13,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ccbb.sandbox.smtp_catcher import read_folder
+from web.i18n import moment
 from web.templating import render
+
+
+def _when(header: str | None) -> str:
+    """The mail's Date header as the page's language writes a moment (as it is if unreadable)."""
+    try:
+        return moment(parsedate_to_datetime(header)) if header else ""
+    except (TypeError, ValueError):
+        return header or ""
 
 
 async def demo_mail(request: Request) -> Response:
@@ -24,7 +34,7 @@ async def demo_mail(request: Request) -> Response:
     for msg in caught:
         body = msg.get_body(("plain",))
         mails.append({
-            "to": msg["To"], "subject": msg["Subject"], "date": msg["Date"],
+            "to": msg["To"], "subject": msg["Subject"], "date": _when(msg["Date"]),
             "text": body.get_content() if body is not None else "",
         })  # fmt: skip
     return render(request, "demo_mail.html", {"mails": mails})

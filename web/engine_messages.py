@@ -14,10 +14,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from affiliates import messages as affiliate_messages
+from billing import messages as billing_messages
+from ccbb import dispatch, schedule_rules
+from notify import hooks
 from web.i18n import N_, gettext
 
-# placeholders holding another engine sentence (a network error, a product's error reason)
-NESTED = frozenset({"error", "reason"})
+# placeholders holding another engine sentence (a network error, a product's error reason,
+# why a scan's credit came back)
+NESTED = frozenset({"error", "reason", "why"})
 
 MESSAGES = (
     # scanner/amazon.py: credentials refused before or by Amazon (scan failures, Test connection)
@@ -73,12 +78,71 @@ MESSAGES = (
     N_("the site sent a broken answer"),
     N_("internal error"),
     N_("no HTML page found at %(site)s: check the address"),
+    # billing/clickbank_api.py: ClickBank's REST API refused or out of reach (Billing's
+    # refund, cancel and change buttons)
+    N_("ClickBank's API key is not set (CCBB_CLICKBANK_API_KEY)"),
+    N_("ClickBank could not be reached; try again later"),
+    N_("ClickBank refused the request (%(status)s): %(details)s"),
     # ccbb/jobs.py
     N_("the Amazon credentials of this scan were deleted"),
     N_("internal error: the scan stopped; try again, or contact support"),
 )  # fmt: skip
 
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+# What plans, credits, the affiliate program, schedules and alert channels store or raise in
+# English (ledger comments the Billing history shows, a refused scan's reason, a schedule's last
+# outcome), with ``{name}`` for their values; each is marked with N_() where it is defined
+# (babel.cfg lists those modules).
+STORED = (
+    billing_messages.NO_CREDITS,
+    billing_messages.TOO_MANY_ACTIVE,
+    billing_messages.INSUFFICIENT,
+    billing_messages.UNKNOWN_SKU,
+    billing_messages.SCAN_SPENT,
+    billing_messages.SCAN_REFUND,
+    billing_messages.REFUND_CANCELLED,
+    billing_messages.REFUND_FAILED,
+    billing_messages.SIGNUP_CREDITS,
+    billing_messages.DEMO_CREDITS,
+    billing_messages.ADMIN_GRANT,
+    billing_messages.ADMIN_REVOKE,
+    billing_messages.CONSUMED,
+    affiliate_messages.SELF_SAME_ACCOUNT,
+    affiliate_messages.SELF_SAME_EMAIL,
+    affiliate_messages.SELF_SAME_BROWSER,
+    # schedules: their checks (shared with the API) and the outcomes the dispatcher stores
+    schedule_rules.BAD_FREQUENCY,
+    schedule_rules.BAD_HOUR,
+    schedule_rules.BAD_WEEKDAY,
+    schedule_rules.BAD_DAY,
+    schedule_rules.BAD_ZONE,
+    dispatch.QUEUED,
+    dispatch.STILL_SCANNING,
+    dispatch.TOO_MANY,
+    dispatch.NO_CREDITS,
+    dispatch.NO_CREDENTIAL,
+    # billing/clickbank_effects.py: the ledger comment of a ClickBank payment or reversal
+    N_("ClickBank {what} {receipt}: {sku}"),
+    # alert channels: what is wrong with a webhook address
+    hooks.NOT_HTTP,
+    hooks.NOT_SLACK,
+    hooks.PRIVATE,
+    hooks.UNKNOWN_HOST,
+)
+
+# the kinds of ClickBank payment a ledger comment names (line item types, a renewal, the
+# reversals' transaction types), as pages say them
+CLICKBANK_WHAT = {
+    "original": N_("purchase"),
+    "upsell": N_("upsell"),
+    "bump": N_("order bump"),
+    "cart": N_("cart purchase"),
+    "renewal": N_("renewal"),
+    "RFND": N_("refund"),
+    "CGBK": N_("chargeback"),
+    "INSF": N_("returned payment"),
+}
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|\{(\w+)\}")
 
 
 @dataclass(frozen=True)
@@ -92,13 +156,13 @@ def _pattern(message: str) -> _Pattern:
     last = 0
     for m in _PLACEHOLDER.finditer(message):
         parts.append(re.escape(message[last : m.start()]))
-        parts.append(f"(?P<{m.group(1)}>.+?)")
+        parts.append(f"(?P<{m.group(1) or m.group(2)}>.+?)")
         last = m.end()
     parts.append(re.escape(message[last:]))
     return _Pattern(message, re.compile("".join(parts), re.DOTALL))
 
 
-PATTERNS = tuple(_pattern(m) for m in MESSAGES)
+PATTERNS = tuple(_pattern(m) for m in (*MESSAGES, *STORED))
 
 
 def _match(text: str) -> tuple[str, dict[str, str]] | None:
@@ -141,7 +205,14 @@ def _translate(text: str, depth: int) -> str:
         name: _translate(value, depth + 1) if name in NESTED and depth < 3 else value
         for name, value in values.items()
     }
-    out = gettext(message) % values if values else gettext(message)
+    if "what" in values and values["what"] in CLICKBANK_WHAT:
+        values["what"] = gettext(CLICKBANK_WHAT[values["what"]])
+    if not values:
+        out = gettext(message)
+    elif "%(" in message:
+        out = gettext(message) % values
+    else:
+        out = gettext(message).format(**values)
     if sentence:
         out = out[:1].upper() + out[1:] + ("" if out.endswith(".") else ".")
     return out

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from babel import Locale, negotiate_locale
 from babel.dates import format_date, format_time
@@ -31,8 +32,8 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
 from babel.support import LazyProxy, NullTranslations, Translations
 from jinja2 import Environment
-from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,32 @@ def use(locale: str) -> None:
     _current.set(known(locale) or DEFAULT)
 
 
+@contextmanager
+def speaking(locale: str | None) -> Iterator[None]:
+    """Runs the block in ``locale`` (a user's ``locale``; English when unset): for what a
+    job writes to a person, such as a mail, outside any request."""
+    token = _current.set(known(locale) or DEFAULT)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def of_request(scope: Scope) -> str:
+    """The language of a request, also before :class:`LocaleMiddleware` chose it (the body
+    limit and the CSRF check answer first): chosen, else ``?lang=``, the cookie, the browser's."""
+    if scope.get("locale"):
+        return str(scope["locale"])
+    headers = Headers(raw=list(scope.get("headers") or []))
+    query = parse_qs(bytes(scope.get("query_string") or b"").decode("latin-1"))
+    return choose(
+        asked=next(iter(query.get("lang", [])), None),
+        account=getattr(scope.get("user"), "locale", None),
+        cookie=cookie_parser(headers.get("cookie", "")).get(COOKIE),
+        accept_language=headers.get("accept-language"),
+    )
+
+
 def gettext(message: str) -> str:
     return translations(current()).gettext(message)
 
@@ -147,6 +174,30 @@ def N_(message: str) -> str:
     """Marks ``message`` for the catalogue without translating it: for texts made at import
     time, translated with ``_()`` when shown."""
     return message
+
+
+class Translated(Mapping[str, str]):
+    """A table of messages marked with ``N_()``, each translated when it is looked up (in
+    Python, ``words["title"]``, or in a template, ``text.title``)."""
+
+    def __init__(self, messages: Mapping[str, str]) -> None:
+        self._messages = dict(messages)
+
+    def __getitem__(self, key: str) -> str:
+        message = self._messages[key]
+        return gettext(message) if message else message
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._messages)
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+
+def in_language(locale: str, message: str) -> str:
+    """``message`` translated into ``locale`` whatever the current language (for answers
+    made before the language middleware has chosen one)."""
+    return translations(known(locale) or DEFAULT).gettext(message)
 
 
 def lazy_gettext(message: str) -> LazyProxy:
@@ -176,6 +227,16 @@ def percent(value: float | int | Decimal, digits: int = 0) -> str:
     if digits:
         pattern = pattern.replace("#,##0", "#,##0." + "0" * digits, 1)
     return format_percent(value, format=pattern, locale=current())
+
+
+def share(label: str, count: int, total: int) -> str:
+    """A chart's legend line in the language: ``Disponible : 100 (61,7 %)``."""
+    part = percent(count / total if total > 0 else 0, 1)
+    return gettext("%(label)s: %(count)s (%(percent)s)") % {
+        "label": label,
+        "count": number(count),
+        "percent": part,
+    }
 
 
 def day(value: date | datetime | None) -> str:

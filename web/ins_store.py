@@ -58,7 +58,7 @@ class InsStore:
                 self.url, max_size=INS_CONNECTIONS, server_settings=self.server_settings
             )
         else:
-            assert self.sessions is not None, "SQLite: the writer needs the app's sessions"
+            assert self.sessions is not None  # SQLite: the writer needs the app's sessions
             self.writer = EventWriter(self.sessions)
 
     async def close(self) -> None:
@@ -67,7 +67,7 @@ class InsStore:
 
     async def record(self, values: dict[str, Any]) -> store_cb.Received:
         if self.pool is None:
-            assert self.writer is not None, "InsStore.start() first"
+            assert self.writer is not None  # InsStore.start() first
             return await self.writer.record(values)
         row = store_cb.received_row(values)
         args = [row[name] for name in self.names]

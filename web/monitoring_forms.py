@@ -17,13 +17,15 @@ from store.models import utcnow
 from store.monitoring import ALERT_ON, CHANNEL_KINDS, AlertChannel, SiteSchedule
 from web import confirmation
 from web.auth import plausible_email
+from web.i18n import N_, _
 
-EMAIL_PROBLEM = "Enter an e-mail address such as you@example.com."
-KIND_PROBLEM = "Choose e-mail, Slack or webhook."
-ALERT_ON_PROBLEM = "Choose newly broken only, or broken and recovered."
-NO_SCAN = "Scan this site once first: a schedule repeats the settings of its last scan."
+# what the page and the API say (the API in English: _() there is English)
+EMAIL_PROBLEM = N_("Enter an e-mail address such as you@example.com.")
+KIND_PROBLEM = N_("Choose e-mail, Slack or webhook.")
+ALERT_ON_PROBLEM = N_("Choose newly broken only, or broken and recovered.")
+NO_SCAN = N_("Scan this site once first: a schedule repeats the settings of its last scan.")
 MAX_CHANNELS = 20
-TOO_MANY = f"You have {MAX_CHANNELS} alert channels already: delete one first."
+TOO_MANY = N_("You have %(count)s alert channels already: delete one first.")
 
 
 class FormProblems(Exception):
@@ -61,7 +63,7 @@ async def save_schedule(state: Any, *, user_id: int, scan_id: int, rule: Rule) -
     async with state.sessions() as session:
         scan = await store_scans.get_scan(session, scan_id=scan_id, user_id=user_id)
         if scan is None:
-            raise FormProblems({"site": NO_SCAN})
+            raise FormProblems({"site": _(NO_SCAN)})
         return await store_monitoring.save_schedule(
             session, from_scan=scan, rule=rule, now=utcnow()
         )
@@ -89,12 +91,12 @@ async def add_channel(state: Any, *, user_id: int, form: dict[str, Any]) -> NewC
     weekly = str(form.get("weekly_summary", "")).lower() in ("1", "on", "true", "yes")
     found: dict[str, str] = {}
     if kind not in CHANNEL_KINDS:
-        found["kind"] = KIND_PROBLEM
+        found["kind"] = _(KIND_PROBLEM)
     if alert_on not in ALERT_ON:
-        found["alert_on"] = ALERT_ON_PROBLEM
+        found["alert_on"] = _(ALERT_ON_PROBLEM)
     if kind == "email":
         if not plausible_email(target):
-            found["target"] = EMAIL_PROBLEM
+            found["target"] = _(EMAIL_PROBLEM)
     elif kind in ("slack", "webhook"):
         problem = await asyncio.to_thread(
             hooks.url_problem,
@@ -110,7 +112,7 @@ async def add_channel(state: Any, *, user_id: int, form: dict[str, Any]) -> NewC
     secret = hooks.new_secret() if kind == "webhook" else None
     async with state.sessions() as session:
         if len(await store_monitoring.list_channels(session, user_id=user_id)) >= MAX_CHANNELS:
-            raise FormProblems({"kind": TOO_MANY})
+            raise FormProblems({"kind": _(TOO_MANY) % {"count": MAX_CHANNELS}})
         row = await store_monitoring.create_channel(
             session,
             user_id=user_id,

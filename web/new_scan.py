@@ -27,7 +27,7 @@ from store.models import AmazonCredential, Scan
 from store.scans import NoCredits, TooManyActiveScans
 from web import confirmation, fields
 from web.auth import forget_user
-from web.i18n import _, number
+from web.i18n import N_, _, number
 from web.settings_page import (
     COUNTRIES,
     VERSIONS,
@@ -38,7 +38,7 @@ from web.settings_page import (
 )
 from web.templating import render
 
-NOT_A_URL = "“{site}” is not a web address: give a domain such as example.com"
+NOT_A_URL = N_("“%(site)s” is not a web address: give a domain such as example.com")
 MAX_PAGES_LIMIT = 100_000
 BILLING_LINK = {"href": "/billing", "text": messages.NO_CREDITS_LINK}
 __all__ = ["NoCredits", "TooManyActiveScans", "check_scan_form", "queue_scan"]
@@ -104,7 +104,7 @@ def checked_site(raw: str) -> str:
     except BadSiteUrl:
         raise
     except ValueError:  # what urlsplit raises itself ("Invalid IPv6 URL")
-        raise BadSiteUrl(NOT_A_URL.format(site=fields.shown(raw))) from None
+        raise BadSiteUrl(_(NOT_A_URL) % {"site": fields.shown(raw)}) from None
     parts = urlsplit(site)
     host = parts.hostname or ""
     ascii_name = fields.ascii_host(host)

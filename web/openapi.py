@@ -168,6 +168,11 @@ _QUERY: dict[str, dict[str, Any]] = {
               "maximum": 100, "default": 20}},
     "offset": {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,
                "default": 0}},
+    # the affiliate statistics' period (web.affiliate_api)
+    "from": {"name": "from", "in": "query", "description": "first UTC day, YYYY-MM-DD (default: "
+             "29 days before to)", "schema": {"type": "string", "format": "date"}},
+    "to": {"name": "to", "in": "query", "description": "last UTC day, YYYY-MM-DD (default: "
+           "today)", "schema": {"type": "string", "format": "date"}},
 }  # fmt: skip
 
 

@@ -13,21 +13,22 @@ from notify.email import Mail, mail_enabled, queue_mail
 from store import sessions as store_sessions
 from store import users as store_users
 from store.models import User
-from web import auth
+from web import auth, i18n
+from web.i18n import N_, _
 from web.signing import sign, unsign
 from web.templating import render
 
 PURPOSE = "reset password"
 VALID_FOR = 3600  # seconds
 
-# user-facing strings (plain English, one place)
-SENT = (
-    "If {email} has an account, a mail with a link to choose a new password is on its way. "
+# user-facing strings (one place, translated when shown)
+SENT = N_(
+    "If %(email)s has an account, a mail with a link to choose a new password is on its way. "
     "The link works once, within one hour."
 )
-NO_MAIL = "This server sends no e-mail: ask its administrator to reset your password."
-BAD_LINK = "This link is not valid any more (used, or older than one hour): ask for a new one."
-DONE = "Password changed: log in with the new one."
+NO_MAIL = N_("This server sends no e-mail: ask its administrator to reset your password.")
+BAD_LINK = N_("This link is not valid any more (used, or older than one hour): ask for a new one.")
+DONE = N_("Password changed: log in with the new one.")
 
 
 def reset_link(settings: object, user: User) -> str:
@@ -42,11 +43,12 @@ async def forgot(request: Request) -> Response:
     form = await request.form()
     email = store_users.normalize_email(str(form.get("email", "")))
     if not mail_enabled(state.settings):
-        return render(request, "password_forgot.html", {"error": NO_MAIL}, 400)
+        return render(request, "password_forgot.html", {"error": _(NO_MAIL)}, 400)
     async with state.sessions() as session:
         user = await store_users.get_user_by_email(session, email=email)
     if user is not None:
-        parts = messages.password_reset(reset_link(state.settings, user))
+        with i18n.speaking(user.locale or i18n.current()):  # the account's language
+            parts = messages.password_reset(reset_link(state.settings, user))
         # one mail per password: asking twice sends the same link once
         key = f"reset:{user.id}:{auth.pw_stamp(user)}"
         await queue_mail(
@@ -56,7 +58,7 @@ async def forgot(request: Request) -> Response:
         )
     # the same page either way: nobody learns which addresses have accounts
     return render(
-        request, "password_forgot.html", {"message": SENT.format(email=email), "mail": True}
+        request, "password_forgot.html", {"message": _(SENT) % {"email": email}, "mail": True}
     )
 
 
@@ -75,13 +77,13 @@ async def reset(request: Request) -> Response:
     if request.method == "GET":
         token = request.query_params.get("t", "")
         if await _user_of(request, token) is None:
-            return render(request, "password_reset.html", {"error": BAD_LINK}, 400)
+            return render(request, "password_reset.html", {"error": _(BAD_LINK)}, 400)
         return render(request, "password_reset.html", {"token": token})
     form = await request.form()
     token = str(form.get("t", ""))
     user = await _user_of(request, token)
     if user is None:
-        return render(request, "password_reset.html", {"error": BAD_LINK}, 400)
+        return render(request, "password_reset.html", {"error": _(BAD_LINK)}, 400)
     new = str(form.get("password", ""))
     if problem := auth.password_problem(new):
         return render(

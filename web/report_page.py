@@ -22,7 +22,7 @@ from store.report_table import SORTS, Row
 from web import changes as web_changes
 from web import fields, first_run
 from web.charts import STATUS_COLORS, donut, percent
-from web.i18n import N_, _, status_word
+from web.i18n import N_, _, gettext, number, share, state_word, status_word
 from web.settings_page import user_id
 from web.table import link
 from web.table.ordering import get_column_controls, get_ordering
@@ -76,7 +76,7 @@ async def own_scan(request: Request) -> Scan:
             session, scan_id=fields.path_id(request, "scan_id"), user_id=user_id(request)
         )
     if scan is None:
-        raise HTTPException(status_code=404, detail="No such scan.")
+        raise HTTPException(status_code=404, detail=gettext("No such scan."))
     return scan
 
 
@@ -169,6 +169,8 @@ async def report(request: Request) -> Response:
             [STATUS_COLORS[_LABELS[s.value]] for s in STATUS_ORDER],  # by status, any language
             title=_("Products by status"),
             units=(_("product"), _("products")),
+            legend=share,
+            number=number,
         ),
         "statuses": [
             {
@@ -213,8 +215,9 @@ async def export_csv(request: Request) -> Response:
             request,
             "error.html",
             {
-                "title": "Not ready yet",
-                "error": f"The scan is {scan.state}: its export is ready when it is done.",
+                "title": gettext("Not ready yet"),
+                "error": gettext("The scan is %(state)s: its export is ready when it is done.")
+                % {"state": state_word(scan.state)},
             },
             status_code=409,
         )

@@ -179,7 +179,7 @@ async def settings_page(request: Request) -> Response:
         if shown:  # the token just made: shown by this one response, then gone from Redis
             token = await request.app.state.redis.getdel(_new_token_key(request, shown))
             if token is None:
-                message = "That token was shown once already: create another if you lost it."
+                message = _("That token was shown once already: create another if you lost it.")
             else:
                 return await _page(request, new_token=token.decode(), message=message)
         return await _page(request, message=message)

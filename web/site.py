@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from web import scans
 from web.charts import donut
-from web.i18n import N_, _, status_word
+from web.i18n import N_, _, number, share, status_word
 from web.templating import render
 
 REFUND_DAYS = 7
@@ -29,9 +29,10 @@ SAMPLE_COUNTS = {"available": 171, "removed": 12, "out_of_stock": 9, "error": 2}
 SAMPLE_COLORS = ("#16a34a", "#dc2626", "#d97706", "#64748b")
 SAMPLE_ROWS = (
     ("Anker PowerCore 10000", "B0194WDVHI", "removed", "", "https://amzn.to/3xYz9Qp", 14),
-    ("Logitech MX Master 3S", "B09HM94VDS", "out_of_stock", "Currently unavailable.",
+    # the stock as Amazon's API states it, in the page's language (amazon.fr speaks French)
+    ("Logitech MX Master 3S", "B09HM94VDS", "out_of_stock", N_("Currently unavailable."),
      "https://monblog.fr/go/mx-master", 6),
-    ("Kindle Paperwhite", "B08KTZ8249", "available", "In Stock",
+    ("Kindle Paperwhite", "B08KTZ8249", "available", N_("In Stock"),
      "https://www.amazon.fr/dp/B08KTZ8249?tag=monblog-21", 3),
 )  # fmt: skip
 
@@ -66,6 +67,8 @@ async def home(request: Request) -> Response:
         SAMPLE_COLORS,
         title=_("Products by status"),
         units=(_("product"), _("products")),
+        legend=share,
+        number=number,
     )
     sample = {
         "urls_scanned": 1719,
@@ -74,7 +77,7 @@ async def home(request: Request) -> Response:
         "unique_links": 486,
         "chart": chart,
         "rows": [
-            {"name": n, "asin": a, "status": s, "stock": st, "href": h, "pages": p}
+            {"name": n, "asin": a, "status": s, "stock": _(st) if st else "", "href": h, "pages": p}
             for n, a, s, st, h, p in SAMPLE_ROWS
         ],
     }

@@ -22,6 +22,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from ccbb.child_processes import free_port
+
 READY = "smtp catcher ready at"
 
 
@@ -61,20 +63,12 @@ class Catcher:
 def running_catcher(folder: Path | None = None, port: int = 0) -> Iterator[tuple[Catcher, int]]:
     """The catcher on 127.0.0.1 in a thread of this process: (its handler, its port)."""
     catcher = Catcher(folder)
-    controller = Controller(catcher, hostname="127.0.0.1", port=port or _free_port())
+    controller = Controller(catcher, hostname="127.0.0.1", port=port or free_port())
     controller.start()
     try:
         yield catcher, int(controller.port)
     finally:
         controller.stop()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def read_folder(folder: Path, limit: int = 50) -> list[EmailMessage]:

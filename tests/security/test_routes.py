@@ -18,7 +18,7 @@ from store import credentials as store_credentials
 from store import monitoring as store_monitoring
 from store import tokens as store_tokens
 from tests.test_web_scans import Env, web_env
-from web import api, credits_api, csrf, monitoring_api
+from web import affiliate_api, api, credits_api, csrf, monitoring_api
 from web.body_limit import DEFAULT_LIMIT
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -26,7 +26,7 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 # nothing)
 BEARER_ONLY = {
     route.path
-    for module in (api, credits_api, monitoring_api)
+    for module in (api, credits_api, monitoring_api, affiliate_api)
     for route in module.routes
     if isinstance(route, Route)
 }

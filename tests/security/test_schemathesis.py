@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from ccbb.child_processes import free_port
 from ccbb.settings import Settings
 from store import tokens as store_tokens
 from store import users as store_users
@@ -26,12 +26,6 @@ from store.db import make_engine, session_factory
 from store.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _user_with_token(settings: Settings) -> str:
@@ -63,7 +57,7 @@ def served(
     settings = Settings(CCBB_DATA_DIR=data, DATABASE_URL=env["DATABASE_URL"])  # type: ignore[call-arg]
     upgrade(settings.sqlalchemy_url)
     token = asyncio.run(_user_with_token(settings))
-    port = _free_port()
+    port = free_port()
     log = open(data / "web.log", "wb")  # noqa: SIM115 - the child holds it
     proc = subprocess.Popen(
         [sys.executable, "-m", "ccbb.cli", "web", "--host", "127.0.0.1", "--port", str(port)],

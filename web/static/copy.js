@@ -1,4 +1,5 @@
-// "Copy" buttons: <button data-copy="ID"> copies the text of the element #ID (no inline script)
+// "Copy" buttons: <button data-copy="ID" data-copied="WORD"> copies the text of the element #ID
+// and then says WORD, in the page's language (no inline script, no words of its own)
 document.addEventListener("click", function (event) {
   var button = event.target.closest ? event.target.closest("button[data-copy]") : null;
   if (!button) return;
@@ -8,7 +9,7 @@ document.addEventListener("click", function (event) {
   function done() {
     var note = button.parentNode.querySelector(".copied");
     if (note) note.hidden = false;
-    button.textContent = "Copied";
+    button.textContent = button.getAttribute("data-copied") || button.textContent;
   }
   if (navigator.clipboard && window.isSecureContext) {
     navigator.clipboard.writeText(text).then(done, function () { select(source); });
