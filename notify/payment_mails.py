@@ -4,36 +4,19 @@ got one made by the purchase). Each function returns the subject, the text part 
 part (:class:`notify.messages.Parts`); links are absolute, made from ``CCBB_PUBLIC_URL``.
 
 Their sentences are in the web app's catalogue (``web/locale``, French in ``fr``), translated
-for the ``locale`` given, whatever language the caller runs in: each mail is rendered in a copy
-of the current context, so a job that writes mails in several languages cannot leak one into
-the next.
+for the ``locale`` given (``web.i18n.speaking``), whatever language the caller runs in.
 """
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from html import escape
-from typing import TypeVar
 
 from notify.messages import PRODUCT, Parts
 from web import i18n
 from web.i18n import _
-
-T = TypeVar("T")
-
-
-def in_language(locale: str | None, render: Callable[[], T]) -> T:
-    """``render()`` with ``locale`` as the current language (English when unknown)."""
-
-    def run() -> T:
-        i18n.use(locale or i18n.DEFAULT)
-        return render()
-
-    return contextvars.copy_context().run(run)
 
 
 def language_of(user_locale: str | None, order_language: str | None) -> str:
@@ -72,7 +55,7 @@ def receipt(
     plan_until: datetime | None,
     billing_link: str,
 ) -> Parts:
-    def render() -> Parts:
+    with i18n.speaking(locale):
         names = ", ".join(line.name for line in lines)
         subject = (
             _("Your %(product)s receipt: %(what)s") % {"product": PRODUCT, "what": names}
@@ -114,11 +97,9 @@ def receipt(
         )  # fmt: skip
         return Parts(subject, text, html)
 
-    return in_language(locale, render)
-
 
 def invitation(*, locale: str | None, link: str, days: int) -> Parts:
-    def render() -> Parts:
+    with i18n.speaking(locale):
         intro = _(
             "Your ClickBank purchase made you an account at %(product)s, under this address."
         ) % {"product": PRODUCT}
@@ -133,5 +114,3 @@ def invitation(*, locale: str | None, link: str, days: int) -> Parts:
             f"{intro}\n\n{how}\n\n{link}\n\n{later}\n",
             _page([escape(intro), escape(how), escape(later)], (link_text, link)),
         )
-
-    return in_language(locale, render)
