@@ -146,6 +146,7 @@ async def paced(
 ) -> dict[str, Any]:
     n = int(rate * seconds)
     latencies: list[float] = []
+    phases: dict[str, list[float]] = {}  # the server's own account (Server-Timing), by phase
     statuses: Counter[int] = Counter()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -171,16 +172,73 @@ async def paced(
                         return
             latencies.append((time.perf_counter() - start) * 1000)
             statuses[r.status] += 1
+            for part in r.headers.get("Server-Timing", "").split(","):
+                name, _, dur = part.strip().partition(";dur=")
+                if dur:
+                    phases.setdefault(name, []).append(float(dur))
 
         t0 = time.perf_counter() + 0.2
         await asyncio.gather(*(one(i, t0 + i / rate) for i in range(n)))
         took = time.perf_counter() - t0
     latencies.sort()
     return {
-        "n": n, "rate": n / took, "statuses": dict(statuses),
+        "n": n, "rate": n / took, "statuses": dict(statuses), "load": os.getloadavg(),
         "p50": statistics.median(latencies), "p99": latencies[int(len(latencies) * 0.99) - 1],
         "max": latencies[-1],
+        "phases": {name: (statistics.median(v), sorted(v)[int(len(v) * 0.99) - 1], max(v))
+                   for name, v in phases.items()},
     }  # fmt: skip
+
+
+async def interleaved(
+    targets: list[tuple[str, list[bytes] | None]], rate: float, seconds: float, window: float
+) -> list[dict[str, Any]]:
+    """The same open-loop load on several URLs taking turns, ``window`` seconds each, for
+    ``seconds`` each in all: every URL meets the same neighbours (on a shared VM the load
+    changes from one second to the next, so two runs one after the other are not comparable)."""
+    per_window = max(int(rate * window), 1)
+    n = int(rate * seconds) * len(targets)
+    got: list[dict[str, Any]] = [{"lat": [], "phases": {}, "statuses": Counter()} for _ in targets]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+
+        async def one(i: int, at: float) -> None:
+            which = (i // per_window) % len(targets)
+            url, bodies = targets[which]
+            out = got[which]
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            start = time.perf_counter()
+            try:
+                if bodies is None:
+                    async with http.get(url) as r:
+                        await r.read()
+                else:
+                    async with http.post(url, data=bodies[i % len(bodies)],
+                                         headers={"Content-Type": "application/json"}) as r:  # fmt: skip
+                        await r.read()
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                out["statuses"][0] += 1
+                return
+            out["lat"].append((time.perf_counter() - start) * 1000)
+            out["statuses"][r.status] += 1
+            for part in r.headers.get("Server-Timing", "").split(","):
+                name, _, dur = part.strip().partition(";dur=")
+                if dur:
+                    out["phases"].setdefault(name, []).append(float(dur))
+
+        t0 = time.perf_counter() + 0.2
+        await asyncio.gather(*(one(i, t0 + i / rate) for i in range(n)))
+    results = []
+    for out in got:
+        lat = sorted(out["lat"])
+        results.append({
+            "n": len(lat), "statuses": dict(out["statuses"]), "load": os.getloadavg(),
+            "p50": statistics.median(lat), "p99": lat[int(len(lat) * 0.99) - 1], "max": lat[-1],
+            "phases": {name: (statistics.median(v), sorted(v)[int(len(v) * 0.99) - 1], max(v))
+                       for name, v in out["phases"].items()},
+        })  # fmt: skip
+    return results
 
 
 # ---- b) the burst ---------------------------------------------------------------------------
@@ -301,7 +359,11 @@ def run(args: argparse.Namespace, db_url: str, tmp: Path) -> None:
             r = asyncio.run(paced(url, bodies, args.rate, args.seconds))
             r["cpu_ms"] = (cpu_seconds(web.pid) - cpu) * 1000 / r["n"]
             rows.append((label, r))
-            print(f"a) {label:<22} {r['n']:>6} requests at {r['rate']:6.1f}/s: p50 {r['p50']:6.2f} ms, "
+            for name, (p50, p99, top) in r["phases"].items():
+                print(
+                    f"   in the server, {name:<6} p50 {p50:6.2f} ms, p99 {p99:7.2f} ms, max {top:7.2f} ms"
+                )
+            print(f"a) {label:<22} {r['n']:>6} requests at {r['rate']:6.1f}/s (load {r['load'][0]:.1f}): p50 {r['p50']:6.2f} ms, "
                   f"p99 {r['p99']:6.2f} ms, max {r['max']:7.2f} ms, {r['cpu_ms']:.2f} CPU-ms each in the server, statuses {r['statuses']}")  # fmt: skip
         if rows:
             ins_p99, base_p99 = rows[1][1]["p99"], rows[0][1]["p99"]
@@ -310,6 +372,25 @@ def run(args: argparse.Namespace, db_url: str, tmp: Path) -> None:
                   f"/healthz's: one core serves {1000 / cpu:,.0f} notifications/s")  # fmt: skip
             print(f"   INS p99 {ins_p99:.2f} ms = {TARGET_P99_MS / ins_p99:.2f}x under the 50 ms target; "
                   f"{ins_p99 / base_p99:.2f}x /healthz's p99")  # fmt: skip
+        if rows and args.interleave:
+            more = [encrypt(notification("SALE", f"M{i:07d}", PACK_ITEM, users[i % len(users)][1],
+                                         "2026-11-30T00:00:00+00:00"))
+                    for i in range(len(load_bodies))]  # fmt: skip
+            load_bodies += more
+            pair = asyncio.run(interleaved(
+                [(base + "/healthz", None), (base + "/clickbank/ins", more)],
+                args.rate, args.seconds, args.interleave,
+            ))  # fmt: skip
+            for label, r in zip(("/healthz", "POST /clickbank/ins"), pair, strict=True):
+                print(f"a2) taking turns every {args.interleave:g} s, {label:<20} {r['n']:>6} at "
+                      f"{args.rate:g}/s (load {r['load'][0]:.1f}): p50 {r['p50']:6.2f} ms, "
+                      f"p99 {r['p99']:7.2f} ms, max {r['max']:7.2f} ms, statuses {r['statuses']}")  # fmt: skip
+                for name, (p50, p99, top) in r["phases"].items():
+                    print(f"    in the server, {name:<6} p50 {p50:6.2f} ms, p99 {p99:7.2f} ms, "
+                          f"max {top:7.2f} ms")  # fmt: skip
+            print(
+                f"    INS p99 = {pair[1]['p99'] / pair[0]['p99']:.2f}x /healthz's p99, same seconds"
+            )
         # the load's sales processed by the workers too
         for i in range(2):
             procs.append(start(["worker"], env, tmp / f"worker{i}.log"))
@@ -386,6 +467,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--only", default="ab", help="a: the paced load, b: the burst")
     parser.add_argument("--show-logs", action="store_true", help="print the workers' logs")
+    parser.add_argument("--interleave", type=float, default=0.5, metavar="SECONDS",
+                        help="then /healthz and the INS taking turns in windows of SECONDS "
+                             "(0: not)")  # fmt: skip
     args = parser.parse_args()
     schema = f"ccbb_bench_cb_{uuid.uuid4().hex[:8]}"
     asyncio.run(run_ddl(args.database, f'CREATE SCHEMA "{schema}"'))

@@ -13,7 +13,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Mapping
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 # the one vendor variable we add (ClickBank hands every extra pay-link parameter back in the
 # notification's vendorVariables): an opaque, random, single-purpose checkout reference
@@ -32,6 +32,17 @@ def pay_base(base: str, vendor: str) -> str:
     """The order form's address: ``base`` with ``{vendor}`` filled in, ending in ``/``."""
     url = base.replace("{vendor}", vendor.lower())
     return url if url.endswith("/") else url + "/"
+
+
+def form_origins(pay_base_url: str) -> tuple[str, ...]:
+    """The origins a form to the order form at ``pay_base_url`` reaches: its own, and for
+    ClickBank's real one every ``*.clickbank.net`` host its answer may redirect through."""
+    parts = urlsplit(pay_base_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    host = (parts.hostname or "").lower()
+    if host == "clickbank.net" or host.endswith(".clickbank.net"):
+        return (origin, "https://*.clickbank.net")
+    return (origin,)
 
 
 def _link(base: str, vendor: str, params: list[tuple[str, str]]) -> str:

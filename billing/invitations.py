@@ -1,5 +1,6 @@
 """The invitation a buyer without an account gets: a signed, expiring, single-use link to set a
-password. Until e-mail exists (another room, ``notify/``), it is written to the console log."""
+password. It is mailed (``ccbb.clickbank_mails``, through ``notify/``); on a server without
+SMTP it is written to the console log (:func:`send_invitation`)."""
 
 from __future__ import annotations
 
@@ -37,5 +38,5 @@ def read_token(secret: str, token: str) -> tuple[int, str] | None:
 
 
 def send_invitation(*, email: str, link: str) -> None:
-    """Deliver the invitation (the console, until e-mail is built)."""
+    """The invitation on the console: for a server without SMTP (CCBB_SMTP_HOST unset)."""
     log.warning("INVITATION to set a password, for %s: %s", email, link)

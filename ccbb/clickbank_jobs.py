@@ -30,6 +30,7 @@ from billing import clickbank_ins as ins
 from billing import invitations
 from billing.catalogue import Catalogue, load_catalogue
 from billing.clickbank_links import REFERENCE_PARAM
+from ccbb import clickbank_mails
 from store import clickbank as store_cb
 from store import credits as store_credits
 from store import users as store_users
@@ -67,7 +68,7 @@ class Result:
     user_id: int | None = None
     sku: str | None = None
     credits: int | None = None
-    invite: tuple[str, str] | None = None  # (e-mail, link) to send after the commit
+    invite: tuple[str, str, str | None] | None = None  # (e-mail, link, order language): mail it
     waits_for: str | None = None
     wakes: list[tuple[int, str]] = field(default_factory=list)
 
@@ -81,8 +82,13 @@ async def clickbank_event_job(ctx: dict[str, Any], event_id: int) -> str:
         base = event.base_receipt
     async with ctx["redis"].lock(LOCK.format(base), timeout=60, blocking_timeout=60):
         result = await process_event(ctx, event_id)
-    if result.invite is not None:
-        invitations.send_invitation(email=result.invite[0], link=result.invite[1])
+    # the mails, after the commit (each keyed: a job run again queues none twice)
+    if result.invite is not None and result.user_id is not None:
+        email, link, language = result.invite
+        await clickbank_mails.queue_invitation(
+            ctx, user_id=result.user_id, email=email, link=link, order_language=language
+        )
+    await clickbank_mails.queue_receipt(ctx, event_id, _catalogue(ctx))
     for other, key in result.wakes:
         await ctx["redis"].enqueue_job(JOB_NAME, other, _job_id=job_id(other, key, 1000 + event_id))
     if result.state == store_cb.WAITING:
@@ -230,7 +236,7 @@ async def _decide(
 
 async def _account(
     ctx: dict[str, Any], session: Any, n: ins.Notification, *, last_try: bool
-) -> tuple[int, tuple[str, str] | None]:
+) -> tuple[int, tuple[str, str, str | None] | None]:
     """Whose notification is it? Our checkout reference first, then the order it belongs to,
     then (for a first sale, or when its order never came) the buyer's e-mail — a new account
     with an invitation when no account has it."""
@@ -265,4 +271,4 @@ async def _account(
     )
     link = f"{settings.public_url.rstrip('/')}{invitations.WELCOME_PATH}{token}"
     log.info("ClickBank: account %s made for a buyer without one", user.id)
-    return user.id, (n.customer_email, link)
+    return user.id, (n.customer_email, link, n.order_language)

@@ -132,7 +132,7 @@ def run_web(host: str, port: int) -> int:
     try:
         with services_ready(settings) as url:
             uvicorn.run(
-                create_app(_resolved(settings, url)),
+                create_app(_resolved(settings, url), freeze_gc=True),
                 host=host,
                 port=port,
                 log_level="info",
@@ -191,7 +191,7 @@ def run_all(host: str, port: int, demo: bool = False) -> int:
             try:
                 sys.stderr.write(f"ccbb: dashboard at http://{host}:{port}/ (Ctrl-C stops)\n")
                 uvicorn.run(
-                    create_app(web_settings),
+                    create_app(web_settings, freeze_gc=True),
                     host=host,
                     port=port,
                     log_level="info",

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Index, Numeric, Text, UniqueConstraint, func
+from sqlalchemy import Index, Numeric, Text, UniqueConstraint, bindparam, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel, col, select
@@ -102,6 +102,32 @@ def _upsert(insert_into: Any) -> Any:
 
 
 _UPSERT = {False: _upsert(sqlite_insert), True: _upsert(pg_insert)}
+
+# the columns the INS endpoint writes, and the one-row upsert of them with named parameters:
+# ``web.ins_store`` sends it to PostgreSQL straight through asyncpg, as its own transaction
+RECEIVED_COLUMNS = (
+    "key", "transaction_type", "receipt", "base_receipt", "role", "transaction_time", "raw",
+    "amount", "currency", "received_at", "deliveries", "state", "tries",
+)  # fmt: skip
+_ONE = pg_insert(EVENT_TABLE).values(
+    {name: bindparam(name, type_=EVENT_TABLE.c[name].type) for name in RECEIVED_COLUMNS}
+)
+UPSERT_ONE = _ONE.on_conflict_do_update(
+    index_elements=["key"],
+    set_={"deliveries": EVENT_TABLE.c.deliveries + _ONE.excluded.deliveries},
+).returning(EVENT_TABLE.c.id, EVENT_TABLE.c.state, EVENT_TABLE.c.deliveries)
+
+
+def received_row(values: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a notification just received (``values``: key, transaction_type, …)."""
+    return {"amount": None, "currency": None, **values, "received_at": utcnow(), "deliveries": 1,
+            "state": PENDING, "tries": 0}  # fmt: skip
+
+
+def received(row: Any) -> Received:
+    """What :data:`UPSERT_ONE` answered: the event, and whether this delivery created it."""
+    return Received(int(row["id"]), int(row["deliveries"]) == 1, str(row["state"]),
+                    int(row["deliveries"]))  # fmt: skip
 
 
 @dataclass(frozen=True)

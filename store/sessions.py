@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store import credits
+from store.mail import AccountEmail
 from store.models import User, UtcDateTime, table_of, utcnow
 
 SESSION_DAYS = 14
@@ -31,6 +32,7 @@ class UserSession(SQLModel, table=True):
 
 SESSION_TABLE = table_of(UserSession)
 USER_TABLE = table_of(User)
+ACCOUNT_EMAIL = table_of(AccountEmail)
 
 # the hot read (every page and poll, through web.reads): the user of a session, with its end
 # the session's user and their credits balance (the header shows it) in one read by key
@@ -39,11 +41,14 @@ USER_BY_SESSION = (
         *USER_TABLE.c,
         SESSION_TABLE.c.expires_at.label("session_expires_at"),
         credits.ACCOUNT.c.balance.label("credits_balance"),
+        # a row without confirmed_at: the address waits for confirmation (store.mail)
+        ACCOUNT_EMAIL.c.user_id.label("email_pending_user"),
+        ACCOUNT_EMAIL.c.confirmed_at.label("email_confirmed_at"),
     )
     .select_from(
-        SESSION_TABLE.join(USER_TABLE, USER_TABLE.c.id == SESSION_TABLE.c.user_id).outerjoin(
-            credits.ACCOUNT, credits.ACCOUNT.c.user_id == USER_TABLE.c.id
-        )
+        SESSION_TABLE.join(USER_TABLE, USER_TABLE.c.id == SESSION_TABLE.c.user_id)
+        .outerjoin(credits.ACCOUNT, credits.ACCOUNT.c.user_id == USER_TABLE.c.id)
+        .outerjoin(ACCOUNT_EMAIL, ACCOUNT_EMAIL.c.user_id == USER_TABLE.c.id)
     )
     .where(SESSION_TABLE.c.id_hash == bindparam("id_hash"))
 )

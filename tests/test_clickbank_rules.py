@@ -17,6 +17,7 @@ from billing import clickbank_ins as ins
 from billing import clickbank_links as links
 from billing.upsell_flow import FlowError, parse_flows
 from tests.clickbank_fixtures import SECRET, VENDOR, encrypt_ins, notification
+from web import headers
 
 
 def read(body: bytes, secret: str = SECRET, vendor: str = VENDOR) -> ins.Notification:
@@ -169,6 +170,19 @@ def test_upsell_links_order_skin_then_answer_then_session() -> None:
     assert dict(_query(accept))["cbrblaccpt"] == "true"
     assert "cbrblaccpt" not in dict(_query(decline))
     assert dict(_query(decline))["cbf"] == "SESSION1"
+
+
+def test_the_upsell_form_may_reach_the_order_form_and_nothing_else() -> None:
+    """The page's CSP form-action names the order form's origin (the accept button is a form
+    to it): the sandbox's exactly; ClickBank's, with the clickbank.net hosts it redirects to."""
+    assert links.form_origins("http://127.0.0.1:8123/ccbbdemo/") == ("http://127.0.0.1:8123",)
+    assert links.form_origins("https://pay.clickbank.net/") == (
+        "https://pay.clickbank.net", "https://*.clickbank.net",
+    )  # fmt: skip
+    assert links.form_origins("https://evilclickbank.net/") == ("https://evilclickbank.net",)
+    policy = headers.csp(form_targets=links.form_origins("https://pay.clickbank.net/"))
+    assert "form-action 'self' https://pay.clickbank.net https://*.clickbank.net;" in policy
+    assert "form-action 'self';" in headers.CSP  # every other page: our own forms only
 
 
 def test_cbpop() -> None:

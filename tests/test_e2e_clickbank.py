@@ -175,71 +175,88 @@ def check_upsell_page(page: Any, cbf: str) -> None:
     assert dict(parse_qsl(urlsplit(href).query))["cbf"] == cbf and "cbur=d" in href
 
 
-@pytest.mark.skip(
-    reason="the accept button of the merged upsell page is not clickable in the walk (not yet diagnosed: see the session note); the upsell pages are checked by the other tests"
-)
 def test_buy_a_plan_take_an_upsell_and_see_the_credits(stack: Stack) -> None:
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 800})
-            page.goto(stack.url + "/signup")
-            page.fill("input[name=email]", "walker@example.com")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button.primary")
-            page.goto(stack.url + "/billing/payments")
-            shot(page, "clickbank-01-billing")
-            page.click("tr[data-sku=plan_starter] a.button")
-            # ClickBank's order form (the sandbox), reached by the pay link made for us
-            assert page.url.startswith(stack.sandbox)
-            q = dict(parse_qsl(urlsplit(page.url).query))
-            assert q["cbitems"] == "1" and q["cbfid"] == "7" and len(q["ccref"]) >= 16
-            assert "walker" not in page.url  # the reference names nobody
-            page.fill("input[name=email]", "walker@example.com")
-            shot(page, "clickbank-02-order-form")
-            page.click("button[type=submit]")
-            # the first upsell: ours, with the cbf ClickBank gave
-            assert "/clickbank/upsell/test-flow/pack50" in page.url, page.url
-            cbf = dict(parse_qsl(urlsplit(page.url).query))["cbf"]
-            check_upsell_page(page, cbf)
-            shot(page, "clickbank-03-upsell")
-            with page.expect_request(lambda r: "cbur=a" in r.url) as sent:
-                page.click("#accept")
-            order = names(sent.value.url)
-            assert order.index("cbskin") < order.index("cbur") < order.index("cbf")
-            assert "cbrblaccpt" not in order
-            # the subscription offer: accepting needs the consent box, without any script
-            page.wait_for_url("**/clickbank/upsell/test-flow/monitor**")
-            check_upsell_page(page, cbf)
-            consent = page.locator("input[name=cbrblaccpt]")
-            assert consent.get_attribute("required") is not None
-            before = page.url
-            page.click("#accept")  # not ticked: the browser refuses to submit
-            assert page.url == before
-            assert page.evaluate(
-                "document.querySelector('input[name=cbrblaccpt]').validity.valueMissing"
-            )
-            shot(page, "clickbank-04-upsell-subscription")
-            consent.check()
-            with page.expect_request(lambda r: "cbur=a" in r.url) as sent:
-                page.click("#accept")
-            accepted = sent.value.url
-            assert dict(parse_qsl(urlsplit(accepted).query))["cbrblaccpt"] == "true"
-            assert names(accepted).index("cbur") < names(accepted).index("cbrblaccpt")
-            # ClickBank's confirmation: a thank-you link per item bought
-            page.wait_for_url("**/confirmation/**")
-            links = page.locator("a", has_text="Access your purchase")
-            assert links.count() == 3
-            shot(page, "clickbank-05-confirmation")
-            links.nth(0).click()
-            page.wait_for_url("**/clickbank/thank-you**")
-            assert "Starter" in page.content()
-            page.wait_for_selector(".thank-you[data-state=done]", timeout=30_000)
-            assert page.locator(".credits").get_attribute("data-credits") == "10"
-            shot(page, "clickbank-06-thank-you")
+            # what the browser refused or failed on (a blocked form, a script error) is the
+            # first thing to read when a click goes nowhere
+            console: list[str] = []
+            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+            page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+            try:
+                walk(page, stack)
+            except Exception:
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                (SCREENSHOTS / "clickbank-failed.html").write_text(page.content())
+                shot(page, "clickbank-failed")
+                print("browser console:\n" + "\n".join(console))
+                raise
+            assert not [m for m in console if "Content Security Policy" in m], console
         finally:
             browser.close()
+    check_ledger(stack)
 
+
+def walk(page: Any, stack: Stack) -> None:
+    """Sign up, buy Starter, take the 50-credit upsell, meet the subscription offer's consent box,
+    reach the confirmation and the thank-you page, see the credits."""
+    page.goto(stack.url + "/signup")
+    page.fill("input[name=email]", "walker@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button.primary")
+    page.goto(stack.url + "/billing/payments")
+    shot(page, "clickbank-01-billing")
+    page.click("tr[data-sku=plan_starter] a.button")
+    # ClickBank's order form (the sandbox), reached by the pay link made for us
+    assert page.url.startswith(stack.sandbox)
+    q = dict(parse_qsl(urlsplit(page.url).query))
+    assert q["cbitems"] == "1" and q["cbfid"] == "7" and len(q["ccref"]) >= 16
+    assert "walker" not in page.url  # the reference names nobody
+    page.fill("input[name=email]", "walker@example.com")
+    shot(page, "clickbank-02-order-form")
+    page.click("button[type=submit]")
+    # the first upsell: ours, with the cbf ClickBank gave
+    assert "/clickbank/upsell/test-flow/pack50" in page.url, page.url
+    cbf = dict(parse_qsl(urlsplit(page.url).query))["cbf"]
+    check_upsell_page(page, cbf)
+    shot(page, "clickbank-03-upsell")
+    with page.expect_request(lambda r: "cbur=a" in r.url) as sent:
+        page.click("#accept")
+    order = names(sent.value.url)
+    assert order.index("cbskin") < order.index("cbur") < order.index("cbf")
+    assert "cbrblaccpt" not in order
+    # the subscription offer: accepting needs the consent box, without any script
+    page.wait_for_url("**/clickbank/upsell/test-flow/monitor**")
+    check_upsell_page(page, cbf)
+    consent = page.locator("input[name=cbrblaccpt]")
+    assert consent.get_attribute("required") is not None
+    before = page.url
+    page.click("#accept")  # not ticked: the browser refuses to submit
+    assert page.url == before
+    assert page.evaluate("document.querySelector('input[name=cbrblaccpt]').validity.valueMissing")
+    shot(page, "clickbank-04-upsell-subscription")
+    consent.check()
+    with page.expect_request(lambda r: "cbur=a" in r.url) as sent:
+        page.click("#accept")
+    accepted = sent.value.url
+    assert dict(parse_qsl(urlsplit(accepted).query))["cbrblaccpt"] == "true"
+    assert names(accepted).index("cbur") < names(accepted).index("cbrblaccpt")
+    # ClickBank's confirmation: a thank-you link per item bought
+    page.wait_for_url("**/confirmation/**")
+    links = page.locator("a", has_text="Access your purchase")
+    assert links.count() == 3
+    shot(page, "clickbank-05-confirmation")
+    links.nth(0).click()
+    page.wait_for_url("**/clickbank/thank-you**")
+    assert "Starter" in page.content()
+    page.wait_for_selector(".thank-you[data-state=done]", timeout=30_000)
+    assert page.locator(".credits").get_attribute("data-credits") == "10"
+    shot(page, "clickbank-06-thank-you")
+
+
+def check_ledger(stack: Stack) -> None:
     def truth(s: Any) -> Any:
         async def go() -> tuple[int, str | None, list[str]]:
             user = await store_users.get_user_by_email(s, email="walker@example.com")

@@ -154,6 +154,39 @@ def test_signup_sends_a_confirmation_and_scanning_waits_for_it(
     assert env.client.get("/api/v1/me", headers=auth).json()["email_confirmed"] is True
 
 
+BANNER = 'id="unconfirmed-banner"'
+DASHBOARD_PAGES = ("/", "/scans/new", "/monitoring", "/settings", "/billing", "/affiliate",
+                   "/account", "/billing/payments")  # fmt: skip
+
+
+def test_every_dashboard_page_shows_the_unconfirmed_banner_until_the_link_is_followed(
+    env: Env, catcher: tuple[Catcher, int]
+) -> None:
+    smtp, _ = catcher
+    env.signup("late@example.com")
+    deliver(env)
+    link = _link(smtp.wait_for(1)[0], "/confirm")
+    for path in DASHBOARD_PAGES:
+        r = env.get(path)
+        assert r.status_code == 200, (path, r.status_code)
+        assert BANNER in r.text, path
+        banner = r.text.split(BANNER, 1)[1].split("</p>", 1)[0]
+        assert "late@example.com" in banner and 'href="/confirm/resend"' in banner, path
+    # the link, followed in the same browser: the banner is gone at once, on every page
+    assert "Your e-mail address is confirmed" in env.get(link).text
+    for path in DASHBOARD_PAGES:
+        assert BANNER not in env.get(path).text, path
+
+
+def test_a_confirmed_or_mail_less_account_sees_no_banner(
+    tmp_path: Path, test_redis_url: str
+) -> None:
+    with web_env(tmp_path, test_redis_url) as env:  # no SMTP: nothing to confirm
+        env.signup("free@example.com")
+        assert BANNER not in env.get("/").text
+        assert BANNER not in env.get("/settings").text
+
+
 def test_a_forged_confirmation_link_is_refused(env: Env) -> None:
     env.signup("new@example.com")
     r = env.get("/confirm?t=eyJ1IjoxfQ.forged.sig")
@@ -267,3 +300,11 @@ def _only_mail(env: Env) -> Any:
         return mail
 
     return env.run(env._with_session(go))
+
+
+def test_the_banner_speaks_the_users_language(env: Env) -> None:
+    env.signup("fr@example.com")
+    page = env.get("/?lang=fr").text
+    banner = page.split(BANNER, 1)[1].split("</p>", 1)[0]
+    assert "Confirmez votre adresse e-mail" in banner and "fr@example.com" in banner
+    assert "Renvoyer l'e-mail de confirmation" in banner.replace("&#39;", "'")

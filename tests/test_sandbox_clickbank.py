@@ -147,15 +147,17 @@ async def test_upsell_flow_refund_cancel_change_and_rebill() -> None:
         api = {"Authorization": "KEY"}
         async with http.post(f"{sandbox.url}/rest/1.3/orders2/{receipt}/changeProduct",
                              params={"oldSku": "1", "newSku": "2"}, headers=api) as ch:  # fmt: skip
-            assert ch.status == 200
+            assert ch.status == 204  # "No Content", as ClickBank answers
+        cancel = {"type": "cncl", "reason": "ticket.type.cancel.7"}
         async with http.post(f"{sandbox.url}/rest/1.3/tickets/{receipt}",
-                             params={"type": "cncl"}, headers={"Authorization": "nope"}) as no:  # fmt: skip
-            assert no.status == 401
+                             params=cancel, headers={"Authorization": "nope"}) as no:  # fmt: skip
+            assert no.status == 403
+        refund = {"type": "rfnd", "reason": "ticket.type.refund.8", "refundType": "FULL"}
         async with http.post(f"{sandbox.url}/rest/1.3/tickets/{receipt}",
-                             params={"type": "rfnd"}, headers=api) as rf:  # fmt: skip
-            assert rf.status == 200 and (await rf.json())["ticketid"] == 1
+                             params=refund, headers=api) as rf:  # fmt: skip
+            assert rf.status == 200 and (await rf.json())["ticketData"]["ticketid"] == 1
         async with http.post(f"{sandbox.url}/rest/1.3/tickets/{receipt}",
-                             params={"type": "rfnd"}, headers=api) as again:  # fmt: skip
+                             params=refund, headers=api) as again:  # fmt: skip
             assert again.status == 400
         await until(lambda: len(receiver.got) == 6)
         kinds = [g["transactionType"] for g in receiver.got[2:]]
@@ -182,3 +184,78 @@ async def test_a_subscription_upsell_needs_consent(consent: str | None) -> None:
         }
         async with http.get(f"{sandbox.url}/{VENDOR}/", params=q, allow_redirects=False) as a:
             assert (a.status == 303) is (consent == "true")
+
+
+@pytest.mark.parametrize(
+    ("params", "form", "status"),
+    [
+        ({"type": "rfnd", "refundType": "FULL"}, None, 400),  # no reason
+        ({"type": "rfnd", "reason": "ticket.type.cancel.7", "refundType": "FULL"}, None, 400),
+        ({"type": "rfnd", "reason": "ticket.type.refund.9", "refundType": "FULL"}, None, 400),
+        ({"type": "rfnd", "reason": "ticket.type.refund.8"}, None, 400),  # no refundType
+        ({"type": "rfnd", "reason": "ticket.type.refund.8", "refundType": "full"}, None, 400),
+        (
+            {
+                "type": "rfnd",
+                "reason": "ticket.type.refund.8",
+                "refundType": "PARTIAL_PERCENT",
+                "refundAmount": "50.00",
+            },
+            None,
+            403,
+        ),
+        ({"type": "refund", "reason": "ticket.type.refund.8", "refundType": "FULL"}, None, 400),
+        # ClickBank takes query parameters only: the same in a form body is ignored
+        ({}, {"type": "rfnd", "reason": "ticket.type.refund.8", "refundType": "FULL"}, 400),
+    ],
+)
+async def test_the_tickets_api_refuses_what_clickbank_refuses(
+    params: dict[str, str], form: dict[str, str] | None, status: int
+) -> None:
+    receiver = Receiver()
+    async with stack(receiver) as (sandbox, _), aiohttp.ClientSession() as http:
+        await buy(http, sandbox, {"cbitems": "4"})
+        await until(lambda: len(receiver.got) == 1)
+        receipt = receiver.got[0]["receipt"]
+        async with http.post(f"{sandbox.url}/rest/1.3/tickets/{receipt}", params=params,
+                             data=form, headers={"Authorization": "KEY"}) as r:  # fmt: skip
+            assert r.status == status
+        assert not sandbox.state.orders[receipt].refunded
+
+
+async def test_a_cancel_ticket_for_a_one_off_product_refunds_it() -> None:
+    """ClickBank: "If the receipt is for a non-recurring product, either 'rfnd' or 'cncl' will
+    automatically refund that sale"."""
+    receiver = Receiver()
+    async with stack(receiver) as (sandbox, _), aiohttp.ClientSession() as http:
+        await buy(http, sandbox, {"cbitems": "4"})
+        await until(lambda: len(receiver.got) == 1)
+        receipt = receiver.got[0]["receipt"]
+        params = {"type": "cncl", "reason": "ticket.type.cancel.7"}
+        async with http.post(f"{sandbox.url}/rest/1.3/tickets/{receipt}", params=params,
+                             headers={"Authorization": "KEY"}) as r:  # fmt: skip
+            assert r.status == 200
+        await until(lambda: len(receiver.got) == 2)
+        assert receiver.got[1]["transactionType"] == "RFND"
+
+
+async def test_our_client_speaks_the_documented_api() -> None:
+    """billing.clickbank_api against the local ClickBank, which checks the documented rules:
+    refund (reason 'Other', FULL), cancel, change of product; and a wrong key is refused."""
+    from billing.clickbank_api import ClickbankApi, ClickbankApiError, ticket_id
+
+    receiver = Receiver()
+    async with stack(receiver) as (sandbox, _), aiohttp.ClientSession() as http:
+        await buy(http, sandbox, {"cbitems": "1"})  # a subscription
+        await buy(http, sandbox, {"cbitems": "4"})  # a pack
+        await until(lambda: len(receiver.got) == 2)
+        plan, pack = (g["receipt"] for g in receiver.got)
+        api = ClickbankApi(sandbox.url, "KEY")
+        assert await api.change_product(plan, old_item="1", new_item="2") == {}
+        assert ticket_id(await api.cancel(plan, comment="from Billing")) == "1"
+        assert ticket_id(await api.refund(pack, comment="from Billing")) == "2"
+        with pytest.raises(ClickbankApiError, match="403"):
+            await ClickbankApi(sandbox.url, "WRONG").refund(plan, comment="x")
+        await until(lambda: len(receiver.got) == 5)
+        kinds = [g["transactionType"] for g in receiver.got[2:]]
+        assert kinds == ["SUBSCRIPTION-CHG", "CANCEL-REBILL", "RFND"]

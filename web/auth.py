@@ -89,22 +89,32 @@ async def current_user(request: Request) -> User | None:
     hit = cache.get(id_hash)
     if hit is not None and hit[0] > now:
         request.scope["credits"] = hit[2]  # the header's balance (base.html)
+        request.scope["email_unconfirmed"] = False  # only confirmed accounts are cached
         return hit[1]
     found = await request.app.state.reads.rows(store_sessions.USER_BY_SESSION, {"id_hash": id_hash})
     user = None
     balance = 0
+    unconfirmed = False
     if found and found[0]["session_expires_at"] > utcnow():
         values = dict(found[0])
         values.pop("session_expires_at")
         balance = int(values.pop("credits_balance") or 0)
+        pending = values.pop("email_pending_user") is not None
+        unconfirmed = pending and values.pop("email_confirmed_at") is None
+        values.pop("email_confirmed_at", None)
         user = User(**values)
+    request.scope["credits"] = balance
+    request.scope["email_unconfirmed"] = unconfirmed  # the banner of every page (base.html)
+    if unconfirmed:
+        # not cached: the banner must go the moment the link is followed, in every process
+        # (unconfirmed accounts are few, and this read costs ~50 µs)
+        return user
     if len(cache) >= USER_CACHE_MAX:
         for key in [k for k, (until, *_) in cache.items() if until <= now]:
             del cache[key]
         if len(cache) >= USER_CACHE_MAX:
             cache.clear()
     cache[id_hash] = (now + USER_CACHE_SECONDS, user, balance)
-    request.scope["credits"] = balance
     return user
 
 

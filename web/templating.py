@@ -39,6 +39,8 @@ def render(
         "csrf_token": csrf_token(request),
         "credits_enabled": bool(settings and settings.credits_enabled),
         "credits": request.scope.get("credits"),
+        # can log in, cannot scan until the address is confirmed: every page says so
+        "email_unconfirmed": bool(request.scope.get("email_unconfirmed")),
         # the contact addresses every page gives
         "support_email": getattr(settings, "support_email", ""),
         "affiliates_email": getattr(settings, "affiliates_email", ""),

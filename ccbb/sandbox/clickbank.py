@@ -10,10 +10,13 @@
   ``upsell`` block filled); then the next page of the flow, or
 - ``GET /confirmation/{session}`` — the order confirmation, with a thank-you link for each item
   bought (``cbreceipt``, ``time``, ``item``, ``cbpop``, ``cname``, ``cemail``).
-- ``POST /rest/1.3/tickets/{receipt}?type=rfnd|cncl`` (``Authorization: <api key>``) — ClickBank's
-  tickets API: a refund sends RFND (and CANCEL-REBILL for a subscription), a cancel sends
-  CANCEL-REBILL. ``POST /rest/1.3/orders2/{receipt}/changeProduct?oldSku=&newSku=`` sends
-  SUBSCRIPTION-CHG.
+- ``POST /rest/1.3/tickets/{receipt}?type=rfnd|cncl&reason=…[&refundType=FULL]``
+  (``Authorization: <api key>``, else 403) — ClickBank's tickets API, with its rules (see
+  ``billing.clickbank_api`` for the pages): ``reason`` of the type's family, ``refundType``
+  for a refund, query parameters only. A refund sends RFND (and CANCEL-REBILL for a
+  subscription), a cancel of a subscription sends CANCEL-REBILL, a cancel of a one-off product
+  refunds it. ``POST /rest/1.3/orders2/{receipt}/changeProduct?oldSku=&newSku=`` sends
+  SUBSCRIPTION-CHG and answers 204.
 - ``GET /_sandbox/`` — the orders, each subscription with a "Send a rebill now" button
   (``POST /_sandbox/bill/{receipt}`` sends a BILL); ``GET /_sandbox/deliveries`` lists every
   notification attempt.
@@ -416,15 +419,64 @@ def _api_allowed(request: web.Request, state: SandboxState) -> bool:
     return secrets.compare_digest(request.headers.get("Authorization", ""), state.config.api_key)
 
 
+def _forbidden() -> web.Response:
+    # ClickBank: "will return a 403 [Forbidden] status code if accessed without the right
+    # credentials" (API specifications)
+    return web.json_response({"error": "invalid API key"}, status=403)
+
+
+REFUND_TYPES = ("FULL", "PARTIAL_PERCENT", "PARTIAL_AMOUNT")
+# the reason codes the tickets API documents for each type
+REASONS = {
+    "rfnd": (*(f"ticket.type.refund.{i}" for i in range(1, 9)), "ticket.type.refund.returned",
+             "ticket.type.refund.not.mobile"),
+    "cncl": (*(f"ticket.type.cancel.{i}" for i in range(1, 8)), "ticket.type.cancel.not.mobile"),
+    "tech": (*(f"ticket.type.tech_support.{i}" for i in (1, 2, 3, 4, 9, 10)),),
+}  # fmt: skip
+
+
+def _ticket_problem(query: Any) -> str | None:
+    """What a ticket request breaks of ClickBank's rules (the tickets API page), if anything.
+    Only the query string counts: ClickBank ignores form parameters."""
+    kind = query.get("type", "")
+    if kind not in ("rfnd", "cncl", "tech"):
+        return "type must be 'rfnd', 'cncl' or 'tech'"
+    if query.get("reason", "") not in REASONS[kind]:
+        return f"reason is required and must be one of {', '.join(REASONS[kind])}"
+    if kind == "rfnd":
+        refund_type = query.get("refundType", "")
+        if refund_type not in REFUND_TYPES:
+            return "refundType is required for 'rfnd': FULL, PARTIAL_PERCENT or PARTIAL_AMOUNT"
+        if refund_type != "FULL":
+            return "this vendor is not enabled for partial refunds"
+    return None
+
+
+def _ticket(state: SandboxState, order: Order, kind: str) -> web.Response:
+    state.tickets += 1
+    return web.json_response({"ticketData": {
+        "ticketid": state.tickets, "receipt": order.receipt, "type": kind.upper(),
+        "status": "OPEN",
+    }})  # fmt: skip
+
+
 async def handle_ticket(request: web.Request) -> web.Response:
     state: SandboxState = request.app[STATE_KEY]
     if not _api_allowed(request, state):
-        return web.json_response({"error": "invalid API key"}, status=401)
+        return _forbidden()
     order = state.orders.get(request.match_info["receipt"])
     if order is None:
         return web.json_response({"error": "receipt not found"}, status=404)
-    kind = request.query.get("type", "").lower()
-    if kind == "rfnd":
+    problem = _ticket_problem(request.query)
+    if problem is not None:
+        status = 403 if "partial" in problem else 400
+        return web.json_response({"error": problem}, status=status)
+    kind = request.query["type"]
+    if kind == "tech":
+        return _ticket(state, order, kind)
+    # a one-off product: 'cncl' refunds it too; a subscription: 'rfnd' refunds and cancels
+    refund = kind == "rfnd" or not order.item.recurring
+    if refund:
         if order.refunded:
             return web.json_response({"error": "already refunded"}, status=400)
         order.refunded = True
@@ -432,32 +484,30 @@ async def handle_ticket(request: web.Request) -> web.Response:
         if order.item.recurring and not order.cancelled:
             order.cancelled = True
             send(state, notification(state.config, order, "CANCEL-REBILL"))
-    elif kind == "cncl":
-        if not order.item.recurring or order.cancelled:
+    else:
+        if order.cancelled:
             return web.json_response({"error": "no active subscription"}, status=400)
         order.cancelled = True
         send(state, notification(state.config, order, "CANCEL-REBILL"))
-    else:
-        return web.json_response({"error": "type must be rfnd or cncl"}, status=400)
-    state.tickets += 1
-    return web.json_response(
-        {"ticketid": state.tickets, "receipt": order.receipt, "type": kind.upper()}
-    )
+    return _ticket(state, order, kind)
 
 
 async def handle_change_product(request: web.Request) -> web.Response:
     state: SandboxState = request.app[STATE_KEY]
     if not _api_allowed(request, state):
-        return web.json_response({"error": "invalid API key"}, status=401)
+        return _forbidden()
+    old_sku, new_sku = request.query.get("oldSku"), request.query.get("newSku")
+    if not old_sku or not new_sku:
+        return web.json_response({"error": "oldSku and newSku are required"}, status=400)
     order = state.orders.get(request.match_info["receipt"])
-    new = state.config.products.get(request.query.get("newSku", ""))
+    new = state.config.products.get(new_sku)
     if order is None or new is None or not new.recurring:
         return web.json_response({"error": "unknown receipt or product"}, status=404)
-    if request.query.get("oldSku") != order.item.item_no or order.cancelled:
+    if old_sku != order.item.item_no or order.cancelled:
         return web.json_response({"error": "oldSku is not this subscription's"}, status=400)
     order.item = new
     send(state, notification(state.config, order, "SUBSCRIPTION-CHG", item=new))
-    return web.json_response({"receipt": order.receipt, "itemNo": new.item_no})
+    return web.Response(status=204)  # ClickBank: "Return Type: No Content"
 
 
 async def handle_bill(request: web.Request) -> web.Response:
