@@ -17,28 +17,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
-from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
-from store.db import _split_pg_options, async_url, make_engine
+from store.db import PG_DROPPED, async_url, asyncpg_pool, asyncpg_sql, make_engine
 
 READ_CONNECTIONS = 8  # per web process; a read holds one for well under a millisecond
-_DIALECT = pg_asyncpg.dialect()  # type: ignore[no-untyped-call]
-_SA_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")  # not asyncpg's
-_DROPPED = (
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-    ConnectionError,
-)
-
-
-async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
-    """Plain SELECTs in autocommit leave no state behind (asyncpg's default reset would spend a
-    round trip on ``RESET ALL`` and friends each time a connection goes back to the pool)."""
 
 
 class Reads:
@@ -52,17 +37,7 @@ class Reads:
 
     async def start(self) -> None:
         if self.url.get_backend_name() == "postgresql":
-            url, server_settings = _split_pg_options(self.url)
-            _, kwargs = _DIALECT.create_connect_args(url)  # type: ignore[no-untyped-call]
-            for key in _SA_ONLY:
-                kwargs.pop(key, None)
-            self.pool = await asyncpg.create_pool(
-                min_size=1,
-                max_size=READ_CONNECTIONS,
-                reset=_nothing_to_reset,
-                server_settings=server_settings or None,
-                **kwargs,
-            )
+            self.pool = await asyncpg_pool(self.url, max_size=READ_CONNECTIONS)
         else:
             self.engine = make_engine(self.url, isolation_level="AUTOCOMMIT")
 
@@ -83,7 +58,7 @@ class Reads:
         args = [params[name] for name in names]
         try:
             rows: list[Any] = await self.pool.fetch(sql, *args)
-        except _DROPPED:
+        except PG_DROPPED:
             rows = await self.pool.fetch(sql, *args)  # once more, on another connection
         return rows
 
@@ -94,7 +69,6 @@ class Reads:
         if cached is None or cached[0] is not stmt:
             if len(self._sql) > 256:  # statements built per call: keep the cache small
                 self._sql.clear()
-            compiled = stmt.compile(dialect=_DIALECT)
-            cached = (stmt, str(compiled), tuple(compiled.positiontup or ()))
+            cached = (stmt, *asyncpg_sql(stmt))
             self._sql[id(stmt)] = cached
         return cached[1], cached[2]
