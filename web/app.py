@@ -22,6 +22,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from billing.catalogue import BUNDLED, load_catalogue
 from ccbb.settings import Settings, get_settings
+from store import credits as store_credits
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
 from store.sessions import SESSION_DAYS
@@ -163,10 +164,13 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             default_queue_name=settings.queue_name,
         )
         await reads.start()
+        credit_writes = store_credits.Writes(settings.sqlalchemy_url)  # spends: store.credits
+        await credit_writes.start()
         app.state.settings = settings
         app.state.catalogue = catalogue
         app.state.sessions = session_factory(engine)
         app.state.reads = reads
+        app.state.credit_writes = credit_writes
         app.state.redis = redis
         app.state.box = SecretBox.from_settings(settings)
         app.state.api_rate = api.ApiRateLimit(redis_url, settings.api_rate)
@@ -177,6 +181,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             await redis.aclose()
             await engine.dispose()
             await reads.close()
+            await credit_writes.close()
 
     routes = [
         Route("/healthz", healthz),
