@@ -74,16 +74,19 @@ class Api:
         return int(in_db(self.settings, go))
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, test_redis_url: str) -> Iterator[Api]:
+def _serve(tmp: Path, redis_url: str, database_url: str = "") -> Iterator[Api]:
     settings = _settings(
-        tmp_path_factory.mktemp("credits-api"), test_redis_url,
-        CCBB_MERCHANT_ID=MERCHANT, CCBB_MERCHANT_API_KEY=API_KEY,
-    )  # fmt: skip
+        tmp, redis_url, database_url, CCBB_MERCHANT_ID=MERCHANT, CCBB_MERCHANT_API_KEY=API_KEY
+    )
     with serving(settings) as base:
         client = Api(base, settings)
         yield client
         client.http.close()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, test_redis_url: str) -> Iterator[Api]:
+    yield from _serve(tmp_path_factory.mktemp("credits-api"), test_redis_url)
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +95,8 @@ def pg_api(
 ) -> Iterator[Api]:
     """The same app on PostgreSQL (CCBB_TEST_POSTGRES_URL), where a consume is the
     one-statement spend on the app's store.credits.Writes pool."""
-    settings = _settings(
-        tmp_path_factory.mktemp("credits-api-pg"), test_redis_url, request.getfixturevalue("pg_url"),
-        CCBB_MERCHANT_ID=MERCHANT, CCBB_MERCHANT_API_KEY=API_KEY,
-    )  # fmt: skip
-    with serving(settings) as base:
-        client = Api(base, settings)
-        yield client
-        client.http.close()
+    tmp = tmp_path_factory.mktemp("credits-api-pg")
+    yield from _serve(tmp, test_redis_url, request.getfixturevalue("pg_url"))
 
 
 def op(
