@@ -7,7 +7,9 @@
    statement through a SQLAlchemy ``AsyncSession``, the path before the pool). Target ≥ 2,000
    spends/s. Baselines: the same processes inserting the same ledger rows with no lock and no
    balance (what the database costs without the guarantees), and the spend statement alone on
-   raw asyncpg (the floor).
+   raw asyncpg (the floor). For comparison, what queuing a scan costs
+   (``store.scans.create_scan_spending_credit``: the user's lock, the active-scan count, the
+   scan row and the spend in one session transaction).
 2. **One user, serialised**: the same spends, all on one user (every spend waits for the row
    lock of the one before), both paths.
 3. **The header's balance read**: ``web.reads.Reads`` running the session + user + balance
@@ -44,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import bindparam, func, insert, select
 
 from store import credits, sessions, users
+from store import scans as store_scans
 from store.credits import ACCOUNT, LEDGER, USER
 from store.db import (
     asyncpg_pool,
@@ -120,6 +123,12 @@ async def _spender(url: str, user_ids: list[int], tasks: int, barrier: Any, seco
                             session, user_id=user_id, amount=1, kind="scan", source="scan",
                             comment="Scan #1 of example.com", idempotency_key=key,
                             writes=writes,
+                        )  # fmt: skip
+                    elif mode == "scan":  # what queuing a scan does: cap, credit, scan row
+                        await store_scans.create_scan_spending_credit(
+                            session, user_id=user_id, credits_enabled=True,
+                            active_cap=1_000_000, site="https://example.com/",
+                            marketplace="www.amazon.com", partner_tag="bench-20",
                         )  # fmt: skip
                     else:
                         conn = await session.connection()
@@ -304,10 +313,11 @@ def main() -> int:
     cores = os.cpu_count() or 2
     try:
         upgrade(url)
-        ids = asyncio.run(setup(url, 3 * USERS + 2))
+        ids = asyncio.run(setup(url, 4 * USERS + 2))
         many, one, heavy = ids[:USERS], ids[USERS], ids[USERS + 1]
         others = ids[USERS + 2 : 2 * USERS + 2]  # the baseline's rows go to users of their own
-        floor_users = ids[2 * USERS + 2 :]
+        floor_users = ids[2 * USERS + 2 : 3 * USERS + 2]
+        scan_users = ids[3 * USERS + 2 :]
         print(f"database: {masked_url(args.url)} (schema {schema}); {PROCESSES} processes × "
               f"{args.tasks} concurrent spenders, {args.seconds:g} s each run, "
               f"{args.rounds} rounds")  # fmt: skip
@@ -317,7 +327,7 @@ def main() -> int:
             load = os.getloadavg()[0]
             rate, cpu = spends_per_second(url, users_of_run, args.seconds, args.tasks, mode)
             runs.setdefault(name, []).append((rate, cpu, load))
-            print(f"  {name:<44}{rate:>8,.0f}/s {cpu:>6.2f} CPU ms/spend  (load {load:.1f})")
+            print(f"  {name:<52}{rate:>8,.0f}/s {cpu:>6.2f} CPU ms/spend  (load {load:.1f})")
 
         pairs = [("session, 100 users", many, "session"), ("writes, 100 users", many, "writes"),
                  ("session, 1 user", [one], "session"), ("writes, 1 user", [one], "writes")]  # fmt: skip
@@ -329,7 +339,8 @@ def main() -> int:
                 run(*first)
                 run(*second)
             run("floor: the statement on raw asyncpg, 100 users", floor_users, "raw")
-        asyncio.run(check_sums(url, [*many, one, *floor_users]))
+            run("a scan queued (cap + credit + scan row), 100 users", scan_users, "scan")
+        asyncio.run(check_sums(url, [*many, one, *floor_users, *scan_users]))
         print()
         print(f"medians of {args.rounds} rounds; the idle-VM estimate is {cores} cores over the "
               "CPU a spend costs (client processes + PostgreSQL backends)")  # fmt: skip
@@ -337,7 +348,7 @@ def main() -> int:
             rate for rate, _, _ in runs["baseline: unguarded inserts, 100 users"]
         )
         print(
-            f"{'run':<48}{'spends/s':>9}{'vs base':>9}{'CPU ms':>8}{'idle-VM est.':>14}{'load':>11}"
+            f"{'run':<52}{'spends/s':>9}{'vs base':>9}{'CPU ms':>8}{'idle-VM est.':>14}{'load':>11}"
         )
         medians: dict[str, tuple[float, float]] = {}
         for name, values in runs.items():
@@ -345,7 +356,7 @@ def main() -> int:
             cpu = statistics.median(v[1] for v in values)
             loads = [v[2] for v in values]
             medians[name] = (rate, cpu)
-            print(f"{name:<48}{rate:>9,.0f}{rate / base:>8.2f}x{cpu:>8.2f}"
+            print(f"{name:<52}{rate:>9,.0f}{rate / base:>8.2f}x{cpu:>8.2f}"
                   f"{1000 * cores / cpu:>10,.0f} /s{min(loads):>6.1f}–{max(loads):.1f}")  # fmt: skip
         for who in ("100 users", "1 user"):
             ratios = [w[0] / s[0] for s, w in zip(runs[f"session, {who}"], runs[f"writes, {who}"],
@@ -364,7 +375,7 @@ def main() -> int:
             print(f"one user, {path}: {single:,.0f}/s, {single / medians[f'{path}, 100 users'][0]:.2f}x"
                   f" the 100-user rate; the user's row lock is held {1000 / single:.2f} ms a spend "
                   "(the spends of one user queue one behind another)")  # fmt: skip
-        print(f"balance == sum of the deltas for all {len(many) + 1 + len(floor_users)} users "
+        print(f"balance == sum of the deltas for all {3 * USERS + 1} users "
               "spent from: yes")  # fmt: skip
         asyncio.run(fill_ledger(url, heavy, 10_000))
         lat = asyncio.run(read_latency(url, one, heavy, args.reads))
