@@ -29,9 +29,9 @@ On failure (:class:`InsufficientCredits`, …) a committing function has rolled 
 own is first tried as one statement (:data:`_FAST`): the balance row's ``UPDATE … WHERE
 balance >= need`` takes the user's row lock and checks the balance, the ledger row is inserted
 from what it returns. It runs on a :class:`Writes` pool when the caller gives one (plain asyncpg
-in autocommit: one round trip, the row lock held for the statement only), else in the session.
-When it does not apply (no balance row yet, the balance short, a repeated key: it writes
-nothing), the general path above decides under the lock and says why.
+in autocommit: one round trip, the row lock held for the statement and its commit), else in
+the session. When it does not apply (no balance row yet, the balance short, a repeated key: it
+writes nothing), the general path above decides under the lock and says why.
 
 **Idempotency.** A repeated ``idempotency_key`` returns the first entry and changes nothing.
 Two requests with the same key racing: the second one's insert meets the UNIQUE key and is
@@ -394,8 +394,8 @@ class Writes:
     """The common write (:data:`_FAST`) on PostgreSQL without the session: plain asyncpg, a
     small pool of its own, autocommit. One round trip (no checkout ping, no ``BEGIN`` or
     ``COMMIT`` of their own: the statement is its transaction), and the user's row lock held
-    for the statement only. ``start`` it once per process (the app's lifespan does); on SQLite
-    it stays idle (``pool`` None) and the session path runs.
+    for the statement and its commit only. ``start`` it once per process (the app's lifespan
+    does); on SQLite it stays idle (``pool`` None) and the session path runs.
 
     Give it to :func:`grant` / :func:`revoke` as ``writes`` for a write that commits on its own
     in a session with nothing else open (it is skipped otherwise: a caller's transaction keeps
