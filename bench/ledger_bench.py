@@ -50,7 +50,7 @@ from store import scans as store_scans
 from store.credits import ACCOUNT, LEDGER, USER
 from store.db import (
     asyncpg_pool,
-    asyncpg_sql,
+    compile_for_asyncpg,
     make_engine,
     masked_url,
     run_ddl,
@@ -184,7 +184,7 @@ def spender(url: str, user_ids: list[int], tasks: int, barrier: Any, seconds: fl
     return asyncio.run(_spender(url, user_ids, tasks, barrier, seconds, mode))
 
 
-_RAW = asyncpg_sql(credits._FAST)
+_RAW = compile_for_asyncpg(credits._FAST)
 
 
 # ---- the runs -------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from billing import messages
-from store.db import PG_DROPPED, async_url, asyncpg_pool, asyncpg_sql
+from store.db import PG_DROPPED, async_url, asyncpg_pool, compile_for_asyncpg
 from store.models import BigId, User, UtcDateTime, table_of, utcnow
 
 log = logging.getLogger(__name__)
@@ -386,7 +386,7 @@ def _fast_statement() -> Any:
 
 
 _FAST = _fast_statement()
-_FAST_SQL = asyncpg_sql(_FAST)  # for Writes
+_FAST_SQL = compile_for_asyncpg(_FAST)  # for Writes
 WRITE_CONNECTIONS = 4  # per process; a write holds one for a round trip
 
 

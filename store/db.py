@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -102,24 +103,31 @@ async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
     round trip on ``RESET ALL`` and friends each time a connection goes back to the pool)."""
 
 
-async def asyncpg_pool(url: str | URL, *, max_size: int, min_size: int = 1) -> asyncpg.Pool:
+async def asyncpg_pool(
+    url: str | URL,
+    *,
+    max_size: int,
+    min_size: int = 1,
+    server_settings: Mapping[str, str] | None = None,
+) -> asyncpg.Pool:
     """An asyncpg pool for the PostgreSQL ``url`` (its ``options`` as server settings, as
-    :func:`make_engine` does), for single statements in autocommit: no transaction around them,
-    no ping before them, no reset query after them."""
-    sa_url, server_settings = _split_pg_options(make_url(async_url(url)))
+    :func:`make_engine` does; ``server_settings`` added), for single statements in autocommit:
+    no transaction around them, no ping before them, no reset query after them."""
+    sa_url, settings = _split_pg_options(make_url(async_url(url)))
     _, kwargs = PG_DIALECT.create_connect_args(sa_url)  # type: ignore[no-untyped-call]
     for key in _SA_ONLY:
         kwargs.pop(key, None)
+    merged = {**settings, **(server_settings or {})}
     return await asyncpg.create_pool(
         min_size=min_size,
         max_size=max_size,
         reset=_nothing_to_reset,
-        server_settings=server_settings or None,
+        server_settings=merged or None,
         **kwargs,
     )
 
 
-def asyncpg_sql(stmt: Any) -> tuple[str, tuple[str, ...]]:
+def compile_for_asyncpg(stmt: Any) -> tuple[str, tuple[str, ...]]:
     """A Core statement with named ``bindparam``s as asyncpg SQL (``$1``…) and the names of its
     parameters in that order. Values go to asyncpg as they are: no SQLAlchemy type processing
     (give aware datetimes, as asyncpg wants for ``timestamptz``)."""

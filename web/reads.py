@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
-from store.db import PG_DROPPED, async_url, asyncpg_pool, asyncpg_sql, make_engine
+from store.db import PG_DROPPED, async_url, asyncpg_pool, compile_for_asyncpg, make_engine
 
 READ_CONNECTIONS = 8  # per web process; a read holds one for well under a millisecond
 
@@ -69,6 +69,6 @@ class Reads:
         if cached is None or cached[0] is not stmt:
             if len(self._sql) > 256:  # statements built per call: keep the cache small
                 self._sql.clear()
-            cached = (stmt, *asyncpg_sql(stmt))
+            cached = (stmt, *compile_for_asyncpg(stmt))
             self._sql[id(stmt)] = cached
         return cached[1], cached[2]
