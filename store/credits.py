@@ -25,6 +25,14 @@ function of such a transaction before any other write of it (``BEGIN IMMEDIATE``
 On failure (:class:`InsufficientCredits`, …) a committing function has rolled back; with
 ``commit=False`` the caller must roll back.
 
+**The common write on PostgreSQL, in one statement.** A spend or grant that commits on its
+own is first tried as one statement (:data:`_FAST`): the balance row's ``UPDATE … WHERE
+balance >= need`` takes the user's row lock and checks the balance, the ledger row is inserted
+from what it returns. It runs on a :class:`Writes` pool when the caller gives one (plain asyncpg
+in autocommit: one round trip, the row lock held for the statement and its commit), else in
+the session. When it does not apply (no balance row yet, the balance short, a repeated key: it
+writes nothing), the general path above decides under the lock and says why.
+
 **Idempotency.** A repeated ``idempotency_key`` returns the first entry and changes nothing.
 Two requests with the same key racing: the second one's insert meets the UNIQUE key and is
 rolled back, then answered with the first entry (with ``commit=False``, the caller gets the
@@ -34,19 +42,23 @@ rolled back, then answered with the first entry (with ``commit=False``, the call
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
-from sqlalchemy import JSON, CheckConstraint, Index, Row, Table, insert, select, update
+import asyncpg
+from sqlalchemy import JSON, CheckConstraint, Index, Table, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from billing import messages
+from store.db import PG_DROPPED, async_url, asyncpg_pool, compile_for_asyncpg
 from store.models import BigId, User, UtcDateTime, table_of, utcnow
 
 log = logging.getLogger(__name__)
@@ -202,16 +214,26 @@ async def _locked_read(
     row2 = (await conn.execute(stmt2)).first()
     if row2 is None:
         return None
-    replay = _entry(row2) if row2.id is not None else None
+    replay = _entry(row2._mapping) if row2.id is not None else None
     return int(row2.balance), replay
 
 
-def _entry(row: Row[Any]) -> LedgerEntry:
-    values = row._mapping
+def _entry(values: Mapping[Any, Any]) -> LedgerEntry:
+    """The entry of a row's mapping (SQLAlchemy's ``row._mapping``, an asyncpg record)."""
     return LedgerEntry(**{c.name: values[c.name] for c in LEDGER.c})
 
 
 # ---- writes -----------------------------------------------------------------------------
+
+
+class EntryText(TypedDict):
+    """What a ledger row says besides its amount: the rest of :func:`grant`'s and
+    :func:`revoke`'s keyword arguments."""
+
+    kind: str
+    source: str
+    comment: str
+    external_id: NotRequired[str | None]
 
 
 async def grant(
@@ -219,19 +241,15 @@ async def grant(
     *,
     user_id: int,
     amount: int,
-    kind: str,
-    source: str,
-    comment: str,
-    external_id: str | None = None,
     idempotency_key: str,
     commit: bool = True,
+    writes: Writes | None = None,
+    **text: Unpack[EntryText],
 ) -> LedgerEntry:
-    """Add ``amount`` credits (> 0). A repeated key returns the first entry, changes nothing."""
-    _check(amount, idempotency_key)
-    return await _apply(
-        session, user_id, amount, False, kind, source, comment, external_id,
-        idempotency_key, commit,
-    )  # fmt: skip
+    """Add ``amount`` credits (> 0). A repeated key returns the first entry, changes nothing.
+    ``writes``: see :class:`Writes`."""
+    change = _Change.of(user_id, amount, idempotency_key, text, sign=1, partial=False)
+    return await _apply(session, change, commit, writes)
 
 
 async def revoke(
@@ -239,56 +257,82 @@ async def revoke(
     *,
     user_id: int,
     amount: int,
-    kind: str,
-    source: str,
-    comment: str,
-    external_id: str | None = None,
     idempotency_key: str,
     partial: bool = False,
     commit: bool = True,
+    writes: Writes | None = None,
+    **text: Unpack[EntryText],
 ) -> LedgerEntry:
     """Take ``amount`` credits (> 0) away. Raises :class:`InsufficientCredits` if the balance
     is short, unless ``partial``: then takes what there is (maybe 0) and the entry's
-    ``shortfall`` says what could not be taken. A repeated key returns the first entry."""
-    _check(amount, idempotency_key)
-    return await _apply(
-        session, user_id, -amount, partial, kind, source, comment, external_id,
-        idempotency_key, commit,
-    )  # fmt: skip
+    ``shortfall`` says what could not be taken. A repeated key returns the first entry.
+    ``writes``: see :class:`Writes`."""
+    change = _Change.of(user_id, amount, idempotency_key, text, sign=-1, partial=partial)
+    return await _apply(session, change, commit, writes)
 
 
-def _check(amount: int, key: str) -> None:
-    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= MAX_AMOUNT:
-        raise ValueError(f"amount must be a whole number from 1 to {MAX_AMOUNT:,}, not {amount!r}")
-    if not key or len(key) > MAX_KEY:
-        raise ValueError(f"idempotency_key must be 1 to {MAX_KEY} characters")
+@dataclass(frozen=True)
+class _Change:
+    """One write asked for: ``delta`` credits (− for a revoke) and what its row says."""
+
+    user_id: int
+    delta: int
+    partial: bool  # a revoke may take less than asked (the shortfall is written down)
+    kind: str
+    source: str
+    comment: str
+    external_id: str | None
+    key: str
+
+    @classmethod
+    def of(
+        cls, user_id: int, amount: int, key: str, text: EntryText, *, sign: int, partial: bool
+    ) -> _Change:
+        """The change of ``sign`` × ``amount``, checked (ValueError), its texts cut to size."""
+        if unknown := text.keys() - EntryText.__annotations__.keys():
+            raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= MAX_AMOUNT:
+            raise ValueError(
+                f"amount must be a whole number from 1 to {MAX_AMOUNT:,}, not {amount!r}"
+            )
+        if not key or len(key) > MAX_KEY:
+            raise ValueError(f"idempotency_key must be 1 to {MAX_KEY} characters")
+        external_id = text.get("external_id")
+        return cls(
+            user_id=user_id, delta=sign * amount, partial=partial, kind=text["kind"][:32],
+            source=text["source"][:32], comment=text["comment"][:MAX_COMMENT],
+            external_id=None if external_id is None else external_id[:200], key=key,
+        )  # fmt: skip
+
+    def fast_params(self) -> dict[str, Any]:
+        """The parameters of :data:`_FAST` (``p_``: not taken for the UPDATE's own SET
+        columns)."""
+        return {
+            "p_user_id": self.user_id, "p_delta": self.delta, "p_need": max(0, -self.delta),
+            "p_now": utcnow(), "p_kind": self.kind, "p_source": self.source,
+            "p_comment": self.comment, "p_external_id": self.external_id, "p_key": self.key,
+        }  # fmt: skip
 
 
 async def _apply(
-    session: AsyncSession,
-    user_id: int,
-    delta: int,
-    partial: bool,
-    kind: str,
-    source: str,
-    comment: str,
-    external_id: str | None,
-    key: str,
-    commit: bool,
+    session: AsyncSession, change: _Change, commit: bool, writes: Writes | None
 ) -> LedgerEntry:
-    args = (user_id, delta, partial, kind, source, comment, external_id, key)
+    fast = commit  # the common case in one statement first (see _FAST)
+    if fast and writes is not None and writes.pool is not None and not session.in_transaction():
+        entry = await writes.apply(change)  # a write of its own: not in a caller's transaction
+        if entry is not None:
+            return entry
+        fast = False  # it did not apply: the same statement in the session would not either
     try:
         try:
-            entry = None
-            if commit:
-                entry = await _apply_fast(session, *args)
+            entry = await _apply_fast(session, change) if fast else None
             if entry is None:
-                entry = await _apply_once(session, *args)
+                entry = await _apply_once(session, change)
         except IntegrityError:
             if not commit:
                 raise
             await session.rollback()  # a same-key request won the race: answer its entry
-            entry = await _apply_once(session, *args)
+            entry = await _apply_once(session, change)
     except BaseException:
         if commit:
             await session.rollback()
@@ -298,34 +342,24 @@ async def _apply(
     return entry
 
 
-async def _apply_fast(
-    session: AsyncSession,
-    user_id: int,
-    delta: int,
-    partial: bool,
-    kind: str,
-    source: str,
-    comment: str,
-    external_id: str | None,
-    key: str,
-) -> LedgerEntry | None:
-    """PostgreSQL, the common case in one statement: the balance row's UPDATE takes the row
-    lock and checks the balance, the ledger row is written from what it returns. None when it
-    does not apply (no balance row yet, the balance short, not PostgreSQL): the general path
-    then decides, under the lock, and says why. A repeated key fails the INSERT (UNIQUE): the
-    caller rolls back and the general path answers the first entry."""
+async def _apply_fast(session: AsyncSession, change: _Change) -> LedgerEntry | None:
+    """:data:`_FAST` in the session (PostgreSQL). None when it does not apply (no balance row
+    yet, the balance short, not PostgreSQL): the general path then decides, under the lock,
+    and says why. A repeated key fails the INSERT (UNIQUE): the caller rolls back and the
+    general path answers the first entry."""
     conn = await session.connection()
     if conn.dialect.name != "postgresql" or session.in_nested_transaction():
         return None
-    row = (await conn.execute(_FAST, {  # p_: not taken for the UPDATE's own SET columns
-        "p_user_id": user_id, "p_delta": delta, "p_need": max(0, -delta), "p_now": utcnow(),
-        "p_kind": kind[:32], "p_source": source[:32], "p_comment": comment[:MAX_COMMENT],
-        "p_external_id": None if external_id is None else external_id[:200], "p_key": key,
-    })).first()  # fmt: skip
-    return None if row is None else _entry(row)
+    row = (await conn.execute(_FAST, change.fast_params())).first()
+    return None if row is None else _entry(row._mapping)
 
 
 def _fast_statement() -> Any:
+    """PostgreSQL, the common case of a write in one statement: the balance row's UPDATE takes
+    the row lock and checks the balance (``balance >= p_need``; READ COMMITTED re-checks it on
+    the row as it is once the lock is had), the ledger row is inserted from what it returns,
+    so ``balance_after`` is the new balance. No row (nothing written) when the balance row is
+    missing or short."""
     from sqlalchemy import Integer, String, bindparam, literal_column
 
     def param(name: str, kind: Any) -> Any:
@@ -352,19 +386,56 @@ def _fast_statement() -> Any:
 
 
 _FAST = _fast_statement()
+_FAST_SQL = compile_for_asyncpg(_FAST)  # for Writes
+WRITE_CONNECTIONS = 4  # per process; a write holds one for a round trip
 
 
-async def _apply_once(
-    session: AsyncSession,
-    user_id: int,
-    delta: int,
-    partial: bool,
-    kind: str,
-    source: str,
-    comment: str,
-    external_id: str | None,
-    key: str,
-) -> LedgerEntry:
+class Writes:
+    """The common write (:data:`_FAST`) on PostgreSQL without the session: plain asyncpg, a
+    small pool of its own, autocommit. One round trip (no checkout ping, no ``BEGIN`` or
+    ``COMMIT`` of their own: the statement is its transaction), and the user's row lock held
+    for the statement and its commit only. ``start`` it once per process (the app's lifespan
+    does); on SQLite it stays idle (``pool`` None) and the session path runs.
+
+    Give it to :func:`grant` / :func:`revoke` as ``writes`` for a write that commits on its own
+    in a session with nothing else open (it is skipped otherwise: a caller's transaction keeps
+    its writes together). When the statement does not apply (no balance row yet, the balance
+    short, a repeated key) the session path runs as without it and answers. A statement that
+    meets a connection the server dropped is run again once: its idempotency key makes that
+    safe (if the first one was written, the second meets the key and the first is answered)."""
+
+    def __init__(self, url: str | URL, *, connections: int = WRITE_CONNECTIONS) -> None:
+        self.url = make_url(async_url(url))
+        self.connections = connections
+        self.pool: asyncpg.Pool | None = None
+
+    async def start(self) -> None:
+        if self.url.get_backend_name() == "postgresql":
+            self.pool = await asyncpg_pool(self.url, max_size=self.connections)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+    async def apply(self, change: _Change) -> LedgerEntry | None:
+        """The entry written, or None if the statement did not apply (nothing written)."""
+        assert self.pool is not None, "Writes.start() first (PostgreSQL)"
+        sql, names = _FAST_SQL
+        params = change.fast_params()
+        args = [params[name] for name in names]
+        try:
+            try:
+                row = await self.pool.fetchrow(sql, *args)
+            except PG_DROPPED:
+                row = await self.pool.fetchrow(sql, *args)  # once more, on another connection
+        except asyncpg.UniqueViolationError:
+            return None  # the key is taken: the session path answers its entry
+        return None if row is None else _entry(row)
+
+
+async def _apply_once(session: AsyncSession, change: _Change) -> LedgerEntry:
+    user_id, delta, key = change.user_id, change.delta, change.key
     locked = await lock_account(session, user_id=user_id, idempotency_key=key)
     if locked.replay is not None:
         if locked.replay.user_id != user_id:
@@ -372,49 +443,36 @@ async def _apply_once(
         return locked.replay
     shortfall = 0
     if locked.balance + delta < 0:
-        if not partial:
+        if not change.partial:
             raise InsufficientCredits(balance=locked.balance, needed=-delta)
         shortfall = -delta - locked.balance
         delta = -locked.balance
-    return await _write(
-        session, user_id=user_id, delta=delta, new_balance=locked.balance + delta,
-        shortfall=shortfall, kind=kind, source=source, comment=comment,
-        external_id=external_id, key=key,
-    )  # fmt: skip
+    return await _write(session, change, delta=delta, new_balance=locked.balance + delta,
+                        shortfall=shortfall)  # fmt: skip
 
 
 async def _write(
-    session: AsyncSession,
-    *,
-    user_id: int,
-    delta: int,
-    new_balance: int,
-    shortfall: int,
-    kind: str,
-    source: str,
-    comment: str,
-    external_id: str | None,
-    key: str,
+    session: AsyncSession, change: _Change, *, delta: int, new_balance: int, shortfall: int
 ) -> LedgerEntry:
     """The ledger row and the new balance, under the lock: one statement on PostgreSQL (a
-    data-modifying CTE), two on SQLite."""
+    data-modifying CTE), two on SQLite. ``delta`` may be less than asked (a partial revoke)."""
     now = utcnow()
     conn = await session.connection()
     row_values = {
-        "user_id": user_id,
+        "user_id": change.user_id,
         "delta": delta,
         "balance_after": new_balance,
         "shortfall": shortfall,
-        "kind": kind[:32],
-        "source": source[:32],
-        "comment": comment[:MAX_COMMENT],
-        "external_id": None if external_id is None else external_id[:200],
-        "idempotency_key": key,
+        "kind": change.kind,
+        "source": change.source,
+        "comment": change.comment,
+        "external_id": change.external_id,
+        "idempotency_key": change.key,
         "created_at": now,
     }
     set_balance = (
         update(ACCOUNT)
-        .where(ACCOUNT.c.user_id == user_id)
+        .where(ACCOUNT.c.user_id == change.user_id)
         .values(balance=new_balance, updated_at=now)
     )
     add_row = insert(LEDGER).values(**row_values).returning(*LEDGER.c)
@@ -423,7 +481,7 @@ async def _write(
     else:
         await conn.execute(set_balance)
         row = (await conn.execute(add_row)).one()
-    return _entry(row)
+    return _entry(row._mapping)
 
 
 async def set_plan(
@@ -486,7 +544,7 @@ async def history(
         .limit(limit)
         .offset(offset)
     )
-    return [_entry(r) for r in (await conn.execute(stmt)).all()]
+    return [_entry(r._mapping) for r in (await conn.execute(stmt)).all()]
 
 
 async def get_entry(session: AsyncSession, *, idempotency_key: str) -> LedgerEntry | None:
@@ -494,7 +552,7 @@ async def get_entry(session: AsyncSession, *, idempotency_key: str) -> LedgerEnt
     conn = await session.connection()
     stmt = select(LEDGER).where(LEDGER.c.idempotency_key == idempotency_key)
     row = (await conn.execute(stmt)).first()
-    return None if row is None else _entry(row)
+    return None if row is None else _entry(row._mapping)
 
 
 async def ledger_sum(session: AsyncSession, *, user_id: int) -> int:

@@ -17,11 +17,14 @@ import contextlib
 import logging
 import os
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import asyncpg
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -78,6 +81,58 @@ def make_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_pre_ping", True)
         return create_async_engine(sa_url, **kwargs)
     return create_async_engine(sa_url, **kwargs)
+
+
+# ---- plain asyncpg, for statements run one at a time in autocommit ---------------------------
+# (web.reads for the hottest reads, store.credits.Writes for the common ledger write)
+
+PG_DIALECT = pg_asyncpg.dialect()  # type: ignore[no-untyped-call]
+_SA_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")  # not asyncpg's
+# what a connection the server dropped (a restart) raises: such a statement may be run again
+PG_DROPPED = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    ConnectionError,
+)
+
+
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    """A statement in autocommit leaves no state behind (asyncpg's default reset would spend a
+    round trip on ``RESET ALL`` and friends each time a connection goes back to the pool)."""
+
+
+async def asyncpg_pool(
+    url: str | URL,
+    *,
+    max_size: int,
+    min_size: int = 1,
+    server_settings: Mapping[str, str] | None = None,
+) -> asyncpg.Pool:
+    """An asyncpg pool for the PostgreSQL ``url`` (its ``options`` as server settings, as
+    :func:`make_engine` does; ``server_settings`` added), for single statements in autocommit:
+    no transaction around them, no ping before them, no reset query after them."""
+    sa_url, settings = _split_pg_options(make_url(async_url(url)))
+    _, kwargs = PG_DIALECT.create_connect_args(sa_url)  # type: ignore[no-untyped-call]
+    for key in _SA_ONLY:
+        kwargs.pop(key, None)
+    merged = {**settings, **(server_settings or {})}
+    return await asyncpg.create_pool(
+        min_size=min_size,
+        max_size=max_size,
+        reset=_nothing_to_reset,
+        server_settings=merged or None,
+        **kwargs,
+    )
+
+
+def compile_for_asyncpg(stmt: Any) -> tuple[str, tuple[str, ...]]:
+    """A Core statement with named ``bindparam``s as asyncpg SQL (``$1``…) and the names of its
+    parameters in that order. Values go to asyncpg as they are: no SQLAlchemy type processing
+    (give aware datetimes, as asyncpg wants for ``timestamptz``)."""
+    compiled = stmt.compile(dialect=PG_DIALECT)
+    return str(compiled), tuple(compiled.positiontup or ())
 
 
 SQLITE_SIDECARS = ("", "-wal", "-shm", "-journal")

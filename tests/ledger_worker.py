@@ -12,11 +12,16 @@ from store import scans as store_scans
 from store.db import make_engine, session_factory
 
 
-async def _spend(url: str, user_id: int, tries: int, start_at: float, tag: str) -> tuple[int, int]:
+async def _spend(
+    url: str, user_id: int, tries: int, start_at: float, tag: str, path: str
+) -> tuple[int, int]:
     engine = make_engine(url)
     sessions = session_factory(engine)
+    writes = credits.Writes(url) if path == "writes" else None
     ok = refused = 0
     try:
+        if writes is not None:
+            await writes.start()
         await asyncio.sleep(max(0.0, start_at - time.time()))
 
         async def one(i: int) -> None:
@@ -25,7 +30,7 @@ async def _spend(url: str, user_id: int, tries: int, start_at: float, tag: str) 
                 try:
                     await credits.revoke(
                         session, user_id=user_id, amount=1, kind="scan", source="scan",
-                        comment="test spend", idempotency_key=f"{tag}:{i}",
+                        comment="test spend", idempotency_key=f"{tag}:{i}", writes=writes,
                     )  # fmt: skip
                     ok += 1
                 except credits.InsufficientCredits:
@@ -33,13 +38,19 @@ async def _spend(url: str, user_id: int, tries: int, start_at: float, tag: str) 
 
         await asyncio.gather(*(one(i) for i in range(tries)))
     finally:
+        if writes is not None:
+            await writes.close()
         await engine.dispose()
     return ok, refused
 
 
-def spend(url: str, user_id: int, tries: int, start_at: float, tag: str) -> tuple[int, int]:
-    """``tries`` concurrent spends of 1 credit: (succeeded, refused for lack of credits)."""
-    return asyncio.run(_spend(url, user_id, tries, start_at, tag))
+def spend(
+    url: str, user_id: int, tries: int, start_at: float, tag: str, path: str = "session"
+) -> tuple[int, int]:
+    """``tries`` concurrent spends of 1 credit: (succeeded, refused for lack of credits).
+    ``path``: ``session`` (the SQLAlchemy session only) or ``writes`` (through a
+    :class:`store.credits.Writes` pool, as the web app spends)."""
+    return asyncio.run(_spend(url, user_id, tries, start_at, tag, path))
 
 
 async def _create(

@@ -5,14 +5,16 @@ idempotent keys, and writes serialised per user even from several processes at o
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import time
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,7 +23,7 @@ from scanner.amazon import ProductResult
 from scanner.classify import Status
 from store import credits, scans, users
 from store.credits import LEDGER
-from store.db import session_factory
+from store.db import make_engine, session_factory
 from store.models import Scan
 from tests import ledger_worker
 from tests.test_store import db_url, engine, pg_url, session  # noqa: F401 (fixtures)
@@ -189,10 +191,14 @@ def _pool(n: int) -> ProcessPoolExecutor:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("path", ["session", "writes"])
 async def test_50_concurrent_spends_from_5_processes_against_a_balance_of_10(
     db_url: str,
     session: AsyncSession,
+    path: str,
 ) -> None:
+    """Through the session, and through a Writes pool (the one-statement spend in autocommit on
+    PostgreSQL; on SQLite it stays idle and the session path runs)."""
     uid = await _user(session)
     await _grant(session, uid, 10)
     await session.commit()
@@ -200,7 +206,8 @@ async def test_50_concurrent_spends_from_5_processes_against_a_balance_of_10(
     tag = uuid.uuid4().hex
     with _pool(5) as pool:
         futures = [
-            pool.submit(ledger_worker.spend, db_url, uid, 10, start, f"{tag}:{p}") for p in range(5)
+            pool.submit(ledger_worker.spend, db_url, uid, 10, start, f"{tag}:{p}", path)
+            for p in range(5)
         ]
         results = [f.result(timeout=90) for f in futures]
     assert sum(ok for ok, _ in results) == 10
@@ -231,6 +238,145 @@ async def test_20_concurrent_scan_creations_get_exactly_the_cap(
     assert sum(r[2] for r in results) == 0
     assert len(await scans.list_active_ids(session, user_id=uid)) == 3
     assert await _consistent(session, uid) == 97
+
+
+# ---- the one-statement write on a Writes pool (PostgreSQL) ----------------------------------
+
+
+@pytest.fixture
+async def writes(db_url: str) -> AsyncIterator[credits.Writes]:
+    pool = credits.Writes(db_url)
+    await pool.start()
+    yield pool
+    await pool.close()
+
+
+def _statements(engine: AsyncEngine) -> list[str]:
+    """The SQL the engine (the session path) runs from now on."""
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    return seen
+
+
+async def test_writes_spend_in_one_statement_and_leave_the_rest_to_the_session(
+    db_url: str, engine: AsyncEngine, session: AsyncSession, writes: credits.Writes
+) -> None:
+    uid, other = await _user(session), await _user(session)
+    await session.commit()
+    on_pg = db_url.startswith("postgresql")
+    assert (writes.pool is not None) == on_pg  # SQLite: idle, the session path runs
+    seen = _statements(engine)
+    # the first write of a user (no balance row yet): the session path makes the row
+    await credits.grant(
+        session, user_id=uid, amount=5, kind="grant", source="admin", comment="Welcome",
+        idempotency_key=f"w-grant:{uid}", writes=writes,
+    )  # fmt: skip
+    assert seen, "the first grant makes the balance row through the session"
+    seen.clear()
+    spent = await credits.revoke(
+        session, user_id=uid, amount=2, kind="scan", source="scan", comment="Scan #1 of a.example",
+        external_id="1", idempotency_key=f"w-spend:{uid}", writes=writes,
+    )  # fmt: skip
+    assert (seen == []) == on_pg, seen  # PostgreSQL: not one statement through the session
+    assert (spent.delta, spent.balance_after, spent.shortfall, spent.external_id) == (-2, 3, 0, "1")
+    assert spent.created_at.tzinfo is not None and spent.created_at.utcoffset() == timedelta(0)
+    stored = await credits.get_entry(session, idempotency_key=f"w-spend:{uid}")
+    assert stored is not None and stored.model_dump() == spent.model_dump()
+    await session.commit()
+    # a repeated key: the first entry, nothing changed (the statement meets the UNIQUE key)
+    replay = await credits.revoke(
+        session, user_id=uid, amount=2, kind="scan", source="scan", comment="again",
+        idempotency_key=f"w-spend:{uid}", writes=writes,
+    )  # fmt: skip
+    assert replay.model_dump() == spent.model_dump()
+    assert await _consistent(session, uid) == 3 and await _rows(session, uid) == 2
+    # the balance short: refused, or what there is taken with the shortfall written down
+    with pytest.raises(credits.InsufficientCredits) as caught:
+        await credits.revoke(
+            session, user_id=uid, amount=4, kind="scan", source="scan", comment="too much",
+            idempotency_key=f"w-short:{uid}", writes=writes,
+        )  # fmt: skip
+    assert (caught.value.balance, caught.value.needed) == (3, 4)
+    part = await credits.revoke(
+        session, user_id=uid, amount=4, kind="refund", source="clickbank", comment="Refund",
+        idempotency_key=f"w-part:{uid}", partial=True, writes=writes,
+    )  # fmt: skip
+    assert (part.delta, part.balance_after, part.shortfall) == (-3, 0, 1)
+    with pytest.raises(credits.IdempotencyKeyReused):
+        await credits.grant(
+            session, user_id=other, amount=1, kind="grant", source="admin", comment="",
+            idempotency_key=f"w-spend:{uid}", writes=writes,
+        )  # fmt: skip
+    assert await _consistent(session, uid) == 0 and await _rows(session, uid) == 3
+    assert await _consistent(session, other) == 0
+
+
+async def test_writes_leave_a_callers_open_transaction_to_the_session(
+    session: AsyncSession, writes: credits.Writes
+) -> None:
+    """A write that commits given a session with work of its own pending commits that work with
+    it: the pool (autocommit, another connection) is not used then."""
+    uid = await _user(session)
+    await _grant(session, uid, 1)
+    scan = Scan(user_id=uid, site="https://a.example/", marketplace="www.amazon.com",
+                partner_tag="x-20")  # fmt: skip
+    session.add(scan)
+    await session.flush()  # pending in the session's transaction
+    await credits.revoke(
+        session, user_id=uid, amount=1, kind="scan", source="scan", comment="Scan",
+        idempotency_key=f"w-open:{uid}", writes=writes,
+    )  # fmt: skip
+    await session.rollback()  # nothing left to roll back: the revoke committed both
+    assert await scans.get_scan(session, scan_id=scan.id or 0) is not None
+    assert await _consistent(session, uid) == 0
+
+
+async def test_writes_run_again_on_a_connection_dropped_in_the_middle(pg_url: str) -> None:
+    """The server ends the connection while the spend waits for the user's row lock (a
+    restart, an operator's pg_terminate_backend): the spend is run again on a new connection,
+    once, and written once."""
+    writes = credits.Writes(pg_url, connections=1)
+    await writes.start()
+    engine = make_engine(pg_url)
+    sessions = session_factory(engine)
+    try:
+        assert writes.pool is not None
+        async with sessions() as session:
+            uid = await _user(session)
+            await _grant(session, uid, 3)
+        async with writes.pool.acquire() as raw:
+            pid = raw.get_server_pid()  # the pool's one connection
+        async with engine.connect() as holder, engine.connect() as admin:
+            await holder.execute(  # the user's row lock, held: the spend waits for it
+                text("SELECT balance FROM credit_account WHERE user_id = :u FOR UPDATE"),
+                {"u": uid},
+            )
+            async with sessions() as session:
+                spending = asyncio.create_task(credits.revoke(
+                    session, user_id=uid, amount=1, kind="scan", source="scan", comment="Scan",
+                    idempotency_key=f"w-drop:{uid}", writes=writes,
+                ))  # fmt: skip
+                waiting = text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid")
+                for _ in range(200):
+                    if (await admin.execute(waiting, {"pid": pid})).scalar() == "Lock":
+                        break
+                    await asyncio.sleep(0.02)
+                else:
+                    raise AssertionError("the spend never waited for the lock")
+                await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                await asyncio.sleep(0.2)  # the spend runs again and waits for the lock again
+                await holder.rollback()  # the lock goes
+                spent = await asyncio.wait_for(spending, 30)
+        assert spent.balance_after == 2
+        async with sessions() as session:
+            assert await _consistent(session, uid) == 2 and await _rows(session, uid) == 2
+    finally:
+        await writes.close()
+        await engine.dispose()
 
 
 # ---- a scan spends a credit, and gets it back once -------------------------------------------

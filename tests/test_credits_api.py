@@ -18,16 +18,18 @@ from store import credentials as store_credentials
 from store import credits as store_credits
 from store.migrate import upgrade
 from tests.credits_server import in_db, make_user, serving
+from tests.test_store import pg_url  # noqa: F401 (fixture)
 
 PROJECT = "44056"
 MERCHANT, API_KEY = "44056", "merchant-api-key-0123456789"
 V2 = f"/api/v2/project/{PROJECT}"
 
 
-def _settings(tmp: Path, redis_url: str, **extra: Any) -> Settings:
+def _settings(tmp: Path, redis_url: str, database_url: str = "", **extra: Any) -> Settings:
     settings = Settings(  # type: ignore[call-arg]
-        CCBB_DATA_DIR=tmp, DATABASE_URL=f"sqlite:///{tmp / 'ccbb.sqlite3'}", REDIS_URL=redis_url,
-        CCBB_QUEUE=f"ccbb:test:{uuid.uuid4().hex}", CCBB_PROJECT_ID=PROJECT, **extra,
+        CCBB_DATA_DIR=tmp, DATABASE_URL=database_url or f"sqlite:///{tmp / 'ccbb.sqlite3'}",
+        REDIS_URL=redis_url, CCBB_QUEUE=f"ccbb:test:{uuid.uuid4().hex}",
+        CCBB_PROJECT_ID=PROJECT, **extra,
     )  # fmt: skip
     upgrade(settings.sqlalchemy_url)
     return settings
@@ -72,16 +74,29 @@ class Api:
         return int(in_db(self.settings, go))
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, test_redis_url: str) -> Iterator[Api]:
+def _serve(tmp: Path, redis_url: str, database_url: str = "") -> Iterator[Api]:
     settings = _settings(
-        tmp_path_factory.mktemp("credits-api"), test_redis_url,
-        CCBB_MERCHANT_ID=MERCHANT, CCBB_MERCHANT_API_KEY=API_KEY,
-    )  # fmt: skip
+        tmp, redis_url, database_url, CCBB_MERCHANT_ID=MERCHANT, CCBB_MERCHANT_API_KEY=API_KEY
+    )
     with serving(settings) as base:
         client = Api(base, settings)
         yield client
         client.http.close()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, test_redis_url: str) -> Iterator[Api]:
+    yield from _serve(tmp_path_factory.mktemp("credits-api"), test_redis_url)
+
+
+@pytest.fixture(scope="module")
+def pg_api(
+    tmp_path_factory: pytest.TempPathFactory, test_redis_url: str, request: pytest.FixtureRequest
+) -> Iterator[Api]:
+    """The same app on PostgreSQL (CCBB_TEST_POSTGRES_URL), where a consume is the
+    one-statement spend on the app's store.credits.Writes pool."""
+    tmp = tmp_path_factory.mktemp("credits-api-pg")
+    yield from _serve(tmp, test_redis_url, request.getfixturevalue("pg_url"))
 
 
 def op(
@@ -268,7 +283,9 @@ def test_server_method_errors(api: Api) -> None:
 # ---- client methods ---------------------------------------------------------------------------
 
 
-def test_consume_and_another_users_token(api: Api) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_consume_and_another_users_token(request: pytest.FixtureRequest, backend: str) -> None:
+    api: Api = request.getfixturevalue("api" if backend == "sqlite" else "pg_api")
     a_id, a, a_bearer = api.user()
     b_id, _, b_bearer = api.user()
     api.server("reward", [op(a, ("scan_credit", 3))])

@@ -23,6 +23,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from billing.catalogue import BUNDLED, load_catalogue
 from ccbb.settings import Settings, get_settings
+from store import credits as store_credits
 from store.crypto import SecretBox
 from store.db import make_engine, session_factory
 from store.sessions import SESSION_DAYS
@@ -178,10 +179,13 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
         ins_store = InsStore(settings.sqlalchemy_url, session_factory(engine))
         await ins_store.start()  # where ClickBank's notifications are kept: see web.ins_store
         app.state.ins_store = ins_store
+        credit_writes = store_credits.Writes(settings.sqlalchemy_url)  # spends: store.credits
+        await credit_writes.start()
         app.state.settings = settings
         app.state.catalogue = catalogue
         app.state.sessions = session_factory(engine)
         app.state.reads = reads
+        app.state.credit_writes = credit_writes
         app.state.redis = redis
         app.state.box = SecretBox.from_settings(settings)
         app.state.api_rate = api.ApiRateLimit(redis_url, settings.api_rate)
@@ -202,6 +206,7 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
             await engine.dispose()
             await reads.close()
             await ins_store.close()
+            await credit_writes.close()
 
     routes = [
         Route("/healthz", healthz),

@@ -520,6 +520,7 @@ async def consume(request: Request) -> Response:
                     session, user_id=user.id, amount=item.quantity, kind="consume",
                     source="api", comment=messages.CONSUMED,
                     idempotency_key=f"consume:{user.public_id}:{key or uuid.uuid4().hex}",
+                    writes=state.credit_writes,
                 )  # fmt: skip
             except store_credits.InsufficientCredits as exc:
                 raise InventoryError(

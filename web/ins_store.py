@@ -28,9 +28,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from store import clickbank as store_cb
-from store.db import async_url
+from store.db import PG_DROPPED, async_url, asyncpg_pool, compile_for_asyncpg
 from web.ins_writer import EventWriter
-from web.reads import DROPPED, asyncpg_pool, compile_for_asyncpg
 
 INS_CONNECTIONS = 8  # per web process; one notification holds one for a round trip and a commit
 
@@ -73,7 +72,7 @@ class InsStore:
         args = [row[name] for name in self.names]
         try:
             found = await self.pool.fetchrow(self.sql, *args)
-        except DROPPED:
+        except PG_DROPPED:
             found = await self.pool.fetchrow(self.sql, *args)  # once more, on another connection
         assert found is not None  # RETURNING answers the row, inserted or updated
         return store_cb.received(found)

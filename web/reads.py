@@ -17,52 +17,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
-from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
-from store.db import _split_pg_options, async_url, make_engine
+from store.db import PG_DROPPED, async_url, asyncpg_pool, compile_for_asyncpg, make_engine
 
 READ_CONNECTIONS = 8  # per web process; a read holds one for well under a millisecond
-_DIALECT = pg_asyncpg.dialect()  # type: ignore[no-untyped-call]
-_SA_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")  # not asyncpg's
-DROPPED = (
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-    ConnectionError,
-)
-
-
-async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
-    """Plain SELECTs in autocommit leave no state behind (asyncpg's default reset would spend a
-    round trip on ``RESET ALL`` and friends each time a connection goes back to the pool)."""
-
-
-async def asyncpg_pool(
-    url: URL, *, max_size: int, server_settings: Mapping[str, str] | None = None
-) -> asyncpg.Pool:
-    """A small asyncpg pool for the database of ``url`` (SQLAlchemy's; libpq ``options`` become
-    server settings, ``server_settings`` added), whose connections go back to it without a
-    reset: for single statements in autocommit, which leave nothing on the connection."""
-    url, settings = _split_pg_options(url)
-    _, kwargs = _DIALECT.create_connect_args(url)  # type: ignore[no-untyped-call]
-    for key in _SA_ONLY:
-        kwargs.pop(key, None)
-    merged = {**settings, **(server_settings or {})}
-    pool: asyncpg.Pool = await asyncpg.create_pool(
-        min_size=1, max_size=max_size, reset=_nothing_to_reset,
-        server_settings=merged or None, **kwargs,
-    )  # fmt: skip
-    return pool
-
-
-def compile_for_asyncpg(stmt: Any) -> tuple[str, tuple[str, ...]]:
-    """A Core statement with named ``bindparam``s as asyncpg SQL, and its parameters' order."""
-    compiled = stmt.compile(dialect=_DIALECT)
-    return str(compiled), tuple(compiled.positiontup or ())
 
 
 class Reads:
@@ -97,7 +58,7 @@ class Reads:
         args = [params[name] for name in names]
         try:
             rows: list[Any] = await self.pool.fetch(sql, *args)
-        except DROPPED:
+        except PG_DROPPED:
             rows = await self.pool.fetch(sql, *args)  # once more, on another connection
         return rows
 
