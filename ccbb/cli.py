@@ -96,7 +96,14 @@ def _version() -> str:
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
+# commands whose parsers are all in this module: for them the others' parsers are not built, as
+# those import the database layer (SQLAlchemy, Alembic, Redis: ~0.5 s of a scan's start-up)
+SCAN_COMMANDS = frozenset({"scan", "demo"})
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``ccbb`` parser; with ``command`` one of :data:`SCAN_COMMANDS`, without the commands
+    defined in other modules (the parse of that command is the same)."""
     parser = argparse.ArgumentParser(
         prog="ccbb", description="ClickClickBankBank: find and check every Amazon link of a site."
     )
@@ -133,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--demo", action="store_true",
                              help="also serve the demo site and the sandbox Amazon API, with a "
                              "demo account (no Amazon account needed)")  # fmt: skip
+    if command in SCAN_COMMANDS:
+        return parser
     from ccbb import clickbank_cli
 
     clickbank_cli.add_parsers(sub)
@@ -311,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ccbb.sandbox.paypal import main as paypal_sandbox_main
 
         return paypal_sandbox_main(argv[1:])
-    parser = build_parser()
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args, unknown = parser.parse_known_args(argv)
     command = _command_parser(parser, args.command)
     if unknown:  # said by the command's own parser, with its usage (not the top-level one)
