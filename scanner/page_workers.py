@@ -99,9 +99,12 @@ class PageWorkers:
         self._workers: list[_Worker] = []
         self._ids = itertools.count()
         self._closing = False
+        self._ready: asyncio.Future[None] | None = None
         self.peak_rss_mb = 0.0
 
     async def __aenter__(self) -> PageWorkers:
+        """Start the workers and return at once: they import their modules while the crawler
+        reads robots.txt and the sitemaps; the first :meth:`fetch` waits until they are ready."""
         for _ in range(self._count):
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "scanner.page_workers",
@@ -110,6 +113,10 @@ class PageWorkers:
             assert proc.stdin is not None
             proc.stdin.write(_HEADER.pack(len(self._init)) + self._init)
             self._workers.append(_Worker(proc))
+        self._ready = asyncio.ensure_future(self._wait_ready())
+        return self
+
+    async def _wait_ready(self) -> None:
         for worker in self._workers:  # each says it is ready once it has imported everything
             stdout = worker.proc.stdout
             assert stdout is not None
@@ -120,10 +127,13 @@ class PageWorkers:
                 log.warning("a page worker did not start; fetching pages in-process instead")
                 continue
             worker.reader = asyncio.create_task(self._read(worker))
-        return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._closing = True
+        if self._ready is not None and not self._ready.done():
+            self._ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ready
         for worker in self._workers:  # read before they exit: the largest worker's peak memory
             self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb(worker.proc.pid))
         for worker in self._workers:
@@ -142,6 +152,8 @@ class PageWorkers:
         self._workers.clear()
 
     async def fetch(self, url: str) -> PageResult:
+        if self._ready is not None and not self._ready.done():
+            await asyncio.shield(self._ready)  # one fetch cancelled must not cancel the start
         live = [w for w in self._workers if w.alive]
         if not live:
             return await self._fallback.fetch(url)

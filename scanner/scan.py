@@ -225,6 +225,7 @@ async def run_scan(
         fatal_task = asyncio.create_task(lookups.failed.wait())
         stop_task = asyncio.create_task(stop.wait())
         finish_task: asyncio.Task[None] | None = None
+        closing: asyncio.Task[None] | None = None
         cancelled = False
         try:
             await asyncio.wait(
@@ -240,6 +241,8 @@ async def run_scan(
             else:
                 crawl = crawl_task.result()
             crawl_seconds = time.monotonic() - crawl_t0
+            # the page workers' work is done: they exit while the last lookups go on
+            closing = asyncio.create_task(stack.aclose())
             if not cancelled:
                 _check_reached(config, crawl)
                 progress.phase = "checking products"
@@ -262,6 +265,8 @@ async def run_scan(
             resolver.cancel()
             lookups.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if closing is not None:
+                await closing
     progress.phase = "cancelled" if cancelled else "done"
     progress.api_requests = checker.requests
     total = time.monotonic() - t0
