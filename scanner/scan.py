@@ -287,6 +287,8 @@ async def run_scan(
         api_requests=checker.requests,
         timings={
             "crawl_seconds": round(crawl_seconds, 3),
+            # from the scan's start (credentials checked, page workers started) to the crawl's
+            "crawl_started_seconds": round(crawl_t0 - t0, 3),
             "total_seconds": round(total, 3),
             "http_requests": fetcher.requests,
             "page_worker_peak_rss_mb": progress.page_worker_peak_rss_mb,
