@@ -66,6 +66,9 @@ class LocalPages:
         response.body = None
         return response, digest
 
+    async def ready(self) -> None:
+        return None
+
     async def __aenter__(self) -> LocalPages:
         return self
 
@@ -103,8 +106,8 @@ class PageWorkers:
         self.peak_rss_mb = 0.0
 
     async def __aenter__(self) -> PageWorkers:
-        """Start the workers and return at once: they import their modules while the crawler
-        reads robots.txt and the sitemaps; the first :meth:`fetch` waits until they are ready."""
+        """Start the workers and return at once: they import their modules meanwhile (the scan
+        checks the Amazon credentials); :meth:`ready`, or the first :meth:`fetch`, waits."""
         for _ in range(self._count):
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "scanner.page_workers",
@@ -115,6 +118,11 @@ class PageWorkers:
             self._workers.append(_Worker(proc))
         self._ready = asyncio.ensure_future(self._wait_ready())
         return self
+
+    async def ready(self) -> None:
+        """Return once every worker has said it is ready (or was found dead)."""
+        if self._ready is not None and not self._ready.done():
+            await asyncio.shield(self._ready)  # one caller cancelled must not cancel the start
 
     async def _wait_ready(self) -> None:
         for worker in self._workers:  # each says it is ready once it has imported everything
@@ -152,8 +160,7 @@ class PageWorkers:
         self._workers.clear()
 
     async def fetch(self, url: str) -> PageResult:
-        if self._ready is not None and not self._ready.done():
-            await asyncio.shield(self._ready)  # one fetch cancelled must not cancel the start
+        await self.ready()
         live = [w for w in self._workers if w.alive]
         if not live:
             return await self._fallback.fetch(url)
