@@ -89,3 +89,20 @@ async def test_workers_refuse_private_addresses_too() -> None:
     assert digest is None
     assert response.status is None
     assert "private, loopback or reserved" in (response.error or "")
+
+
+def test_what_a_worker_sends_comes_back_whole() -> None:
+    import pickle
+
+    from scanner.amazon_urls import AmazonTarget
+    from scanner.digest import PageDigest
+    from scanner.fetch import Response
+
+    response = Response("https://s.example/a", 503, "text/html", "utf-8", b"<p>", "https://s.example/b",
+                        "HTTP 503", 2.5, True, "timeout")  # fmt: skip
+    digest = PageDigest("https://s.example/c", ["https://s.example/d"] * 2,
+                        [("https://www.amazon.com/dp/B00X4WHP5E",
+                          AmazonTarget("www.amazon.com", ("B00X4WHP5E",), "me-20", True))],
+                        ["https://amzn.to/x"], ["https://s.example/go/y"], None)  # fmt: skip
+    for value in (response, digest, Response("https://s.example/")):
+        assert pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)) == value
