@@ -45,7 +45,7 @@ async def crawl(site_url: str, policy: NetworkPolicy, prefixes: tuple[str, ...],
                 while crawler.progress.pages_crawled < kill_one_after:
                     await asyncio.sleep(0.005)
                 assert isinstance(pages, PageWorkers)
-                os.kill(pages._workers[0].proc.pid, signal.SIGKILL)
+                os.kill(pages._workers[0].pid, signal.SIGKILL)
             return await task
 
 
