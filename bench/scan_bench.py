@@ -259,7 +259,9 @@ def main() -> int:
                 big_servers.close()
 
     mine = figures(runs, bare, bare_cpu, args.tps)
-    report, wall, _ = runs[len(runs) // 2]
+    # the run whose wall is the median against its own limit
+    middle = sorted(range(len(runs)), key=lambda i: mine["walls"][i])[len(runs) // 2]
+    report, wall, _ = runs[middle]
     s, stats = report["summary"], report["stats"]
     truth = {k: expected[k] for k in s}
     rate = mine["rate"]
@@ -288,11 +290,12 @@ def main() -> int:
     rows.append(("Amazon requests", f"{stats['api_requests']} for {asins} ASINs",
                  f"{ideal} + retries", f"{stats['api_requests'] / ideal:.2f}× ideal"))  # fmt: skip
     slot = api_slot(args.tps)
-    rows.append(("scan wall time (the median run's)",
+    rows.append(("scan wall time (the run of median wall / limit)",
                  f"{wall:.2f} s (crawl {stats['crawl_seconds']:.2f} s from "
                  f"{stats.get('crawl_started_seconds', 0):.2f} s, API bound {ideal / args.tps:.2f} s"
                  f" at 1/TPS, {ideal * slot:.2f} s in the limiter's {slot * 1000:.0f} ms slots)",
-                 f"≤ {mine['limit']:.2f} s", f"{wall / mine['limit']:.2f}× limit"))  # fmt: skip
+                 f"≤ {mine['limits'][middle]:.2f} s",
+                 f"{wall / mine['limits'][middle]:.2f}× limit"))  # fmt: skip
     rows.append(("  each run: wall / limit", ", ".join(f"{w:.2f}" for w in mine["walls"]), "", ""))
     rows.append(("  in the engine / start-up, report and exit (median run)",
                  f"{stats['total_seconds']:.2f} / {wall - stats['total_seconds']:.2f} s",
@@ -360,7 +363,7 @@ def figures(
         "bare_cpu": statistics.median(bare_cpu),
         "wall": statistics.median(w for _, w, _ in runs),
         "walls": [w / limit for (_, w, _), limit in zip(runs, limits, strict=True)],
-        "limit": statistics.median(limits),
+        "limits": limits,
         "in_engine": statistics.median(r["stats"]["total_seconds"] for r, _, _ in runs),
     }
 
