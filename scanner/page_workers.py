@@ -316,11 +316,25 @@ class _Requests(asyncio.Protocol):
         self.done.set()
 
 
+class _Closing(asyncio.Protocol):
+    """Tells when a write pipe has been flushed and closed."""
+
+    def __init__(self, closed: asyncio.Future[None]) -> None:
+        self._closed = closed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+
 async def _serve() -> None:
     """The worker process: fetch and digest each page asked for, concurrently, until EOF."""
     loop = asyncio.get_running_loop()
-    out = sys.stdout.buffer
-    outbox = _Outbox(lambda data: (out.write(data), out.flush()))
+    # results go out through a non-blocking pipe transport: when the crawler is slow to read,
+    # they wait in this process' buffer while it goes on fetching, instead of blocking it
+    closed = loop.create_future()
+    out, _ = await loop.connect_write_pipe(lambda: _Closing(closed), sys.stdout.buffer)
+    outbox = _Outbox(out.write)
     init: asyncio.Future[bytes] = loop.create_future()  # the first frame: what to scan
     tasks: set[asyncio.Task[None]] = set()
     pages: LocalPages | None = None
@@ -369,6 +383,8 @@ async def _serve() -> None:
         if tasks:
             await asyncio.gather(*tasks)
         outbox.flush()
+    out.close()  # once what is buffered is written
+    await closed
 
 
 if __name__ == "__main__":
