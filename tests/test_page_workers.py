@@ -106,3 +106,21 @@ def test_what_a_worker_sends_comes_back_whole() -> None:
                         ["https://amzn.to/x"], ["https://s.example/go/y"], None)  # fmt: skip
     for value in (response, digest, Response("https://s.example/")):
         assert pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)) == value
+
+
+async def test_workers_give_way_to_the_crawler() -> None:
+    # every worker waits on the crawler's process: when cores are short, it runs first
+    from scanner.page_workers import WORKER_NICENESS
+
+    site = generate_site(pages=5)
+    async with running_site(site) as served:
+        policy = NetworkPolicy(connect_to=parse_connect_to(served.connect_to))
+        scope = SiteScope.of(site.base_url)
+        async with (
+            make_session(policy) as session,
+            PageWorkers(1, session, policy, CrawlLimits(), scope, ()) as pages,
+        ):
+            response, digest = await pages.fetch(site.base_url)
+            worker = os.getpriority(os.PRIO_PROCESS, pages._workers[0].pid)
+    assert response.status == 200 and digest is not None
+    assert worker == min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)
