@@ -58,6 +58,11 @@ class PageDigest:
     # a redirect, not a page of the site, and nothing else of it counts
     redirect: str | None = None
 
+    def __reduce__(self) -> tuple[type[PageDigest], tuple[object, ...]]:
+        # pickled once per page by the page workers: positional arguments, not a state dict
+        return (PageDigest, (self.canonical, self.internal, self.amazon, self.short,
+                             self.cloaked, self.redirect))  # fmt: skip
+
 
 def immediate_redirect(links: PageLinks, url: str) -> str | None:
     """Where a page sends its visitor at once, like an HTTP redirect: an immediate ``<meta
@@ -80,6 +85,7 @@ def page_redirect(body: bytes, url: str, charset: str | None) -> str | None:
 
 
 _Class = tuple[int, str, AmazonTarget | None]
+_NOTHING: _Class = (OTHER, "", None)  # an href that leads nowhere crawlable
 
 
 class PageDigester:
@@ -88,7 +94,12 @@ class PageDigester:
     def __init__(self, scope: SiteScope, cloak_prefixes: tuple[str, ...]) -> None:
         self.scope = scope
         self.cloak_prefixes = cloak_prefixes
-        self._memo: dict[str, _Class] = {}
+        self._memo: dict[str, _Class] = {}  # absolute URL → its class
+        # per origin of the page's base: href as written → its class, for the hrefs that resolve
+        # alike on every page of that origin (absolute, root-relative, and those resolving to
+        # nothing: ``#top``, ``mailto:``…); a page-relative href is resolved on each page
+        self._by_href: dict[str, dict[str, _Class]] = {}
+        self._memo_size = 0
 
     def digest(self, body: bytes, url: str, charset: str | None) -> PageDigest:
         links = extract_links(body, url, charset)
@@ -102,21 +113,28 @@ class PageDigester:
         memo = self._memo
         base = links.base
         origin = origin_of(base)
+        by_href = self._by_href.get(origin)
+        if by_href is None:
+            by_href = self._by_href[origin] = {}
         internal = out.internal
         for href in links.hrefs:
-            key = memo_key(origin, href)
-            cls = memo.get(key) if key is not None else None
+            cls = by_href.get(href)
             if cls is None:
                 absolute = resolve(base, href)
-                if absolute is None:
-                    continue
-                cls = memo.get(absolute)
-                if cls is None:
-                    cls = self.classify(absolute)
-                    if len(memo) < _MEMO_LIMIT:
-                        memo[absolute] = cls
-                if key is not None and len(memo) < _MEMO_LIMIT:
-                    memo[key] = cls
+                if absolute is None:  # never depends on the page (see resolve)
+                    cls = _NOTHING
+                else:
+                    cls = memo.get(absolute)
+                    if cls is None:
+                        cls = self.classify(absolute)
+                        if self._memo_size < _MEMO_LIMIT:
+                            memo[absolute] = cls
+                            self._memo_size += 1
+                if self._memo_size < _MEMO_LIMIT and (
+                    absolute is None or memo_key(origin, href) is not None
+                ):
+                    by_href[href] = cls
+                    self._memo_size += 1
             kind = cls[0]
             if kind == INTERNAL:
                 internal.append(cls[1])

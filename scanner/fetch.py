@@ -44,6 +44,13 @@ class Response:
     transient: bool = False  # a network error that another attempt may not meet
     trouble: Trouble | None = None  # the kind of network error (scanner.messages)
 
+    def __reduce__(self) -> tuple[type[Response], tuple[object, ...]]:
+        # one per page from each page worker: the slots-dataclass default (a state dict walked
+        # field by field on both sides) costs several times these positional arguments
+        return (Response, (self.url, self.status, self.content_type, self.charset, self.body,
+                           self.location, self.error, self.retry_after, self.transient,
+                           self.trouble))  # fmt: skip
+
     @property
     def is_redirect(self) -> bool:
         return self.status is not None and 300 <= self.status < 400 and self.location is not None
@@ -118,6 +125,7 @@ class Fetcher:
         self._policy = policy
         self._limits = limits
         self._slots: dict[str, HostSlot] = {}
+        self._refused: dict[tuple[str, int | None], str | None] = {}  # IP-literal host check
         self.requests = 0
 
     def slot(self, host: str) -> HostSlot:
@@ -148,10 +156,18 @@ class Fetcher:
         limits = self._limits
         parts = urlsplit(url)
         host = parts.hostname or ""
-        try:
-            self._policy.check_literal(host, _port(parts.scheme, parts))
-        except BlockedAddress as exc:
-            return Response(url, error=str(exc)), None
+        where = (host, _port(parts.scheme, parts))
+        refused = self._refused.get(where, "")
+        if refused == "":  # not judged yet: the policy's answer never changes during a scan
+            try:
+                self._policy.check_literal(*where)
+                refused = None
+            except BlockedAddress as exc:
+                refused = str(exc)
+            if len(self._refused) < 10_000:
+                self._refused[where] = refused
+        if refused is not None:
+            return Response(url, error=refused), None
         slot = self.slot(host)
         tries = 0
         deadline = time.monotonic() + limits.budget

@@ -15,9 +15,12 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import pickle
 import struct
+import subprocess
 import sys
+from collections.abc import Callable
 from typing import Protocol
 
 import aiohttp
@@ -33,6 +36,12 @@ from scanner.urls import SiteScope
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">I")
+# Page workers run this much nicer than the crawler's process: every worker waits on that one
+# process (its frontier, its politeness, its pacing of Amazon requests), so when cores are short
+# it is the one to run first. Measured on the 5,000-page benchmark at load 2–7 on 2 vCPUs:
+# ccbb / bare loop 0.50× and 0.53× against 0.42× and 0.27× without, 8 interleaved pairs of 9
+# better (docs/benchmarks.md, scan engine).
+WORKER_NICENESS = 3
 PageResult = tuple[Response, PageDigest | None]
 
 
@@ -66,6 +75,9 @@ class LocalPages:
         response.body = None
         return response, digest
 
+    async def ready(self) -> None:
+        return None
+
     async def __aenter__(self) -> LocalPages:
         return self
 
@@ -73,12 +85,119 @@ class LocalPages:
         return None
 
 
-class _Worker:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
+class _Frames:
+    """Length-prefixed frames out of a byte stream, however the pipe splits it."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buf = self._buf
+        buf += data
+        frames: list[bytes] = []
+        at, size = 0, len(buf)
+        while size - at >= _HEADER.size:
+            end = at + _HEADER.size + _HEADER.unpack_from(buf, at)[0]
+            if end > size:
+                break
+            frames.append(bytes(buf[at + _HEADER.size : end]))
+            at = end
+        if at:
+            del buf[:at]
+        return frames
+
+
+class _Outbox:
+    """Frames written in one turn of the event loop leave in one write (one system call and one
+    wake-up of the reader, not one each)."""
+
+    def __init__(self, write: Callable[[bytes], object]) -> None:
+        self._write = write
+        self._data = bytearray()
+
+    def send(self, payload: bytes) -> None:
+        if not self._data:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._data += _HEADER.pack(len(payload))
+        self._data += payload
+
+    def flush(self) -> None:
+        if self._data:
+            data = bytes(self._data)
+            self._data.clear()
+            self._write(data)
+
+
+class _Worker(asyncio.SubprocessProtocol):
+    """One page worker process, as its pipes see it: requests out through stdin, each result
+    frame read from stdout straight into the future waiting for it."""
+
+    def __init__(self, owner: PageWorkers) -> None:
+        loop = asyncio.get_running_loop()
+        self.owner = owner
+        self.transport: asyncio.SubprocessTransport | None = None
+        self.pid = 0
         self.pending: dict[int, asyncio.Future[PageResult]] = {}
-        self.reader: asyncio.Task[None] | None = None
         self.alive = True
+        self.started: asyncio.Future[bool] = loop.create_future()  # True: it said it is ready
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self._frames = _Frames()
+        self._stdin: asyncio.WriteTransport | None = None
+        self.outbox = _Outbox(self._write)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        self.transport = transport
+        self.pid = transport.get_pid()
+        stdin = transport.get_pipe_transport(0)
+        assert isinstance(stdin, asyncio.WriteTransport)
+        self._stdin = stdin
+
+    def _write(self, data: bytes) -> None:
+        if self.alive and self._stdin is not None and not self._stdin.is_closing():
+            self._stdin.write(data)
+
+    def close_stdin(self) -> None:
+        self.outbox.flush()
+        if self._stdin is not None:
+            self._stdin.close()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        assert isinstance(data, bytes)
+        for payload in self._frames.feed(data):
+            if not self.started.done():  # its first frame (empty) says it is ready
+                self.started.set_result(True)
+                continue
+            rid, result = pickle.loads(payload)  # noqa: S301 (our own child process)
+            future = self.pending.pop(rid, None)
+            if future is None or future.done():
+                continue
+            if isinstance(result, str):
+                future.set_exception(RuntimeError(result))
+            else:
+                future.set_result(result)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self._gone()
+
+    def process_exited(self) -> None:
+        self._gone()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def _gone(self) -> None:
+        if not self.started.done():
+            self.started.set_result(False)
+        if not self.alive:
+            return
+        self.alive = False
+        if not self.owner.closing:
+            log.warning("a page worker stopped; fetching pages in-process from now on")
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(_WorkerGone())
+        self.pending.clear()
 
 
 class PageWorkers:
@@ -98,50 +217,61 @@ class PageWorkers:
         self._fallback = LocalPages(session, limits, scope, cloak_prefixes)
         self._workers: list[_Worker] = []
         self._ids = itertools.count()
-        self._closing = False
+        self.closing = False
+        self._ready: asyncio.Future[None] | None = None
         self.peak_rss_mb = 0.0
 
     async def __aenter__(self) -> PageWorkers:
+        """Start the workers and return at once: they import their modules meanwhile (the scan
+        checks the Amazon credentials); :meth:`ready`, or the first :meth:`fetch`, waits."""
+        loop = asyncio.get_running_loop()
         for _ in range(self._count):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "scanner.page_workers",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            _, worker = await loop.subprocess_exec(
+                lambda: _Worker(self), sys.executable, "-m", "scanner.page_workers",
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
             )  # fmt: skip
-            assert proc.stdin is not None
-            proc.stdin.write(_HEADER.pack(len(self._init)) + self._init)
-            self._workers.append(_Worker(proc))
-        for worker in self._workers:  # each says it is ready once it has imported everything
-            stdout = worker.proc.stdout
-            assert stdout is not None
-            try:
-                await asyncio.wait_for(stdout.readexactly(_HEADER.size), 30)
-            except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
-                worker.alive = False
-                log.warning("a page worker did not start; fetching pages in-process instead")
-                continue
-            worker.reader = asyncio.create_task(self._read(worker))
+            worker.outbox.send(self._init)
+            self._workers.append(worker)
+        self._ready = asyncio.ensure_future(self._wait_ready())
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        self._closing = True
-        for worker in self._workers:  # read before they exit: the largest worker's peak memory
-            self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb(worker.proc.pid))
-        for worker in self._workers:
-            if worker.proc.stdin is not None:
-                worker.proc.stdin.close()
-        for worker in self._workers:
+    async def ready(self) -> None:
+        """Return once every worker has said it is ready (or was found dead)."""
+        if self._ready is not None and not self._ready.done():
+            await asyncio.shield(self._ready)  # one caller cancelled must not cancel the start
+
+    async def _wait_ready(self) -> None:
+        for worker in self._workers:  # each says it is ready once it has imported everything
             try:
-                await asyncio.wait_for(worker.proc.wait(), 5)
+                started = await asyncio.wait_for(asyncio.shield(worker.started), 30)
             except TimeoutError:
-                worker.proc.kill()
-                await worker.proc.wait()
-            if worker.reader is not None:
-                worker.reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker.reader
+                started = False
+            if not started:
+                worker.alive = False
+                log.warning("a page worker did not start; fetching pages in-process instead")
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.closing = True
+        if self._ready is not None and not self._ready.done():
+            self._ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ready
+        for worker in self._workers:  # read before they exit: the largest worker's peak memory
+            self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb(worker.pid))
+        for worker in self._workers:
+            worker.close_stdin()
+        for worker in self._workers:
+            assert worker.transport is not None
+            try:
+                await asyncio.wait_for(asyncio.shield(worker.exited), 5)
+            except TimeoutError:
+                worker.transport.kill()
+                await worker.exited
+            worker.transport.close()
         self._workers.clear()
 
     async def fetch(self, url: str) -> PageResult:
+        await self.ready()
         live = [w for w in self._workers if w.alive]
         if not live:
             return await self._fallback.fetch(url)
@@ -149,41 +279,11 @@ class PageWorkers:
         rid = next(self._ids)
         future: asyncio.Future[PageResult] = asyncio.get_running_loop().create_future()
         worker.pending[rid] = future
-        frame = pickle.dumps((rid, url))
-        stdin = worker.proc.stdin
-        assert stdin is not None
+        worker.outbox.send(pickle.dumps((rid, url)))
         try:
-            stdin.write(_HEADER.pack(len(frame)) + frame)
-            await stdin.drain()
             return await future
-        except (ConnectionError, _WorkerGone):
-            worker.alive = False
-            worker.pending.pop(rid, None)
+        except _WorkerGone:
             return await self._fallback.fetch(url)
-
-    async def _read(self, worker: _Worker) -> None:
-        stdout = worker.proc.stdout
-        assert stdout is not None
-        try:
-            while True:
-                header = await stdout.readexactly(_HEADER.size)
-                payload = await stdout.readexactly(_HEADER.unpack(header)[0])
-                rid, result = pickle.loads(payload)  # noqa: S301 (our own child process)
-                future = worker.pending.pop(rid, None)
-                if future is None or future.done():
-                    continue
-                if isinstance(result, str):
-                    future.set_exception(RuntimeError(result))
-                else:
-                    future.set_result(result)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            worker.alive = False
-            if not self._closing:
-                log.warning("a page worker stopped; fetching pages in-process from now on")
-            for future in worker.pending.values():
-                if not future.done():
-                    future.set_exception(_WorkerGone())
-            worker.pending.clear()
 
 
 class _WorkerGone(Exception):
@@ -203,60 +303,97 @@ def peak_rss_mb(pid: int | str = "self") -> float:
     return 0.0
 
 
+class _Requests(asyncio.Protocol):
+    """The worker's stdin: each frame handed to ``on_frame`` as it arrives; EOF sets ``done``."""
+
+    def __init__(self, on_frame: Callable[[bytes], None]) -> None:
+        self._frames = _Frames()
+        self._on_frame = on_frame
+        self.done = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        for payload in self._frames.feed(data):
+            self._on_frame(payload)
+
+    def eof_received(self) -> bool:
+        self.done.set()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.done.set()
+
+
+class _Closing(asyncio.Protocol):
+    """Tells when a write pipe has been flushed and closed."""
+
+    def __init__(self, closed: asyncio.Future[None]) -> None:
+        self._closed = closed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+
 async def _serve() -> None:
     """The worker process: fetch and digest each page asked for, concurrently, until EOF."""
+    with contextlib.suppress(AttributeError, OSError):  # no os.nice() on Windows
+        os.nice(WORKER_NICENESS)
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2**20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    out = sys.stdout.buffer
+    # results go out through a non-blocking pipe transport: when the crawler is slow to read,
+    # they wait in this process' buffer while it goes on fetching, instead of blocking it
+    closed = loop.create_future()
+    out, _ = await loop.connect_write_pipe(lambda: _Closing(closed), sys.stdout.buffer)
+    outbox = _Outbox(out.write)
+    init: asyncio.Future[bytes] = loop.create_future()  # the first frame: what to scan
+    tasks: set[asyncio.Task[None]] = set()
+    pages: LocalPages | None = None
+    early: list[bytes] = []  # requests that came before the session was made
 
-    async def frame() -> bytes | None:
+    async def handle(rid: int, url: str) -> None:
+        result: object
+        assert pages is not None
         try:
-            header = await reader.readexactly(_HEADER.size)
-            return await reader.readexactly(_HEADER.unpack(header)[0])
-        except asyncio.IncompleteReadError:
-            return None
+            result = await pages.fetch(url)
+        except Exception as exc:  # report it, keep serving
+            result = f"{type(exc).__name__}: {exc}"
+        outbox.send(pickle.dumps((rid, result), protocol=pickle.HIGHEST_PROTOCOL))
 
-    flush_pending = False
+    def on_frame(payload: bytes) -> None:
+        if not init.done():
+            init.set_result(payload)
+        elif pages is None:
+            early.append(payload)
+        else:
+            start(payload)
 
-    def flush() -> None:
-        nonlocal flush_pending
-        flush_pending = False
-        out.flush()
+    def start(payload: bytes) -> None:
+        rid, url = pickle.loads(payload)  # noqa: S301 (our parent)
+        task = asyncio.create_task(handle(rid, url))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
-    def send(payload: bytes) -> None:
-        # results finished in one turn of the event loop leave in one write, not one each
-        nonlocal flush_pending
-        out.write(_HEADER.pack(len(payload)) + payload)
-        if not flush_pending:
-            flush_pending = True
-            loop.call_soon(flush)
+    _, requests = await loop.connect_read_pipe(lambda: _Requests(on_frame), sys.stdin)
+    eof = asyncio.ensure_future(requests.done.wait())
 
-    init = await frame()
-    if init is None:
+    def no_more(_: object) -> None:
+        if not init.done():
+            init.set_result(b"")
+
+    eof.add_done_callback(no_more)
+    if not await init:  # stdin closed before anything was asked
         return
-    policy, limits, key, port, prefixes = pickle.loads(init)  # noqa: S301 (our parent)
+    policy, limits, key, port, prefixes = pickle.loads(init.result())  # noqa: S301 (our parent)
     async with make_session(policy) as session:
         pages = LocalPages(session, limits, SiteScope(key, port), prefixes)
-        send(b"")  # ready
-        tasks: set[asyncio.Task[None]] = set()
-
-        async def handle(rid: int, url: str) -> None:
-            result: object
-            try:
-                result = await pages.fetch(url)
-            except Exception as exc:  # report it, keep serving
-                result = f"{type(exc).__name__}: {exc}"
-            send(pickle.dumps((rid, result), protocol=pickle.HIGHEST_PROTOCOL))
-
-        while (request := await frame()) is not None:
-            rid, url = pickle.loads(request)  # noqa: S301
-            task = asyncio.create_task(handle(rid, url))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+        outbox.send(b"")  # ready
+        for payload in early:
+            start(payload)
+        await eof
         if tasks:
             await asyncio.gather(*tasks)
-        out.flush()
+        outbox.flush()
+    out.close()  # once what is buffered is written
+    await closed
 
 
 if __name__ == "__main__":

@@ -199,6 +199,9 @@ async def run_scan(
     except AmazonAccountError as exc:
         raise ScanFailed(str(exc)) from None
     async with checker, contextlib.AsyncExitStack() as stack:
+        pages: PageWorkers | LocalPages | None = None
+        if not config.http_fallback:  # the site is known: its page workers start importing
+            pages = await _start_pages(config, session, stack, progress)
         progress.phase = "checking Amazon credentials"
         try:
             await checker.verify()
@@ -208,23 +211,16 @@ async def run_scan(
         config, note = await _reachable_scheme(config, fetcher, progress)
         if note:
             notes.append(note)
-        scope = SiteScope.of(config.site)
-        limits = config.limits
-        pages: PageWorkers | LocalPages = (
-            PageWorkers(
-                limits.page_workers, session, config.network, limits, scope, config.cloak_prefixes
-            )
-            if limits.page_workers > 0
-            else LocalPages(session, limits, scope, config.cloak_prefixes)
-        )
-        stack.callback(_note_worker_memory, pages, progress)  # runs after the workers close
-        await stack.enter_async_context(pages)
+        if pages is None:
+            pages = await _start_pages(config, session, stack, progress)
+        await pages.ready()
         crawler = Crawler(config, fetcher, resolver, lookups.add, progress, concurrency, pages)
         crawl_t0 = time.monotonic()
         crawl_task = asyncio.create_task(crawler.run())
         fatal_task = asyncio.create_task(lookups.failed.wait())
         stop_task = asyncio.create_task(stop.wait())
         finish_task: asyncio.Task[None] | None = None
+        closing: asyncio.Task[None] | None = None
         cancelled = False
         try:
             await asyncio.wait(
@@ -240,6 +236,8 @@ async def run_scan(
             else:
                 crawl = crawl_task.result()
             crawl_seconds = time.monotonic() - crawl_t0
+            # the page workers' work is done: they exit while the last lookups go on
+            closing = asyncio.create_task(stack.aclose())
             if not cancelled:
                 _check_reached(config, crawl)
                 progress.phase = "checking products"
@@ -262,6 +260,8 @@ async def run_scan(
             resolver.cancel()
             lookups.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if closing is not None:
+                await closing
     progress.phase = "cancelled" if cancelled else "done"
     progress.api_requests = checker.requests
     total = time.monotonic() - t0
@@ -282,6 +282,8 @@ async def run_scan(
         api_requests=checker.requests,
         timings={
             "crawl_seconds": round(crawl_seconds, 3),
+            # from the scan's start (credentials checked, page workers started) to the crawl's
+            "crawl_started_seconds": round(crawl_t0 - t0, 3),
             "total_seconds": round(total, 3),
             "http_requests": fetcher.requests,
             "page_worker_peak_rss_mb": progress.page_worker_peak_rss_mb,
@@ -311,6 +313,28 @@ async def _reachable_scheme(
     log.info("%s: %s; trying %s", config.site, probe.error, http)
     note = scanned_over_http(config.site, http, probe.error or "")
     return replace(config, site=http, cloak_prefixes=prefixes), note
+
+
+async def _start_pages(
+    config: ScanConfig,
+    session: aiohttp.ClientSession,
+    stack: contextlib.AsyncExitStack,
+    progress: Progress,
+) -> PageWorkers | LocalPages:
+    """Who fetches and digests the pages: page workers (started, not yet ready: they import
+    their modules meanwhile, see :meth:`PageWorkers.ready`) or this process."""
+    scope = SiteScope.of(config.site)
+    limits = config.limits
+    pages: PageWorkers | LocalPages = (
+        PageWorkers(
+            limits.page_workers, session, config.network, limits, scope, config.cloak_prefixes
+        )
+        if limits.page_workers > 0
+        else LocalPages(session, limits, scope, config.cloak_prefixes)
+    )
+    stack.callback(_note_worker_memory, pages, progress)  # runs after the workers close
+    await stack.enter_async_context(pages)
+    return pages
 
 
 def _note_worker_memory(pages: object, progress: Progress) -> None:

@@ -121,3 +121,28 @@ def test_output_piped_into_head_ends_silently() -> None:
     # 1 as Python itself exits when its output pipe is closed; 0 when the whole report was
     # already in the pipe when `head` closed it (the machine's pipe buffer and timing decide)
     assert code in (0, 1)
+
+
+def test_a_scan_starts_without_the_database_layer() -> None:
+    # the other commands' parsers import SQLAlchemy, Alembic and Redis (~0.5 s of start-up,
+    # more on a busy machine): `ccbb scan` and `ccbb demo` need none of them
+    probe = (
+        "import sys\nfrom ccbb.cli import main\n"
+        "for argv in (['scan', '--help'], ['demo', '--pages', '0']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in ('sqlalchemy', 'sqlmodel', 'alembic', 'redis', 'store')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_other_commands_are_still_offered(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for command in ("scan", "demo", "clickbank", "affiliates", "user", "credits"):
+        assert command in out
+    code, out, _ = run(capsys, "credits", "--help")
+    assert code == 0

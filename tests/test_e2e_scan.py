@@ -253,3 +253,24 @@ async def test_compare_with_a_bad_file_says_what_to_do_before_scanning(
     assert code == 2 and "compare two scans of the same site" in err
     code, _out, err = await ccbb(*served.args("--fail-on", "broken"))
     assert code == 2 and "--fail-on needs --compare" in err
+
+
+async def test_a_scan_piped_into_head_ends_quietly(served: Served) -> None:
+    # `ccbb scan` ends without tearing down its heap (ccbb.cli._end_now): what it still held
+    # must be flushed, and a reader that stops early must still meet no traceback
+    full_env = {**os.environ, "CCBB_CREDENTIAL_ID": "demo-credential",
+                "CCBB_CREDENTIAL_SECRET": SECRET}  # fmt: skip
+    read_end, write_end = os.pipe()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ccbb.cli", *served.args("--format", "csv"), env=full_env,
+        stdout=write_end, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:  # what `head -1` does: one line, then close
+        first = await asyncio.get_running_loop().run_in_executor(None, reader.readline)
+    assert proc.stderr is not None
+    err = await asyncio.wait_for(proc.stderr.read(), 120)
+    code = await proc.wait()
+    assert first.startswith(b"page,")
+    assert err == b""
+    assert code in (0, 1)  # 1 when the pipe was closed before the report was all in it

@@ -401,3 +401,39 @@ def test_a_page_that_sends_on_at_once_is_a_redirect(html: str, redirect: str | N
     assert digest.redirect == redirect
     if redirect is not None:  # nothing else of the page counts
         assert (digest.internal, digest.short, digest.amazon) == ([], [], [])
+
+
+def test_one_digester_reads_each_page_against_its_own_base() -> None:
+    # the digester remembers how hrefs classify: absolute and root-relative ones (and those that
+    # lead nowhere) per origin, never a page-relative one, which leads elsewhere on each page
+    scope = SiteScope.of("https://blog.example.com/")
+    digester = PageDigester(scope, ("https://blog.example.com/go/",))
+    html = (
+        b'<a href="../shared/">up</a><a href="next/">down</a><a href="/about/">about</a>'
+        b'<a href="#top">top</a><a href="mailto:me@example.com">me</a><a href="go/x">x</a>'
+        b'<a href="https://www.amazon.com/dp/B00X4WHP5E?tag=me-20">buy</a>'
+    )
+    first = digester.digest(html, "https://blog.example.com/2024/a/", None)
+    second = digester.digest(html, "https://blog.example.com/2025/b/c/", None)
+    other_origin = digester.digest(html, "http://blog.example.com/x/", None)
+    assert first.internal == [
+        "https://blog.example.com/2024/shared/",
+        "https://blog.example.com/2024/a/next/",
+        "https://blog.example.com/about/",
+        "https://blog.example.com/2024/a/go/x",
+    ]
+    assert second.internal == [
+        "https://blog.example.com/2025/b/shared/",
+        "https://blog.example.com/2025/b/c/next/",
+        "https://blog.example.com/about/",
+        "https://blog.example.com/2025/b/c/go/x",
+    ]
+    assert other_origin.internal[2] == "http://blog.example.com/about/"
+    for digest in (first, second, other_origin):
+        assert [href for href, _ in digest.amazon] == [
+            "https://www.amazon.com/dp/B00X4WHP5E?tag=me-20"
+        ]
+    # a page-relative href under the cloaking prefix is cloaked on the page it resolves there
+    on_root = digester.digest(html, "https://blog.example.com/", None)
+    assert on_root.cloaked == ["https://blog.example.com/go/x"]
+    assert first.cloaked == second.cloaked == []

@@ -45,7 +45,7 @@ async def crawl(site_url: str, policy: NetworkPolicy, prefixes: tuple[str, ...],
                 while crawler.progress.pages_crawled < kill_one_after:
                     await asyncio.sleep(0.005)
                 assert isinstance(pages, PageWorkers)
-                os.kill(pages._workers[0].proc.pid, signal.SIGKILL)
+                os.kill(pages._workers[0].pid, signal.SIGKILL)
             return await task
 
 
@@ -89,3 +89,38 @@ async def test_workers_refuse_private_addresses_too() -> None:
     assert digest is None
     assert response.status is None
     assert "private, loopback or reserved" in (response.error or "")
+
+
+def test_what_a_worker_sends_comes_back_whole() -> None:
+    import pickle
+
+    from scanner.amazon_urls import AmazonTarget
+    from scanner.digest import PageDigest
+    from scanner.fetch import Response
+
+    response = Response("https://s.example/a", 503, "text/html", "utf-8", b"<p>", "https://s.example/b",
+                        "HTTP 503", 2.5, True, "timeout")  # fmt: skip
+    digest = PageDigest("https://s.example/c", ["https://s.example/d"] * 2,
+                        [("https://www.amazon.com/dp/B00X4WHP5E",
+                          AmazonTarget("www.amazon.com", ("B00X4WHP5E",), "me-20", True))],
+                        ["https://amzn.to/x"], ["https://s.example/go/y"], None)  # fmt: skip
+    for value in (response, digest, Response("https://s.example/")):
+        assert pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)) == value
+
+
+async def test_workers_give_way_to_the_crawler() -> None:
+    # every worker waits on the crawler's process: when cores are short, it runs first
+    from scanner.page_workers import WORKER_NICENESS
+
+    site = generate_site(pages=5)
+    async with running_site(site) as served:
+        policy = NetworkPolicy(connect_to=parse_connect_to(served.connect_to))
+        scope = SiteScope.of(site.base_url)
+        async with (
+            make_session(policy) as session,
+            PageWorkers(1, session, policy, CrawlLimits(), scope, ()) as pages,
+        ):
+            response, digest = await pages.fetch(site.base_url)
+            worker = os.getpriority(os.PRIO_PROCESS, pages._workers[0].pid)
+    assert response.status == 200 and digest is not None
+    assert worker == min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)
