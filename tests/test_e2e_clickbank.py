@@ -9,34 +9,20 @@ decline link beside it, no script (no exit pop-up), cbskin before cbur, cbf pass
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-import redis as sync_redis
 
-from billing.catalogue import BUNDLED
-from ccbb.child_processes import free_port
-from ccbb.clickbank_demo import clickbank_sandbox
-from ccbb.settings import Settings
 from store import clickbank as store_cb
 from store import credits as store_credits
 from store import users as store_users
-from store.db import make_engine, session_factory
-from store.migrate import upgrade
-from tests.conftest import _off_loop
+from tests.shop_stack import Stack, bundled_plans, running_shop
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]'")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
@@ -75,77 +61,14 @@ headline = "Weekly monitoring of your site"
 """
 
 
-@dataclass
-class Stack:
-    url: str
-    settings: Settings
-    sandbox: str
-    logs: list[Path]
-
-    def db(self, fn: Any) -> Any:
-        async def go() -> Any:
-            engine = make_engine(self.settings.sqlalchemy_url)
-            try:
-                async with session_factory(engine)() as session:
-                    return await fn(session)
-            finally:
-                await engine.dispose()
-
-        return _off_loop(asyncio.run, go())
-
-    def log_tails(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.logs)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, test_redis_url: str) -> Iterator[Stack]:
     if CHROMIUM is None:
         pytest.skip("no chromium on PATH (Debian: apt-get install chromium)")
-    data = tmp_path_factory.mktemp("e2e-cb")
-    plans = data / "plans.toml"
-    text = BUNDLED.read_text()
-    plans.write_text(text[: text.index("# ---- the PitchPlus")] + FLOW)
-    db_url = f"sqlite:///{data / 'ccbb.sqlite3'}"
-    queue = f"ccbb:e2e:{uuid.uuid4().hex}"
-    base_env = {"CCBB_PLANS_FILE": str(plans), "CCBB_DATA_DIR": str(data),
-                "DATABASE_URL": db_url, "REDIS_URL": test_redis_url, "CCBB_QUEUE": queue}  # fmt: skip
-    port = free_port()
-    app_url = f"http://127.0.0.1:{port}"
-    cb_env, sandbox = clickbank_sandbox(app_url, base_env)
-    settings = Settings(**{**base_env, **cb_env})  # type: ignore[arg-type]
-    with sync_redis.Redis.from_url(test_redis_url) as r:
-        r.flushdb()
-    upgrade(settings.sqlalchemy_url)
-    env = {**os.environ, **base_env, **cb_env}
-    logs = [data / "worker.log", data / "web.log"]
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for log, args in zip(logs, (["worker"], ["web", "--port", str(port)]), strict=True):
-            with log.open("wb") as out:
-                cmd = [sys.executable, "-m", "ccbb.cli", *args]
-                procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(app_url + "/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "ccbb web did not start"
-            time.sleep(0.2)
-        yield Stack(app_url, settings, cb_env["CCBB_CLICKBANK_API_BASE"], logs)
-    finally:
-        for proc in (*procs, sandbox):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in (*procs, sandbox):
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        with sync_redis.Redis.from_url(test_redis_url) as r:
-            r.flushdb()
+    with running_shop(
+        tmp_path_factory.mktemp("e2e-cb"), test_redis_url, bundled_plans(FLOW)
+    ) as stack:
+        yield stack
 
 
 def shot(page: Any, name: str) -> None:
