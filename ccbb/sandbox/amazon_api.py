@@ -23,7 +23,6 @@ printed, recorded nor shown in a ``repr``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hmac
 import json
 import secrets
@@ -37,6 +36,8 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from aiohttp import web
+
+from ccbb.sandbox.serving import serve_until_interrupted
 
 __all__ = [
     "ALL_RESOURCES",
@@ -1001,20 +1002,6 @@ async def running_sandbox(
         await runner.cleanup()
 
 
-async def _serve(catalogue: Catalogue, host: str, port: int) -> None:
-    async with running_sandbox(catalogue, host, port) as sandbox:
-        ids = ", ".join(
-            f"{c.credential_id} (version {c.version}, tags {', '.join(c.partner_tags)})"
-            for c in catalogue.credentials
-        )
-        print(
-            f"Amazon Creators API sandbox at {sandbox.url} "
-            f"(auth endpoint {sandbox.auth_endpoint}); credentials: {ids or 'none'}",
-            flush=True,
-        )
-        await asyncio.Event().wait()
-
-
 def main(argv: list[str] | None = None) -> int:
     """``ccbb sandbox-amazon``: serve a catalogue until Ctrl-C."""
     parser = argparse.ArgumentParser(
@@ -1035,17 +1022,21 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"ccbb sandbox-amazon: cannot load the catalogue: {error}", file=sys.stderr)
         return 2
-    try:
-        asyncio.run(_serve(catalogue, args.host, args.port))
-    except KeyboardInterrupt:
-        return 0
-    except OSError as error:
-        print(
-            f"ccbb sandbox-amazon: cannot listen on {args.host}:{args.port}: {error}",
-            file=sys.stderr,
+
+    def banner(sandbox: RunningSandbox) -> str:
+        ids = ", ".join(
+            f"{c.credential_id} (version {c.version}, tags {', '.join(c.partner_tags)})"
+            for c in catalogue.credentials
         )
-        return 1
-    return 0
+        return (
+            f"Amazon Creators API sandbox at {sandbox.url} "
+            f"(auth endpoint {sandbox.auth_endpoint}); credentials: {ids or 'none'}"
+        )
+
+    return serve_until_interrupted(
+        "sandbox-amazon", running_sandbox(catalogue, args.host, args.port), banner,
+        args.host, args.port,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

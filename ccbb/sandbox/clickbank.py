@@ -52,6 +52,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from ccbb.sandbox.serving import serve_until_interrupted
+
 log = logging.getLogger(__name__)
 
 CLICKBANK_PARAMS = frozenset(
@@ -657,16 +659,6 @@ def config_from_catalogue(
     )
 
 
-async def _serve(config: SandboxConfig, host: str, port: int) -> None:
-    async with running_clickbank(config, host, port) as sandbox:
-        print(
-            f"ClickBank sandbox at {sandbox.url} (pay links {sandbox.url}/{config.vendor}/, "
-            f"controls {sandbox.url}/_sandbox/), notifications to {config.ins_url}",
-            flush=True,
-        )
-        await asyncio.Event().wait()
-
-
 def main(argv: list[str] | None = None) -> int:
     """``ccbb sandbox-clickbank``: a local ClickBank for the app at ``--app-url``, configured
     from the same catalogue and the same CCBB_CLICKBANK_* settings as the app."""
@@ -701,15 +693,16 @@ def main(argv: list[str] | None = None) -> int:
     except (CatalogueError, FlowError, ValueError) as exc:
         print(f"ccbb sandbox-clickbank: {exc}", file=sys.stderr)
         return 2
-    try:
-        asyncio.run(_serve(config, args.host, args.port))
-    except KeyboardInterrupt:
-        return 0
-    except OSError as exc:
-        print(f"ccbb sandbox-clickbank: cannot listen on {args.host}:{args.port}: {exc}",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    return 0
+    return serve_until_interrupted(
+        "sandbox-clickbank",
+        running_clickbank(config, args.host, args.port),
+        lambda sandbox: (
+            f"ClickBank sandbox at {sandbox.url} (pay links {sandbox.url}/{config.vendor}/, "
+            f"controls {sandbox.url}/_sandbox/), notifications to {config.ins_url}"
+        ),
+        args.host,
+        args.port,
+    )
 
 
 if __name__ == "__main__":

@@ -51,6 +51,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ccbb.sandbox.serving import serve_until_interrupted
+
 log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/v1/oauth2/token"  # noqa: S105 - a path, not a password
@@ -527,13 +529,6 @@ async def running_paypal(
         await runner.cleanup()
 
 
-async def _serve(client_id: str, secret: str, host: str, port: int) -> None:
-    async with running_paypal(client_id, secret, host, port) as sandbox:
-        print(f"PayPal Payouts sandbox at {sandbox.url} (batches {sandbox.url}/_sandbox/)",
-              flush=True)  # fmt: skip
-        await asyncio.Event().wait()
-
-
 def main(argv: list[str] | None = None) -> int:
     """``ccbb sandbox-paypal``: a local PayPal Payouts API accepting the app's
     CCBB_PAYPAL_CLIENT_ID / CCBB_PAYPAL_CLIENT_SECRET."""
@@ -552,16 +547,15 @@ def main(argv: list[str] | None = None) -> int:
         print("ccbb sandbox-paypal: set CCBB_PAYPAL_CLIENT_ID and CCBB_PAYPAL_CLIENT_SECRET "
               "(the same values as the app's)", file=sys.stderr)  # fmt: skip
         return 2
-    try:
-        asyncio.run(_serve(settings.paypal_client_id, secret.get_secret_value(), args.host,
-                           args.port))  # fmt: skip
-    except KeyboardInterrupt:
-        return 0
-    except OSError as exc:
-        print(f"ccbb sandbox-paypal: cannot listen on {args.host}:{args.port}: {exc}",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    return 0
+    return serve_until_interrupted(
+        "sandbox-paypal",
+        running_paypal(settings.paypal_client_id, secret.get_secret_value(), args.host, args.port),
+        lambda sandbox: (
+            f"PayPal Payouts sandbox at {sandbox.url} (batches {sandbox.url}/_sandbox/)"
+        ),
+        args.host,
+        args.port,
+    )
 
 
 if __name__ == "__main__":
