@@ -6,12 +6,13 @@ crawler's process or in a page worker (``page_workers``) on another core.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import unquote_plus, urlsplit
+from typing import Any
+from urllib.parse import unquote_plus
 
 from scanner.amazon_urls import SHORT_LINK_HOSTS, AmazonTarget, could_be_amazon, host_of
 from scanner.amazon_urls import parse_amazon_url as _parse_amazon_url
 from scanner.extract import PageLinks, extract_links
-from scanner.urls import SiteScope, memo_key, normalize, origin_of, resolve, under_prefix
+from scanner.urls import Base, SiteScope, memo_key, normalize, origin_of
 
 ASSET_SUFFIXES = (
     ".jpg", ".jpeg", ".png", ".gif", ".webp", ".svg", ".ico", ".bmp", ".avif", ".css", ".js",
@@ -23,6 +24,7 @@ ASSET_SUFFIXES = (
 # trap: one duplicate of each post per comment) and campaign tracking. Dropped from crawl keys.
 NOISE_PARAMS = frozenset({"replytocom", "fbclid", "gclid", "msclkid", "mc_cid", "mc_eid"})
 _MEMO_LIMIT = 500_000
+_ORIGINS_KEPT = 10_000  # hosts a site links to, whose scope answer is remembered
 
 # Link classes
 INTERNAL, AMAZON, SHORT, CLOAK, OTHER = range(5)
@@ -30,7 +32,11 @@ INTERNAL, AMAZON, SHORT, CLOAK, OTHER = range(5)
 
 def page_key(url: str) -> str:
     """The crawl key of a same-site URL: normalised, without noise parameters."""
-    key = normalize(url)
+    return _without_noise(normalize(url))
+
+
+def _without_noise(key: str) -> str:
+    """A normalised URL without its noise parameters."""
     if "?" not in key:
         return key
     head, _, query = key.partition("?")
@@ -84,8 +90,10 @@ def page_redirect(body: bytes, url: str, charset: str | None) -> str | None:
     return immediate_redirect(extract_links(body, url, charset), url)
 
 
-_Class = tuple[int, str, AmazonTarget | None]
-_NOTHING: _Class = (OTHER, "", None)  # an href that leads nowhere crawlable
+# how an href classifies: (INTERNAL, crawl key), (AMAZON, (href, products)), (SHORT, href),
+# (CLOAK, href) or (OTHER, None): the second item is what the page's digest lists for it
+_Class = tuple[int, object]
+_NOTHING: _Class = (OTHER, None)  # an href that leads nowhere crawlable
 
 
 class PageDigester:
@@ -100,6 +108,7 @@ class PageDigester:
         # nothing: ``#top``, ``mailto:``…); a page-relative href is resolved on each page
         self._by_href: dict[str, dict[str, _Class]] = {}
         self._memo_size = 0
+        self._in_scope: dict[str, bool] = {}  # scheme://host[:port] → is it this site
 
     def digest(self, body: bytes, url: str, charset: str | None) -> PageDigest:
         links = extract_links(body, url, charset)
@@ -110,58 +119,71 @@ class PageDigester:
                 return out
         if links.canonical and self.scope.contains(links.canonical):
             out.canonical = page_key(links.canonical)
-        memo = self._memo
-        base = links.base
-        origin = origin_of(base)
+        base = Base(links.base)
+        origin = origin_of(links.base)
         by_href = self._by_href.get(origin)
         if by_href is None:
             by_href = self._by_href[origin] = {}
-        internal = out.internal
+        # one list per class, in the order of the class numbers: the hot loop appends, no tests
+        lists: tuple[list[Any], ...] = (out.internal, out.amazon, out.short, out.cloaked, [])
         for href in links.hrefs:
             cls = by_href.get(href)
             if cls is None:
-                absolute = resolve(base, href)
-                if absolute is None:  # never depends on the page (see resolve)
-                    cls = _NOTHING
-                else:
-                    cls = memo.get(absolute)
-                    if cls is None:
-                        cls = self.classify(absolute)
-                        if self._memo_size < _MEMO_LIMIT:
-                            memo[absolute] = cls
-                            self._memo_size += 1
-                if self._memo_size < _MEMO_LIMIT and (
-                    absolute is None or memo_key(origin, href) is not None
-                ):
-                    by_href[href] = cls
-                    self._memo_size += 1
-            kind = cls[0]
-            if kind == INTERNAL:
-                internal.append(cls[1])
-            elif kind == AMAZON:
-                assert cls[2] is not None
-                out.amazon.append((cls[1], cls[2]))
-            elif kind == SHORT:
-                out.short.append(cls[1])
-            elif kind == CLOAK:
-                out.cloaked.append(cls[1])
+                cls = self._first_sight(href, base, origin, by_href)
+            lists[cls[0]].append(cls[1])
         return out
+
+    def _first_sight(
+        self, href: str, base: Base, origin: str, by_href: dict[str, _Class]
+    ) -> _Class:
+        """The class of an href this origin's memo does not hold (yet)."""
+        absolute = base.resolve(href)
+        if absolute is None:  # never depends on the page (see resolve)
+            cls = _NOTHING
+        else:
+            memo = self._memo
+            found = memo.get(absolute)
+            if found is None:
+                found = self.classify(absolute)
+                if self._memo_size < _MEMO_LIMIT:
+                    memo[absolute] = found
+                    self._memo_size += 1
+            cls = found
+        if self._memo_size < _MEMO_LIMIT and (
+            absolute is None or memo_key(origin, href) is not None
+        ):
+            by_href[href] = cls
+            self._memo_size += 1
+        return cls
 
     def classify(self, url: str) -> _Class:
         """What an absolute URL is to this site: an Amazon product, a short link, a cloaked
         link, a page of the site (to crawl), or something else."""
+        key = normalize(url)  # once: the checks below all read the normalised form
         if could_be_amazon(url):
-            href = normalize(url)
-            target = _parse_amazon_url(href)
+            target = _parse_amazon_url(key)
             if target is not None:
-                return (AMAZON, href, target)
-            if host_of(href) in SHORT_LINK_HOSTS:
-                return (SHORT, href, None)
-        if under_prefix(url, self.cloak_prefixes):
-            return (CLOAK, normalize(url), None)
-        if self.scope.contains(url):
-            key = page_key(url)
-            if urlsplit(key).path.lower().endswith(ASSET_SUFFIXES):
-                return (OTHER, url, None)  # images, PDFs…: never pages, never fetched
-            return (INTERNAL, key, None)
-        return (OTHER, url, None)
+                return (AMAZON, (key, target))
+            if host_of(key) in SHORT_LINK_HOSTS:
+                return (SHORT, key)
+        if any(key.startswith(prefix) for prefix in self.cloak_prefixes):
+            return (CLOAK, key)
+        if self._is_in_scope(key):
+            key = _without_noise(key)
+            path = key[key.find("/", key.find("//") + 2) :].partition("?")[0]
+            if path.lower().endswith(ASSET_SUFFIXES):
+                return _NOTHING  # images, PDFs…: never pages, never fetched
+            return (INTERNAL, key)
+        return _NOTHING
+
+    def _is_in_scope(self, url: str) -> bool:
+        """``scope.contains(url)``, remembered per origin (the part up to the path: all that
+        decides it). For a normalised URL it is also the answer for the URL as written."""
+        cut = url.find("/", url.find("//") + 2)
+        origin = url if cut < 0 else url[:cut]
+        known = self._in_scope.get(origin)
+        if known is None:
+            known = self.scope.contains(url)
+            if len(self._in_scope) < _ORIGINS_KEPT:
+                self._in_scope[origin] = known
+        return known

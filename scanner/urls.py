@@ -50,6 +50,33 @@ def normalize(url: str) -> str:
     ``/café/`` and one written ``/caf%c3%a9/`` are one page. Query order, reserved escapes
     (``%3F``, ``%2F``…) and the case of the path are kept. Never raises: what cannot be parsed
     as a URL (a bad port, a broken ``[IPv6]`` host) is only escaped and loses its fragment."""
+    if is_normal(url):  # most links of a site are written so: nothing to parse
+        return url
+    return _normalize_parsed(url)
+
+
+# A URL already in the form normalize() gives, recognised without parsing it: lower-case
+# http(s) scheme and ASCII host (no trailing dot, no user, no brackets), a port only when it is
+# not the scheme's default, a path, maybe a non-empty query, no fragment, and only characters
+# that stay as written (no escape at all, whose hex case would need a look).
+_NORMAL = re.compile(
+    r"(https?)://[a-z0-9-]+(?:\.[a-z0-9-]+)*(?::([1-9][0-9]{0,4}))?"
+    r"/[A-Za-z0-9/!$&'()*+,;=:@~._-]*(?:\?[A-Za-z0-9/!$&'()*+,;=:@~._?-]+)?"
+)
+
+
+def is_normal(url: str) -> bool:
+    """Is ``url`` its own :func:`normalize` form, as far as one regular expression can tell?
+    (False says nothing: such a URL may be normal too.)"""
+    match = _NORMAL.fullmatch(url)
+    if match is None:
+        return False
+    port = match.group(2)
+    return port is None or _DEFAULT_PORTS[match.group(1)] != int(port) <= 65535
+
+
+def _normalize_parsed(url: str) -> str:
+    """:func:`normalize`, the whole way."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -105,54 +132,69 @@ def resolve(base: str, href: str) -> str | None:
 
     None for hrefs that lead nowhere crawlable (``javascript:``, ``mailto:``, empty, malformed).
     """
-    href = href.strip(_C0_AND_SPACE)  # as browsers do: not str.strip(), which eats U+00A0 too
-    if "\n" in href or "\t" in href or "\r" in href:
-        href = href.translate(_STRIP_TABLE)
-    if not href or href.startswith("#"):
-        return None
-    low = href[:11].lower()
-    if low.startswith(_SKIPPED_SCHEMES):
-        return None
-    if low.startswith(("http://", "https://")):
-        absolute = href
-    elif href.startswith("//"):
-        absolute = base[: base.find(":") + 1] + href
-    else:  # relative to the page: same origin as ``base``, nothing to validate
-        return drop_fragment(_join_relative(base, href))
-    if not absolute[:8].lower().startswith(("http://", "https://")):
-        return None
-    try:
-        urlsplit(absolute).port  # noqa: B018  (raises on a bad port or a broken [IPv6] host)
-    except ValueError:
-        return None
-    return drop_fragment(absolute)
+    return Base(base).resolve(href)
 
 
-def _join_relative(base: str, href: str) -> str:
-    """RFC 3986 §5.2 for a reference without scheme or authority, on an absolute http(s) base:
-    the hot path of link extraction (urljoin does the same, several times slower)."""
-    cut = len(base)
-    for mark in "?#":
-        at = base.find(mark)
-        if 0 <= at < cut:
-            cut = at
-    path_start = base.find("/", base.find("//") + 2)
-    if path_start < 0 or path_start > cut:
-        origin, path = base[:cut], "/"
-    else:
-        origin, path = base[:path_start], base[path_start:cut]
-    if href.startswith("?"):
-        return origin + path + href
-    merged = href if href.startswith("/") else path[: path.rfind("/") + 1] + href
-    if "/." in merged or merged.startswith("."):
-        tail = ""
+class Base:
+    """An absolute http(s) base URL split once, for resolving the many hrefs of one page."""
+
+    __slots__ = ("_dir", "_origin", "_path", "url")
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        cut = len(url)
         for mark in "?#":
-            at = merged.find(mark)
-            if at >= 0:
-                merged, tail = merged[:at], merged[at:] + tail
-                break
-        merged = _remove_dot_segments(merged) + tail
-    return origin + merged
+            at = url.find(mark)
+            if 0 <= at < cut:
+                cut = at
+        path_start = url.find("/", url.find("//") + 2)
+        if path_start < 0 or path_start > cut:
+            self._origin, self._path = url[:cut], "/"
+        else:
+            self._origin, self._path = url[:path_start], url[path_start:cut]
+        self._dir = self._path[: self._path.rfind("/") + 1]
+
+    def resolve(self, href: str) -> str | None:
+        """See :func:`resolve`."""
+        href = href.strip(_C0_AND_SPACE)  # as browsers do: not str.strip(), which eats U+00A0 too
+        if "\n" in href or "\t" in href or "\r" in href:
+            href = href.translate(_STRIP_TABLE)
+        if not href or href.startswith("#"):
+            return None
+        low = href[:11].lower()
+        if low.startswith(_SKIPPED_SCHEMES):
+            return None
+        if low.startswith(("http://", "https://")):
+            absolute = href
+        elif href.startswith("//"):
+            absolute = self.url[: self.url.find(":") + 1] + href
+        else:  # relative to the page: same origin as the base, nothing to validate
+            return drop_fragment(self._join_relative(href))
+        if not absolute[:8].lower().startswith(("http://", "https://")):
+            return None
+        if is_normal(absolute):  # a valid URL, no need to parse it to know
+            return absolute
+        try:
+            urlsplit(absolute).port  # noqa: B018  (raises on a bad port or a broken [IPv6] host)
+        except ValueError:
+            return None
+        return drop_fragment(absolute)
+
+    def _join_relative(self, href: str) -> str:
+        """RFC 3986 §5.2 for a reference without scheme or authority: the hot path of link
+        extraction (urljoin does the same, several times slower)."""
+        if href.startswith("?"):
+            return self._origin + self._path + href
+        merged = href if href.startswith("/") else self._dir + href
+        if "/." in merged or merged.startswith("."):
+            tail = ""
+            for mark in "?#":
+                at = merged.find(mark)
+                if at >= 0:
+                    merged, tail = merged[:at], merged[at:] + tail
+                    break
+            merged = _remove_dot_segments(merged) + tail
+        return self._origin + merged
 
 
 def _remove_dot_segments(path: str) -> str:

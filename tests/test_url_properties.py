@@ -4,15 +4,15 @@ normalising is idempotent, and a link written as an IRI and the same link percen
 from __future__ import annotations
 
 import random
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from scanner.amazon_urls import AMAZON_TLDS, parse_amazon_url
-from scanner.digest import page_key
+from scanner.digest import PageDigester, page_key
 from scanner.extract import immediate_refresh, script_navigation
-from scanner.urls import normalize, resolve
+from scanner.urls import SiteScope, _normalize_parsed, is_normal, normalize, resolve
 
 # any string at all, lone surrogates included (what a broken decoder could hand over)
 ANY_TEXT = st.text(alphabet=st.characters(exclude_categories=()), max_size=200)
@@ -90,6 +90,64 @@ def test_parse_amazon_url_never_raises_on_amazon_looking_urls(
 def test_normalize_never_raises_and_is_idempotent(text: str) -> None:
     once = normalize(text)
     assert normalize(once) == once
+
+
+@st.composite
+def near_normal_urls(draw: st.DrawFn) -> str:
+    """URLs one detail away from their normal form, or in it: case, dots, ports, escapes."""
+    scheme = draw(st.sampled_from(["http", "https", "HTTP", "Https", "ftp", "http:"]))
+    host = draw(
+        st.sampled_from(
+            ["site.test", "Site.test", "site.test.", "127.0.0.1", "xn--caf-dma.example",
+             "a..b", "-a.b", "café.example", "[::1]", "me@site.test", "", "www.site.test"]
+        )
+    )  # fmt: skip
+    port = draw(
+        st.sampled_from(
+            ["", ":", ":0", ":80", ":443", ":080", ":0443", ":8080", ":65535", ":65536",
+             ":99999", ":x"]
+        )
+    )  # fmt: skip
+    path = draw(st.sampled_from(["/", "", "//"])) + draw(
+        st.text(alphabet="abZ09/-._~!$&'()*+,;=:@", max_size=12)
+    )
+    tail = draw(
+        st.sampled_from(
+            ["", "?", "?q=1", "?a?b=/", "#top", "?q#", "%7e", "%7E", "%", " ", "é", "[x]",
+             "\t", "\\", "\n"]
+        )
+    )  # fmt: skip
+    return f"{scheme}://{host}{port}{path}{tail}"
+
+
+@settings(max_examples=2000)
+@given(near_normal_urls() | ANY_TEXT)
+@example("http://Site.test/")
+@example("http://site.test:80/")
+@example("https://site.test:443/")
+@example("http://site.test:0443/")
+@example("http://site.test:65536/")
+@example("http://site.test./")
+@example("http://site.test?q")
+@example("http://site.test/x?")
+@example("http://site.test/%7e")
+def test_a_url_taken_as_normal_is_what_normalising_gives(url: str) -> None:
+    # normalize() and resolve() skip parsing for these: the shortcut must change nothing
+    if is_normal(url):
+        assert _normalize_parsed(url) == url
+        urlsplit(url).port  # noqa: B018  (a valid URL: raises on a bad port)
+    assert normalize(url) == _normalize_parsed(url)
+
+
+SCOPES = [SiteScope.of("http://site.test/"), SiteScope.of("https://site.test:8080/")]
+DIGESTERS = [PageDigester(scope, ()) for scope in SCOPES]  # shared: their memory is under test
+
+
+@given(near_normal_urls() | iris())
+def test_the_digester_knows_the_site_as_the_scope_does(url: str) -> None:
+    # the digester remembers the answer per origin and asks it for the normalised form
+    for scope, digester in zip(SCOPES, DIGESTERS, strict=True):
+        assert digester._is_in_scope(normalize(url)) == scope.contains(url)
 
 
 @given(iris())
