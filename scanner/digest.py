@@ -117,8 +117,10 @@ class PageDigester:
             out.redirect = immediate_redirect(links, url)
             if out.redirect is not None:
                 return out
-        if links.canonical and self.scope.contains(links.canonical):
-            out.canonical = page_key(links.canonical)
+        if links.canonical:
+            key = normalize(links.canonical)
+            if self._is_in_scope(key):
+                out.canonical = _without_noise(key)  # its page_key()
         base = Base(links.base)
         origin = origin_of(links.base)
         by_href = self._by_href.get(origin)

@@ -25,6 +25,7 @@ from typing import Protocol
 
 import aiohttp
 
+from scanner.allocator import keep_freed_memory
 from scanner.digest import PageDigest, PageDigester
 from scanner.extract import PageTooDeep
 from scanner.fetch import Response, attempt
@@ -63,6 +64,7 @@ class LocalPages:
         self._session = session
         self._limits = limits
         self._digester = PageDigester(scope, cloak_prefixes)
+        keep_freed_memory()  # this process parses pages: see scanner.allocator
 
     async def fetch(self, url: str) -> PageResult:
         response = await attempt(self._session, url, "html", self._limits)

@@ -183,6 +183,19 @@ class Base:
     def _join_relative(self, href: str) -> str:
         """RFC 3986 §5.2 for a reference without scheme or authority: the hot path of link
         extraction (urljoin does the same, several times slower)."""
+        if href.startswith("../") and "/." not in self._dir:
+            # ``../../x/``, as themes write links between posts: climb, then append
+            directory = self._dir
+            while href.startswith("../"):
+                href = href[3:]
+                directory = directory[: directory.rfind("/", 0, len(directory) - 1) + 1] or "/"
+            if not href.startswith(".") and "/." not in href:
+                return self._origin + directory + href
+            return self._join_general(directory + href)  # dot segments left: the whole way
+        return self._join_general(href)
+
+    def _join_general(self, href: str) -> str:
+        """:meth:`_join_relative` for any reference without scheme or authority."""
         if href.startswith("?"):
             return self._origin + self._path + href
         merged = href if href.startswith("/") else self._dir + href

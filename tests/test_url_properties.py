@@ -12,20 +12,19 @@ from hypothesis import strategies as st
 from scanner.amazon_urls import AMAZON_TLDS, parse_amazon_url
 from scanner.digest import PageDigester, page_key
 from scanner.extract import immediate_refresh, script_navigation
-from scanner.urls import SiteScope, _normalize_parsed, is_normal, normalize, resolve
+from scanner.urls import Base, SiteScope, _normalize_parsed, is_normal, normalize, resolve
 
 # any string at all, lone surrogates included (what a broken decoder could hand over)
 ANY_TEXT = st.text(alphabet=st.characters(exclude_categories=()), max_size=200)
 URL_CHARS = st.characters(exclude_categories=("Cs",))  # characters a page can really hold
-BASES = st.sampled_from(
-    [
-        "https://blog.example.com/reviews/kettles/",
-        "http://site.test/",
-        "http://site.test:8080/a/b;p?q=1",
-        "https://xn--caf-dma.example/men%C3%BC/",
-        "http://[::1]:8000/x/",
-    ]
-)
+BASE_URLS = [
+    "https://blog.example.com/reviews/kettles/",
+    "http://site.test/",
+    "http://site.test:8080/a/b;p?q=1",
+    "https://xn--caf-dma.example/men%C3%BC/",
+    "http://[::1]:8000/x/",
+]
+BASES = st.sampled_from(BASE_URLS)
 SEGMENT = st.text(alphabet=URL_CHARS.filter(lambda c: c not in "/?#%\\"), max_size=12)
 HOST = st.sampled_from(
     ["site.test", "www.site.test", "café.example", "blog.example.com", "www.amazon.com",
@@ -184,6 +183,28 @@ def test_resolution_never_raises_and_gives_web_urls(base: str, href: str) -> Non
         assert url.lower().startswith(("http://", "https://"))
         assert "#" not in url
         assert normalize(normalize(url)) == normalize(url)
+
+
+RELATIVE_PART = st.sampled_from(
+    ["..", ".", "x", "Y-1", "", ".hidden", "a.b", "?q=/./", "#f", "%2e%2e"]
+)
+
+
+@given(
+    st.sampled_from([*BASE_URLS, "http://site.test/a/./b/", "http://site.test/a/b/c"]),
+    st.lists(RELATIVE_PART, max_size=6),
+)
+@settings(max_examples=500)
+@example("http://site.test/a/b/", ["..", "..", "..", "x"])
+@example("http://site.test/a/b/", ["..", "x", ".", "y"])
+@example("http://site.test/a/./b/", ["..", "x"])
+@example("http://site.test/a/b/", ["..", "x?y=", ".", ""])
+def test_climbing_out_of_a_directory_is_resolved_as_the_whole_way_does(
+    base: str, parts: list[str]
+) -> None:
+    # ``../../x/`` takes a shortcut (Base._join_relative): the same URL as the general path
+    href = "/".join(parts)
+    assert Base(base)._join_relative(href) == Base(base)._join_general(href)
 
 
 @given(BASES, SEGMENT, st.randoms(use_true_random=False))
