@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -273,6 +274,9 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             compare.check_same_site(args.compare, previous, config.site, config.marketplace)
         except compare.CompareError as exc:
             raise UsageError(str(exc)) from None
+    # this process ends with the scan: what it holds by now (its modules) is never garbage, and
+    # the collector's full passes need not walk it again and again
+    gc.freeze()
     report = asyncio.run(
         scan_site(config, access, show_progress=not args.quiet, concurrency=args.concurrency)
     )

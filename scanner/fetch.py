@@ -126,6 +126,7 @@ class Fetcher:
         self._limits = limits
         self._slots: dict[str, HostSlot] = {}
         self._refused: dict[tuple[str, int | None], str | None] = {}  # IP-literal host check
+        self._origins: dict[str, tuple[str, tuple[str, int | None]]] = {}  # see _where
         self.requests = 0
 
     def slot(self, host: str) -> HostSlot:
@@ -133,6 +134,20 @@ class Fetcher:
         if slot is None:
             slot = self._slots[host] = HostSlot(self._limits.per_host_concurrency)
         return slot
+
+    def _where(self, url: str) -> tuple[str, tuple[str, int | None]]:
+        """The host of ``url`` and the (host, port) it connects to, remembered per origin: the
+        part before the path decides them (a crawl asks for thousands of URLs of one site)."""
+        end = url.find("/", url.find("//") + 2) if "//" in url else -1
+        origin = url if end < 0 else url[:end]
+        known = self._origins.get(origin)
+        if known is None:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+            known = (host, (host, _port(parts.scheme, parts)))
+            if len(self._origins) < 10_000:
+                self._origins[origin] = known
+        return known
 
     async def get(self, url: str, *, accept: str = "html") -> Response:
         """GET ``url`` without following redirects.
@@ -154,9 +169,7 @@ class Fetcher:
         as long as another whole attempt fits in the URL's budget (``limits.budget``): a site
         that never answers costs one timeout per URL, not one per attempt."""
         limits = self._limits
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        where = (host, _port(parts.scheme, parts))
+        host, where = self._where(url)
         refused = self._refused.get(where, "")
         if refused == "":  # not judged yet: the policy's answer never changes during a scan
             try:
@@ -240,6 +253,9 @@ async def _once(
         length = resp.content_length
         if length is not None and length > limits.max_body:
             out.error = too_large
+            return out
+        if length is not None and "Content-Encoding" not in resp.headers:
+            out.body = await resp.read()  # exactly Content-Length bytes: under the cap
             return out
         # Content-Length counts compressed bytes: the cap applies to what is inflated.
         buf = bytearray()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import os
@@ -387,6 +388,9 @@ async def _serve() -> None:
     policy, limits, key, port, prefixes = pickle.loads(init.result())  # noqa: S301 (our parent)
     async with make_session(policy) as session:
         pages = LocalPages(session, limits, SiteScope(key, port), prefixes)
+        # this process ends with the scan: what it holds by now (its modules) is never garbage,
+        # and the collector's full passes need not walk it again and again
+        gc.freeze()
         outbox.send(b"")  # ready
         for payload in early:
             start(payload)

@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 from scanner.amazon_urls import AMAZON_TLDS, parse_amazon_url
 from scanner.digest import PageDigester, page_key
 from scanner.extract import immediate_refresh, script_navigation
+from scanner.fetch import Fetcher, _port
+from scanner.net import NetworkPolicy
+from scanner.settings import CrawlLimits
 from scanner.urls import Base, SiteScope, _normalize_parsed, is_normal, normalize, resolve
 
 # any string at all, lone surrogates included (what a broken decoder could hand over)
@@ -222,3 +225,20 @@ def test_resolving_an_iri_and_its_encoded_form_agree(
 def test_refresh_and_script_parsers_never_raise(text: str) -> None:
     immediate_refresh(text)
     script_navigation(text)
+
+
+FETCHER = Fetcher(None, NetworkPolicy(), CrawlLimits())  # type: ignore[arg-type]  # shared
+
+
+@given(near_normal_urls() | iris() | ANY_TEXT)
+@example("http://site.test?x/y")
+@example("http://[::1]:8080/a")
+def test_the_fetcher_knows_where_a_url_connects_as_parsing_it_says(url: str) -> None:
+    # the fetcher remembers the host and port per origin: the same answer as parsing each URL
+    try:
+        parts = urlsplit(url)
+        expected = (parts.hostname or "", _port(parts.scheme, parts))
+    except ValueError:
+        return
+    host, where = FETCHER._where(url)
+    assert (host, where) == (expected[0], expected)
