@@ -4,7 +4,7 @@
                                             [--redis-url URL]
 
 Each worker (``tests/limiter_worker.py``) makes ``count`` real lookups through
-``scanner.amazon.ProductChecker`` against one ``ccbb sandbox-amazon`` subprocess whose credential
+``scanner.creators_api.ProductChecker`` against one ``ccbb sandbox-amazon`` subprocess whose credential
 allows T TPS, retries off so that every attempt shows. Compared side by side:
 
 - ``RedisRateLimiter``: every process paces on one Redis key (the embedded Redis in a temporary

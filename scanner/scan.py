@@ -11,10 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import aiohttp
 
-from scanner.amazon import MAX_ASINS_PER_REQUEST, AmazonAccountError, ProductChecker, ProductResult
+from scanner.amazon import MAX_ASINS_PER_REQUEST, AmazonAccountError, ProductResult, check_access
 from scanner.amazon_urls import AmazonTarget
 from scanner.classify import Status
 from scanner.crawl import Crawler, CrawlResult, FailedPage, LinkOccurrence, Progress, UnresolvedLink
@@ -25,6 +26,9 @@ from scanner.ratelimit import RateLimiter
 from scanner.redirects import LinkCache, MemoryLinkCache, RedirectResolver
 from scanner.settings import AmazonAccess, ScanConfig
 from scanner.urls import SiteScope
+
+if TYPE_CHECKING:
+    from scanner.creators_api import ProductChecker
 
 log = logging.getLogger(__name__)
 
@@ -195,73 +199,80 @@ async def run_scan(
         fetcher, link_cache or MemoryLinkCache(), config.limits.max_redirect_hops
     )
     try:
-        checker = ProductChecker(access, limiter)
+        check_access(access)  # credentials that cannot work: refused before anything starts
     except AmazonAccountError as exc:
         raise ScanFailed(str(exc)) from None
-    async with checker, contextlib.AsyncExitStack() as stack:
+    async with contextlib.AsyncExitStack() as stack:
         pages: PageWorkers | LocalPages | None = None
         if not config.http_fallback:  # the site is known: its page workers start importing
             pages = await _start_pages(config, session, stack, progress)
-        progress.phase = "checking Amazon credentials"
-        try:
-            await checker.verify()
-        except AmazonAccountError as exc:
-            raise ScanFailed(str(exc)) from None
-        lookups = LookupQueue(checker, progress, known=known_products, on_results=on_results)
-        config, note = await _reachable_scheme(config, fetcher, progress)
-        if note:
-            notes.append(note)
-        if pages is None:
-            pages = await _start_pages(config, session, stack, progress)
-        await pages.ready()
-        crawler = Crawler(config, fetcher, resolver, lookups.add, progress, concurrency, pages)
-        crawl_t0 = time.monotonic()
-        crawl_task = asyncio.create_task(crawler.run())
-        fatal_task = asyncio.create_task(lookups.failed.wait())
-        stop_task = asyncio.create_task(stop.wait())
-        finish_task: asyncio.Task[None] | None = None
-        closing: asyncio.Task[None] | None = None
-        cancelled = False
-        try:
-            await asyncio.wait(
-                {crawl_task, fatal_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if lookups.fatal is not None:
-                raise ScanFailed(str(lookups.fatal))
-            if stop.is_set() and not crawl_task.done():
-                cancelled = True
-                crawl_task.cancel()
-                await asyncio.gather(crawl_task, return_exceptions=True)
-                crawl = crawler.partial_result()
-            else:
-                crawl = crawl_task.result()
-            crawl_seconds = time.monotonic() - crawl_t0
-            # the page workers' work is done: they exit while the last lookups go on
-            closing = asyncio.create_task(stack.aclose())
-            if not cancelled:
-                _check_reached(config, crawl)
-                progress.phase = "checking products"
-                # the first account error ends the lookups: the batches still queued are not sent
-                finish_task = asyncio.create_task(lookups.finish())
+        # the Amazon library is imported now, while the page workers import theirs on the
+        # other cores: about a second of start-up each, overlapping (scanner.creators_api)
+        from scanner.creators_api import ProductChecker
+
+        checker = ProductChecker(access, limiter)
+        async with checker:
+            progress.phase = "checking Amazon credentials"
+            try:
+                await checker.verify()
+            except AmazonAccountError as exc:
+                raise ScanFailed(str(exc)) from None
+            lookups = LookupQueue(checker, progress, known=known_products, on_results=on_results)
+            config, note = await _reachable_scheme(config, fetcher, progress)
+            if note:
+                notes.append(note)
+            if pages is None:
+                pages = await _start_pages(config, session, stack, progress)
+            await pages.ready()
+            crawler = Crawler(config, fetcher, resolver, lookups.add, progress, concurrency, pages)
+            crawl_t0 = time.monotonic()
+            crawl_task = asyncio.create_task(crawler.run())
+            fatal_task = asyncio.create_task(lookups.failed.wait())
+            stop_task = asyncio.create_task(stop.wait())
+            finish_task: asyncio.Task[None] | None = None
+            closing: asyncio.Task[None] | None = None
+            cancelled = False
+            try:
                 await asyncio.wait(
-                    {finish_task, fatal_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+                    {crawl_task, fatal_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
                 )
                 if lookups.fatal is not None:
                     raise ScanFailed(str(lookups.fatal))
-                cancelled = stop.is_set() and not finish_task.done()
+                if stop.is_set() and not crawl_task.done():
+                    cancelled = True
+                    crawl_task.cancel()
+                    await asyncio.gather(crawl_task, return_exceptions=True)
+                    crawl = crawler.partial_result()
+                else:
+                    crawl = crawl_task.result()
+                crawl_seconds = time.monotonic() - crawl_t0
+                # the page workers' work is done: they exit while the last lookups go on
+                closing = asyncio.create_task(stack.aclose())
                 if not cancelled:
-                    finish_task.result()
-            if cancelled:
-                lookups.abandon("not checked: the scan was cancelled")
-        finally:
-            tasks = [t for t in (crawl_task, fatal_task, stop_task, finish_task) if t]
-            for task in tasks:
-                task.cancel()
-            resolver.cancel()
-            lookups.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if closing is not None:
-                await closing
+                    _check_reached(config, crawl)
+                    progress.phase = "checking products"
+                    # the first account error ends the lookups: the batches still queued are
+                    # not sent
+                    finish_task = asyncio.create_task(lookups.finish())
+                    await asyncio.wait(
+                        {finish_task, fatal_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if lookups.fatal is not None:
+                        raise ScanFailed(str(lookups.fatal))
+                    cancelled = stop.is_set() and not finish_task.done()
+                    if not cancelled:
+                        finish_task.result()
+                if cancelled:
+                    lookups.abandon("not checked: the scan was cancelled")
+            finally:
+                tasks = [t for t in (crawl_task, fatal_task, stop_task, finish_task) if t]
+                for task in tasks:
+                    task.cancel()
+                resolver.cancel()
+                lookups.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                if closing is not None:
+                    await closing
     progress.phase = "cancelled" if cancelled else "done"
     progress.api_requests = checker.requests
     total = time.monotonic() - t0

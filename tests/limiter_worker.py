@@ -1,5 +1,5 @@
 """One worker process of the shared-rate-limit tests: real Creators API lookups through
-``scanner.amazon.ProductChecker`` against a sandbox, paced by a :class:`RedisRateLimiter` (or,
+``scanner.creators_api.ProductChecker`` against a sandbox, paced by a :class:`RedisRateLimiter` (or,
 for comparison, the in-process ``LocalRateLimiter``).
 
     python tests/limiter_worker.py --api-host URL --auth-endpoint URL --count N
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from redis.asyncio import Redis
 
 from ccbb.limiter import RedisRateLimiter
-from scanner.amazon import ProductChecker
+from scanner.creators_api import ProductChecker
 from scanner.ratelimit import LocalRateLimiter, RateLimiter
 from scanner.settings import AmazonAccess
 

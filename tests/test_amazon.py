@@ -17,8 +17,9 @@ import pytest
 from aiohttp import web
 
 from ccbb.sandbox.amazon_api import RATE_TOLERANCE, Catalogue, RunningSandbox, running_sandbox
-from scanner.amazon import AmazonAccountError, ProductChecker, ProductResult
+from scanner.amazon import AmazonAccountError, ProductResult
 from scanner.classify import Status
+from scanner.creators_api import ProductChecker
 from scanner.net import NetworkPolicy, make_session
 from scanner.ratelimit import LocalRateLimiter
 from scanner.scan import ScanFailed, ScanReport, run_scan

@@ -20,8 +20,9 @@ from amazon_creatorsapi.errors import (
 )
 
 from scanner import messages
-from scanner.amazon import AmazonAccountError, _explain, check_access
+from scanner.amazon import AmazonAccountError, check_access
 from scanner.crawl import CrawlResult, FailedPage
+from scanner.creators_api import _explain
 from scanner.extract import MAX_NESTING, PageTooDeep, extract_links
 from scanner.scan import ScanFailed, _check_reached
 from scanner.settings import AmazonAccess, ScanConfig

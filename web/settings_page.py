@@ -15,8 +15,9 @@ from starlette.routing import Route
 
 from ccbb import jobs
 from ccbb.limiter import RedisRateLimiter
-from scanner.amazon import OLD_KEYS, is_old_paapi_key, probe_connection
+from scanner.amazon import OLD_KEYS, is_old_paapi_key
 from scanner.amazon_urls import COUNTRY_MARKETPLACES, TAG_RE, marketplace_for_country
+from scanner.creators_api import probe_connection
 from store import credentials as store_credentials
 from store import tokens as store_tokens
 from store.crypto import SecretKeyError, mask
