@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ccbb.local_scan import scan_site
+from scanner import event_loop
 from scanner.amazon_urls import TAG_RE, marketplace_for_country
 from scanner.net import BadConnectTo, NetworkPolicy, parse_connect_to
 from scanner.page_workers import peak_rss_mb
@@ -277,7 +278,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     # this process ends with the scan: what it holds by now (its modules) is never garbage, and
     # the collector's full passes need not walk it again and again
     gc.freeze()
-    report = asyncio.run(
+    report = event_loop.run(
         scan_site(config, access, show_progress=not args.quiet, concurrency=args.concurrency)
     )
     write_report(report, args.format, args.output)

@@ -22,10 +22,11 @@ import struct
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 import aiohttp
 
+from scanner import event_loop
 from scanner.allocator import keep_freed_memory
 from scanner.digest import PageDigest, PageDigester
 from scanner.extract import PageTooDeep
@@ -149,12 +150,10 @@ class _Worker(asyncio.SubprocessProtocol):
         self.outbox = _Outbox(self._write)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self.transport = transport
-        self.pid = transport.get_pid()
-        stdin = transport.get_pipe_transport(0)
-        assert isinstance(stdin, asyncio.WriteTransport)
-        self._stdin = stdin
+        # a subprocess transport and its stdin pipe (uvloop's do not derive from asyncio's)
+        self.transport = cast(asyncio.SubprocessTransport, transport)
+        self.pid = self.transport.get_pid()
+        self._stdin = cast(asyncio.WriteTransport, self.transport.get_pipe_transport(0))
 
     def _write(self, data: bytes) -> None:
         if self.alive and self._stdin is not None and not self._stdin.is_closing():
@@ -403,4 +402,4 @@ async def _serve() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve())
+    event_loop.run(_serve())
