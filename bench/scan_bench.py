@@ -163,6 +163,13 @@ async def main(urls, concurrency):
         return parsed, time.perf_counter() - t0
 
 urls = json.loads(sys.stdin.read())
+if sys.argv[2:] == ["tuned"]:  # what ccbb's scan processes do to themselves, here too
+    import ctypes
+    import uvloop
+    mallopt = ctypes.CDLL(None).mallopt
+    mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
+    mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 pages, seconds = asyncio.run(main(urls, int(sys.argv[1])))
 print(json.dumps({"pages": pages, "seconds": seconds}))
 """
@@ -174,15 +181,16 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_bare_loop(servers: Servers, concurrency: int) -> tuple[float, float]:
+def run_bare_loop(servers: Servers, concurrency: int, tuned: bool = False) -> tuple[float, float]:
     """The physical baseline: GET + selectolax parse of the same pages at the same concurrency,
     one process, nothing else (no robots.txt, no link extraction, no frontier, no storage).
-    Pages per second, and CPU milliseconds per page."""
+    Pages per second, and CPU milliseconds per page. ``tuned``: on uvloop and with the
+    allocator keeping what it frees, as ccbb's scan processes run (``--tuned-bare``)."""
     urls = sorted(json.loads(servers.expected.read_text())["scanned_pages"])
     cpu0 = children_cpu()
     done = subprocess.run(
-        [PY, "-c", BARE_LOOP, str(concurrency)], input=json.dumps(urls),
-        capture_output=True, text=True, check=True,
+        [PY, "-c", BARE_LOOP, str(concurrency), *(["tuned"] if tuned else [])],
+        input=json.dumps(urls), capture_output=True, text=True, check=True,
     )  # fmt: skip
     cpu = children_cpu() - cpu0
     figures = json.loads(done.stdout)
@@ -219,6 +227,9 @@ def main() -> int:
     parser.add_argument("--no-scrapy", action="store_true")
     parser.add_argument("--page-workers", type=int, default=None,
                         help="ccbb's page workers (default: the CLI's, one per core, ≤ 4)")  # fmt: skip
+    parser.add_argument("--tuned-bare", action="store_true",
+                        help="also run the bare loop as ccbb's processes run (uvloop, malloc "
+                        "keeping freed memory): how much of the ratio those two give")  # fmt: skip
     parser.add_argument("--before", type=Path, default=None, metavar="DIR",
                         help="also run ccbb scan from this checkout, interleaved")  # fmt: skip
     args = parser.parse_args()
@@ -234,11 +245,13 @@ def main() -> int:
         try:
             runs: list[tuple[dict, float, float]] = []
             before: list[tuple[dict, float, float]] = []
-            bare, bare_cpu = [], []
+            bare, bare_cpu, tuned_bare = [], [], []
             for n in range(args.runs):  # interleaved: a drift of the machine hits all alike
                 bare_rate, cpu_per_page = run_bare_loop(servers, args.concurrency)
                 bare.append(bare_rate)
                 bare_cpu.append(cpu_per_page)
+                if args.tuned_bare:
+                    tuned_bare.append(run_bare_loop(servers, args.concurrency, tuned=True)[0])
                 trees = [None] if args.before is None else [None, args.before.resolve()]
                 for tree in trees if n % 2 == 0 else trees[::-1]:
                     got = run_ccbb(servers, args.tps, args.concurrency, args.page_workers, tree)
@@ -276,6 +289,14 @@ def main() -> int:
         ("ccbb / bare loop, median of the run-by-run ratios",
          f"{mine['ratio']:.2f}×", "≥ 0.6×", f"{mine['ratio'] / 0.6:.2f}× target"),
         ("  each pair", ", ".join(f"{r:.2f}" for r in mine["ratios"]), "", ""),
+        *(
+            [("bare loop on uvloop, malloc keeping freed memory (as ccbb runs), median",
+              f"{statistics.median(tuned_bare):,.0f} pages/s", "", ""),
+             ("ccbb / that tuned bare loop, median of the pairs",
+              f"{statistics.median(o / b for o, b in zip(mine['rates_in_order'], tuned_bare, strict=True)):.2f}×",
+              "", "")]
+            if tuned_bare else []
+        ),
         ("CPU per page, all processes: ccbb scan (whole command) / bare loop, medians",
          f"{mine['cpu']:.2f} / {mine['bare_cpu']:.2f} ms", "",
          f"{mine['cpu'] / mine['bare_cpu']:.2f}×"),
@@ -356,6 +377,7 @@ def figures(
     return {
         "rate": statistics.median(rates),
         "rates": sorted(rates),
+        "rates_in_order": rates,
         "ratios": [ours / base for ours, base in zip(rates, bare, strict=True)],
         "ratio": statistics.median(ours / base for ours, base in zip(rates, bare, strict=True)),
         # CPU per page of the whole scan command (start-up, API lookups and report included)
