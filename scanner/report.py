@@ -97,14 +97,17 @@ def iter_json(
     report: ScanReport, extra_stats: Callable[[], dict[str, Any]] | None = None
 ) -> Iterator[str]:
     """:func:`to_json` as text, one product at a time: a report of a million links is written
-    without holding its text in memory. ``extra_stats`` is called last (peak memory…)."""
+    without holding its text in memory. ``extra_stats`` is called last (peak memory…).
+
+    Each product is one line: the standard library writes indented JSON in Python, several
+    times slower than its C encoder writes a line (a 20,000-page report: ~2 s → ~0.2 s)."""
     links = links_by_product(report)
     head = json.dumps(_head(report), indent=2, ensure_ascii=False)
     yield head[:-2] + ',\n  "products": ['
     for n, key in enumerate(sorted(report.products)):
-        item = json.dumps(product_json(report.products[key], links.get(key, [])), indent=2,
-                          ensure_ascii=False)  # fmt: skip
-        yield ("," if n else "") + "\n    " + item.replace("\n", "\n    ")
+        item = json.dumps(product_json(report.products[key], links.get(key, [])),
+                          ensure_ascii=False, separators=(", ", ": "))  # fmt: skip
+        yield ("," if n else "") + "\n    " + item
     tail = _tail(report)
     if extra_stats is not None:
         tail["stats"].update(extra_stats())
