@@ -28,6 +28,7 @@ import aiohttp
 
 from scanner import event_loop
 from scanner.allocator import keep_freed_memory
+from scanner.amazon_urls import AmazonTarget
 from scanner.digest import PageDigest, PageDigester
 from scanner.extract import PageTooDeep
 from scanner.fetch import Response, attempt
@@ -132,6 +133,37 @@ class _Outbox:
             self._write(data)
 
 
+class _KnownProducts:
+    """The products of each Amazon link go through a worker's pipe once: a site repeats its
+    links on every page, and unpickling the same products on each page was half the cost of
+    reading a result. The worker sends None for a link it sent before (:meth:`leave_out`); the
+    crawler's side puts back what it kept (:meth:`fill_in`)."""
+
+    def __init__(self) -> None:
+        self._targets: dict[str, AmazonTarget] = {}
+
+    def leave_out(self, amazon: list[tuple[str, AmazonTarget]]) -> list[tuple[str, AmazonTarget]]:
+        out: list[tuple[str, AmazonTarget | None]] = []
+        for href, target in amazon:
+            if href in self._targets:
+                out.append((href, None))
+            else:
+                self._targets[href] = target
+                out.append((href, target))
+        return cast(list[tuple[str, AmazonTarget]], out)  # None travels, fill_in() fills it
+
+    def fill_in(self, amazon: list[tuple[str, AmazonTarget]]) -> list[tuple[str, AmazonTarget]]:
+        targets = self._targets
+        out = []
+        for href, target in amazon:
+            if target is None:  # see leave_out()
+                target = targets[href]
+            else:
+                targets[href] = target
+            out.append((href, target))
+        return out
+
+
 class _Worker(asyncio.SubprocessProtocol):
     """One page worker process, as its pipes see it: requests out through stdin, each result
     frame read from stdout straight into the future waiting for it."""
@@ -148,6 +180,7 @@ class _Worker(asyncio.SubprocessProtocol):
         self._frames = _Frames()
         self._stdin: asyncio.WriteTransport | None = None
         self.outbox = _Outbox(self._write)
+        self._products = _KnownProducts()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # a subprocess transport and its stdin pipe (uvloop's do not derive from asyncio's)
@@ -171,6 +204,8 @@ class _Worker(asyncio.SubprocessProtocol):
                 self.started.set_result(True)
                 continue
             rid, result = pickle.loads(payload)  # noqa: S301 (our own child process)
+            if not isinstance(result, str) and result[1] is not None and result[1].amazon:
+                result[1].amazon = self._products.fill_in(result[1].amazon)
             future = self.pending.pop(rid, None)
             if future is None or future.done():
                 continue
@@ -350,12 +385,16 @@ async def _serve() -> None:
     tasks: set[asyncio.Task[None]] = set()
     pages: LocalPages | None = None
     early: list[bytes] = []  # requests that came before the session was made
+    sent = _KnownProducts()  # the Amazon links whose products went to the crawler already
 
     async def handle(rid: int, url: str) -> None:
         result: object
         assert pages is not None
         try:
-            result = await pages.fetch(url)
+            response, digest = await pages.fetch(url)
+            if digest is not None and digest.amazon:
+                digest.amazon = sent.leave_out(digest.amazon)
+            result = (response, digest)
         except Exception as exc:  # report it, keep serving
             result = f"{type(exc).__name__}: {exc}"
         outbox.send(pickle.dumps((rid, result), protocol=pickle.HIGHEST_PROTOCOL))
