@@ -67,12 +67,14 @@ class LocalPages:
         self._session = session
         self._limits = limits
         self._digester = PageDigester(scope, cloak_prefixes)
-        keep_freed_memory()  # this process parses pages: see scanner.allocator
 
     async def fetch(self, url: str) -> PageResult:
         response = await attempt(self._session, url, "html", self._limits)
         digest = None
         if response.body is not None and response.is_html:
+            # this process parses pages (a page worker, or a crawler without workers, never
+            # the long-lived job worker merely holding this as its fallback): scanner.allocator
+            keep_freed_memory()
             try:
                 digest = self._digester.digest(response.body, url, response.charset)
             except PageTooDeep as exc:
