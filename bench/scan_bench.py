@@ -42,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scanner import allocator
+
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
 SCRAPY_VENV = HERE / ".venv-scrapy"
@@ -163,12 +165,12 @@ async def main(urls, concurrency):
         return parsed, time.perf_counter() - t0
 
 urls = json.loads(sys.stdin.read())
-if sys.argv[2:] == ["tuned"]:  # what ccbb's scan processes do to themselves, here too
+if sys.argv[2:3] == ["tuned"]:  # what ccbb's scan processes do to themselves, here too
     import ctypes
     import uvloop
     mallopt = ctypes.CDLL(None).mallopt
-    mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
-    mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD
+    mallopt(-1, int(sys.argv[3]))  # M_TRIM_THRESHOLD
+    mallopt(-3, int(sys.argv[4]))  # M_MMAP_THRESHOLD
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 pages, seconds = asyncio.run(main(urls, int(sys.argv[1])))
 print(json.dumps({"pages": pages, "seconds": seconds}))
@@ -181,6 +183,10 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# the bare loop's arguments for scanner.allocator's settings (it imports nothing of ours)
+_TUNED = ["tuned", str(allocator.KEPT), str(allocator.OWN_MAPPING_ABOVE)]
+
+
 def run_bare_loop(servers: Servers, concurrency: int, tuned: bool = False) -> tuple[float, float]:
     """The physical baseline: GET + selectolax parse of the same pages at the same concurrency,
     one process, nothing else (no robots.txt, no link extraction, no frontier, no storage).
@@ -189,7 +195,7 @@ def run_bare_loop(servers: Servers, concurrency: int, tuned: bool = False) -> tu
     urls = sorted(json.loads(servers.expected.read_text())["scanned_pages"])
     cpu0 = children_cpu()
     done = subprocess.run(
-        [PY, "-c", BARE_LOOP, str(concurrency), *(["tuned"] if tuned else [])],
+        [PY, "-c", BARE_LOOP, str(concurrency), *(_TUNED if tuned else [])],
         input=json.dumps(urls), capture_output=True, text=True, check=True,
     )  # fmt: skip
     cpu = children_cpu() - cpu0

@@ -181,8 +181,7 @@ class PageDigester:
     def _is_in_scope(self, url: str) -> bool:
         """``scope.contains(url)``, remembered per origin (the part up to the path: all that
         decides it). For a normalised URL it is also the answer for the URL as written."""
-        cut = url.find("/", url.find("//") + 2)
-        origin = url if cut < 0 else url[:cut]
+        origin = origin_of(url)
         known = self._in_scope.get(origin)
         if known is None:
             known = self.scope.contains(url)

@@ -22,7 +22,7 @@ import aiohttp
 from scanner.messages import Trouble, describe
 from scanner.net import BlockedAddress, NetworkPolicy
 from scanner.settings import CrawlLimits
-from scanner.urls import drop_fragment
+from scanner.urls import drop_fragment, origin_of
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,7 @@ class Fetcher:
     def _where(self, url: str) -> tuple[str, tuple[str, int | None]]:
         """The host of ``url`` and the (host, port) it connects to, remembered per origin: the
         part before the path decides them (a crawl asks for thousands of URLs of one site)."""
-        end = url.find("/", url.find("//") + 2) if "//" in url else -1
-        origin = url if end < 0 else url[:end]
+        origin = origin_of(url)
         known = self._origins.get(origin)
         if known is None:
             parts = urlsplit(url)

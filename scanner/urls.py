@@ -274,14 +274,7 @@ class SiteScope:
         return port == self.port
 
 
-def under_prefix(url: str, prefixes: tuple[str, ...]) -> bool:
-    """Is ``url`` under one of the cloaking prefixes (compared on normalised scheme/host)?"""
-    if not prefixes:
-        return False
-    key = normalize(url)
-    return any(key.startswith(p) for p in prefixes)
-
-
 def cloak_prefix(raw: str) -> str:
-    """A user's cloaking prefix in the form ``under_prefix`` compares against."""
+    """A user's cloaking prefix in the form a normalised link is compared with
+    (``PageDigester.classify``)."""
     return normalize(raw.strip())
