@@ -69,21 +69,27 @@ class PageTooDeep(ValueError):
 
 
 def too_deep(body: bytes, limit: int = MAX_NESTING) -> bool:
-    """Could ``body`` nest elements deeper than ``limit``? A byte scan that over-estimates the
-    open-element depth (start tags minus end tags, void and self-closing-by-sibling elements
-    left out); the HTML parser's time grows with the square of that depth (100,000 nested
-    ``<div>`` take minutes), so the check runs before parsing. Only pages with more than
+    """Could ``body`` nest elements deeper than ``limit``? A byte scan that estimates the
+    open-element depth (start tags minus the end tags that close something, void and
+    self-closing-by-sibling elements left out); the HTML parser's time grows with the square of
+    that depth (100,000 nested ``<div>`` take minutes), so the check runs before parsing. An end
+    tag counts only while an element of its name is open: a stray ``</span>`` closes nothing, and
+    ``<div></span>`` repeated nests as deep as ``<div>`` alone. Only pages with more than
     ``limit`` tags are scanned at all."""
     if len(body) - len(body.replace(b"<", b"")) <= limit:  # a count, twice as fast as count()
         return False
     depth = 0
+    open_by_name: dict[bytes, int] = {}
     for closing, name in _TAG.findall(body):
-        if name.lower() in _NOT_NESTING:
+        name = name.lower()
+        if name in _NOT_NESTING:
             continue
         if closing:
-            if depth:
+            if open_by_name.get(name):
+                open_by_name[name] -= 1
                 depth -= 1
         else:
+            open_by_name[name] = open_by_name.get(name, 0) + 1
             depth += 1
             if depth > limit:
                 return True
