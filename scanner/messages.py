@@ -91,3 +91,8 @@ def scanned_over_http(https_url: str, http_url: str, why: str) -> str:
 
 def skipped_page(reason: str) -> str:
     return f"skipped: {reason}"
+
+
+def too_slow_to_read(seconds: float) -> str:
+    """Why a page whose HTML a page worker gave up reading is skipped."""
+    return f"reading its HTML took over {seconds:g} s"

@@ -6,7 +6,10 @@ loop and SSRF-guarded session, fed through stdin/stdout with length-prefixed pic
 make single attempts: the crawler's process keeps every decision of politeness (per-host
 concurrency, Crawl-delay, Retry-After pauses, retries), robots.txt and the frontier, so the
 site sees the same traffic whatever the number of workers. A worker that dies is replaced by
-fetching in-process: the scan goes on, slower.
+another (its pages go to the others meanwhile); when none can run, pages are fetched
+in-process: the scan goes on, slower. A watchdog thread in each worker gives up on a page whose
+HTML takes longer than ``CrawlLimits.parse_timeout`` to read (the parser cannot be interrupted,
+but it lets go of the GIL): it reports the page skipped and ends the worker, which is replaced.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import itertools
 import logging
 import os
 import pickle
+import select
 import struct
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Protocol, cast
 
@@ -32,7 +38,7 @@ from scanner.amazon_urls import AmazonTarget
 from scanner.digest import PageDigest, PageDigester
 from scanner.extract import PageTooDeep
 from scanner.fetch import Response, attempt
-from scanner.messages import skipped_page
+from scanner.messages import skipped_page, too_slow_to_read
 from scanner.net import NetworkPolicy, make_session
 from scanner.settings import CrawlLimits
 from scanner.urls import SiteScope
@@ -46,6 +52,8 @@ _HEADER = struct.Struct(">I")
 # ccbb / bare loop 0.50× and 0.53× against 0.42× and 0.27× without, 8 interleaved pairs of 9
 # better (docs/benchmarks.md, scan engine).
 WORKER_NICENESS = 3
+# the exit status of a worker whose watchdog gave up on a page (see _Watchdog)
+GAVE_UP = 75
 PageResult = tuple[Response, PageDigest | None]
 
 
@@ -67,6 +75,10 @@ class LocalPages:
         self._session = session
         self._limits = limits
         self._digester = PageDigester(scope, cloak_prefixes)
+        # the page being digested and since when (a page worker's watchdog reads it); cleared
+        # under the lock, which the watchdog holds while it gives up on that page
+        self.reading: tuple[Response, float] | None = None
+        self.reading_lock = threading.Lock()
 
     async def fetch(self, url: str) -> PageResult:
         response = await attempt(self._session, url, "html", self._limits)
@@ -75,10 +87,14 @@ class LocalPages:
             # this process parses pages (a page worker, or a crawler without workers, never
             # the long-lived job worker merely holding this as its fallback): scanner.allocator
             keep_freed_memory()
+            self.reading = (response, time.monotonic())
             try:
                 digest = self._digester.digest(response.body, url, response.charset)
             except PageTooDeep as exc:
                 response.error = skipped_page(str(exc))
+            finally:
+                with self.reading_lock:
+                    self.reading = None
         response.body = None
         return response, digest
 
@@ -130,9 +146,13 @@ class _Outbox:
 
     def flush(self) -> None:
         if self._data:
-            data = bytes(self._data)
-            self._data.clear()
-            self._write(data)
+            self._write(self.take())
+
+    def take(self) -> bytes:
+        """The frames not written yet, now the caller's to write."""
+        data = bytes(self._data)
+        self._data.clear()
+        return data
 
 
 class _KnownProducts:
@@ -224,6 +244,7 @@ class _Worker(asyncio.SubprocessProtocol):
         self._gone()
         if not self.exited.done():
             self.exited.set_result(None)
+        self.owner.replace(self)
 
     def _gone(self) -> None:
         if not self.started.done():
@@ -232,7 +253,7 @@ class _Worker(asyncio.SubprocessProtocol):
             return
         self.alive = False
         if not self.owner.closing:
-            log.warning("a page worker stopped; fetching pages in-process from now on")
+            log.warning("a page worker stopped; its pages go to the others")
         for future in self.pending.values():
             if not future.done():
                 future.set_exception(_WorkerGone())
@@ -259,20 +280,48 @@ class PageWorkers:
         self.closing = False
         self._ready: asyncio.Future[None] | None = None
         self.peak_rss_mb = 0.0
+        self._parse_timeout = limits.parse_timeout
+        self._restarts_left = count  # for workers that died otherwise than by giving up a page
+        self._spawning: set[asyncio.Task[_Worker]] = set()
 
     async def __aenter__(self) -> PageWorkers:
         """Start the workers and return at once: they import their modules meanwhile (the scan
         checks the Amazon credentials); :meth:`ready`, or the first :meth:`fetch`, waits."""
-        loop = asyncio.get_running_loop()
         for _ in range(self._count):
-            _, worker = await loop.subprocess_exec(
-                lambda: _Worker(self), sys.executable, "-m", "scanner.page_workers",
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
-            )  # fmt: skip
-            worker.outbox.send(self._init)
-            self._workers.append(worker)
+            await self._spawn()
         self._ready = asyncio.ensure_future(self._wait_ready())
         return self
+
+    async def _spawn(self) -> _Worker:
+        loop = asyncio.get_running_loop()
+        _, worker = await loop.subprocess_exec(
+            lambda: _Worker(self), sys.executable, "-m", "scanner.page_workers",
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
+        )  # fmt: skip
+        worker.outbox.send(self._init)  # pages asked for before it is ready wait in its pipe
+        self._workers.append(worker)
+        return worker
+
+    def replace(self, worker: _Worker) -> None:
+        """Start another worker in place of one that exited: always after its watchdog gave up
+        on a page, up to ``count`` times for any other death, never for one that did not start
+        (it would not start again)."""
+        if self.closing or worker.transport is None:
+            return
+        if worker.transport.get_returncode() == GAVE_UP:
+            log.warning(
+                "a page worker gave up on a page whose HTML took over %g s to read; "
+                "starting another",
+                self._parse_timeout,
+            )
+        elif self._restarts_left > 0 and worker.started.done() and worker.started.result():
+            self._restarts_left -= 1
+            log.warning("starting another page worker")
+        else:
+            return
+        task = asyncio.ensure_future(self._spawn())
+        self._spawning.add(task)
+        task.add_done_callback(self._spawning.discard)
 
     async def ready(self) -> None:
         """Return once every worker has said it is ready (or was found dead)."""
@@ -295,6 +344,8 @@ class PageWorkers:
             self._ready.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ready
+        if self._spawning:  # a replacement being started: let it start, then close it too
+            await asyncio.gather(*self._spawning, return_exceptions=True)
         for worker in self._workers:  # read before they exit: the largest worker's peak memory
             self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb(worker.pid))
         for worker in self._workers:
@@ -311,18 +362,20 @@ class PageWorkers:
 
     async def fetch(self, url: str) -> PageResult:
         await self.ready()
-        live = [w for w in self._workers if w.alive]
-        if not live:
-            return await self._fallback.fetch(url)
-        worker = min(live, key=lambda w: len(w.pending))
-        rid = next(self._ids)
-        future: asyncio.Future[PageResult] = asyncio.get_running_loop().create_future()
-        worker.pending[rid] = future
-        worker.outbox.send(pickle.dumps((rid, url)))
-        try:
-            return await future
-        except _WorkerGone:
-            return await self._fallback.fetch(url)
+        for _ in range(3):  # a worker that dies with the page: another one takes it
+            live = [w for w in self._workers if w.alive]
+            if not live:
+                break
+            worker = min(live, key=lambda w: len(w.pending))
+            rid = next(self._ids)
+            future: asyncio.Future[PageResult] = asyncio.get_running_loop().create_future()
+            worker.pending[rid] = future
+            worker.outbox.send(pickle.dumps((rid, url)))
+            try:
+                return await future
+            except _WorkerGone:
+                continue
+        return await self._fallback.fetch(url)
 
 
 class _WorkerGone(Exception):
@@ -340,6 +393,77 @@ def peak_rss_mb(pid: int | str = "self") -> float:
     except OSError:
         pass
     return 0.0
+
+
+class _Watchdog:
+    """Gives up on a page whose HTML this worker has been reading for longer than ``limit``
+    seconds: lexbor's parse time explodes on some markup (nesting the depth check cannot see),
+    and a parse cannot be interrupted. It lets go of the GIL, though, so this thread runs
+    meanwhile: it reports the page skipped, with the frames not written yet, and ends the process
+    (the crawler's side starts another worker, and sends it this worker's other pages)."""
+
+    def __init__(
+        self,
+        pages: LocalPages,
+        requests: dict[int, str],
+        outbox: _Outbox,
+        out: asyncio.WriteTransport,
+        limit: float,
+    ) -> None:
+        self._pages = pages
+        self._requests = requests  # id → URL of each page asked for and not answered yet
+        self._outbox = outbox
+        self._out = out
+        self._limit = limit
+
+    def start(self) -> None:
+        threading.Thread(target=self._watch, name="page-watchdog", daemon=True).start()
+
+    def _overdue(self) -> Response | None:
+        reading = self._pages.reading
+        if reading is None or time.monotonic() - reading[1] < self._limit:
+            return None
+        return reading[0]
+
+    def _watch(self) -> None:
+        tick = min(1.0, self._limit / 4)
+        while True:
+            time.sleep(tick)
+            if self._overdue() is None:
+                continue
+            with self._pages.reading_lock:  # the event loop cannot finish that page meanwhile
+                response = self._overdue()
+                if response is not None:
+                    self._give_up(response)
+
+    def _give_up(self, response: Response) -> None:
+        # the event loop's thread is inside that page's digest (or waits for the lock right
+        # after it): nothing else writes to stdout until this process ends
+        verdict = Response(
+            response.url, status=response.status, content_type=response.content_type,
+            charset=response.charset, error=skipped_page(too_slow_to_read(self._limit)),
+        )  # fmt: skip
+        data = bytearray(self._outbox.take())
+        for rid, url in list(self._requests.items()):
+            if url == response.url:
+                payload = pickle.dumps((rid, (verdict, None)), protocol=pickle.HIGHEST_PROTOCOL)
+                data += _HEADER.pack(len(payload)) + payload
+        if self._out.get_write_buffer_size() == 0:  # else a frame is half written: add none
+            _write_all(sys.stdout.fileno(), bytes(data))
+        os._exit(GAVE_UP)
+
+
+def _write_all(fd: int, data: bytes, seconds: float = 5.0) -> None:
+    """Write ``data`` to a pipe that may be non-blocking, for ``seconds`` at most."""
+    view = memoryview(data)
+    deadline = time.monotonic() + seconds
+    while view and time.monotonic() < deadline:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            select.select([], [fd], [], 0.1)
+        except OSError:
+            return
 
 
 class _Requests(asyncio.Protocol):
@@ -388,6 +512,7 @@ async def _serve() -> None:
     pages: LocalPages | None = None
     early: list[bytes] = []  # requests that came before the session was made
     sent = _KnownProducts()  # the Amazon links whose products went to the crawler already
+    unanswered: dict[int, str] = {}  # id → URL of each page asked for (for the watchdog)
 
     async def handle(rid: int, url: str) -> None:
         result: object
@@ -400,6 +525,7 @@ async def _serve() -> None:
         except Exception as exc:  # report it, keep serving
             result = f"{type(exc).__name__}: {exc}"
         outbox.send(pickle.dumps((rid, result), protocol=pickle.HIGHEST_PROTOCOL))
+        del unanswered[rid]
 
     def on_frame(payload: bytes) -> None:
         if not init.done():
@@ -411,6 +537,7 @@ async def _serve() -> None:
 
     def start(payload: bytes) -> None:
         rid, url = pickle.loads(payload)  # noqa: S301 (our parent)
+        unanswered[rid] = url
         task = asyncio.create_task(handle(rid, url))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -428,6 +555,7 @@ async def _serve() -> None:
     policy, limits, key, port, prefixes = pickle.loads(init.result())  # noqa: S301 (our parent)
     async with make_session(policy) as session:
         pages = LocalPages(session, limits, SiteScope(key, port), prefixes)
+        _Watchdog(pages, unanswered, outbox, out, limits.parse_timeout).start()
         # this process ends with the scan: what it holds by now (its modules) is never garbage,
         # and the collector's full passes need not walk it again and again
         gc.freeze()

@@ -23,6 +23,9 @@ class CrawlLimits:
     max_sitemaps: int = 500
     max_sitemap_depth: int = 3
     page_workers: int = 0  # processes fetching and parsing pages; 0: the crawler's own process
+    # seconds a page worker may spend reading one page's HTML: past them the page is skipped and
+    # the worker replaced (a parser stuck in a page built to stall it cannot be interrupted)
+    parse_timeout: float = 10.0
 
 
 def default_page_workers() -> int:

@@ -97,6 +97,7 @@ def _network_troubles() -> list[str]:
         messages.site_unreachable("https://intranet.example/", refused),
         messages.scanned_over_http("https://blog.example/", "http://blog.example/", sentences[1]),
         messages.skipped_page(_too_deep()),
+        messages.skipped_page(messages.too_slow_to_read(10.0)),
     ]
 
 

@@ -10,13 +10,16 @@ from dataclasses import replace
 import pytest
 from aiohttp import web
 
-from scanner.crawl import FailedPage
+from scanner.crawl import Crawler, FailedPage
+from scanner.fetch import Fetcher
 from scanner.extract import MAX_NESTING, decode_body, extract_links, text_encoding, too_deep
 from scanner.net import NetworkPolicy, make_session, parse_connect_to
 from scanner.page_workers import PageWorkers
+from scanner.redirects import MemoryLinkCache, RedirectResolver
+from scanner.settings import ScanConfig
 from scanner.urls import SiteScope
 from tests.sites import Site, page, raw
-from tests.test_crawl import FAST, HOME, KETTLE, KETTLE_T, crawl
+from tests.test_crawl import FAST, HOME, KETTLE, KETTLE_T, TOASTER, crawl
 from tests.timing import MachineLag
 
 
@@ -136,6 +139,39 @@ async def test_stray_end_tags_do_not_hide_how_deep_a_page_nests(site: Site) -> N
         ("http://site.test/deep", f"skipped: HTML nested deeper than {MAX_NESTING:,} elements")
     ]
     assert elapsed < lag.bound(2.0), (elapsed, lag.stolen)
+
+
+async def test_a_page_whose_html_takes_too_long_to_read_is_given_up_and_its_worker_replaced(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the depth check lets it through (it never nests deeper than 4,000); lexbor reads it in ~1 s
+    slow = ("<div>" * 4000 + "</div>" * 4000) * 100
+    assert not too_deep(slow.encode())
+    site.routes.update({"/": page("/slow", "/fine"), "/slow": slow, "/fine": page(KETTLE, "/later"),
+                        "/later": page(TOASTER)})  # fmt: skip
+    limits = replace(FAST, page_workers=1, parse_timeout=0.2)
+    policy = NetworkPolicy(connect_to=parse_connect_to(site.connect("site.test")))
+    config = ScanConfig(site=HOME, limits=limits, network=policy)
+    with MachineLag() as lag:
+        started = time.monotonic()
+        async with (
+            make_session(policy) as session,
+            PageWorkers(1, session, policy, limits, SiteScope.of(HOME), ()) as pages,
+        ):
+            fetcher = Fetcher(session, policy, limits)
+            resolver = RedirectResolver(fetcher, MemoryLinkCache())
+            run = await Crawler(config, fetcher, resolver, lambda _: None, pages=pages).run()
+            await pages.fetch("http://site.test/fine")  # the worker started in its place answers
+            alive = [worker.alive for worker in pages._workers]
+        elapsed = time.monotonic() - started
+    assert sorted(run.pages) == [HOME, "http://site.test/fine", "http://site.test/later"]
+    assert [(f.url, f.status, f.error) for f in run.failed] == [
+        ("http://site.test/slow", 200, "skipped: reading its HTML took over 0.2 s")
+    ]
+    assert sorted({link.href for link in run.links}) == sorted({KETTLE, TOASTER})
+    assert alive == [False, True]
+    assert "gave up on a page whose HTML took over 0.2 s to read" in caplog.text
+    assert elapsed < lag.bound(3.0), (elapsed, lag.stolen)
 
 
 def test_the_depth_check_counts_only_end_tags_that_close_something() -> None:

@@ -67,6 +67,7 @@ MESSAGES = (
     N_("%(https_url)s did not work (%(error)s): scanned %(http_url)s instead"),
     N_("skipped: %(reason)s"),
     N_("HTML nested deeper than %(count)s elements"),
+    N_("reading its HTML took over %(seconds)s s"),
     N_("the site's https certificate is not valid (expired, or another name's)"),
     N_("the site does not answer over https"),
     N_("no such domain: check the spelling"),
