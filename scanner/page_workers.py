@@ -52,8 +52,10 @@ _HEADER = struct.Struct(">I")
 # ccbb / bare loop 0.50× and 0.53× against 0.42× and 0.27× without, 8 interleaved pairs of 9
 # better (docs/benchmarks.md, scan engine).
 WORKER_NICENESS = 3
-# the exit status of a worker whose watchdog gave up on a page (see _Watchdog)
+# the exit status of a worker whose watchdog gave up on a page, and the id of the frame by which
+# it says so before it ends (see _Watchdog)
 GAVE_UP = 75
+_GAVE_UP_FRAME = -1
 PageResult = tuple[Response, PageDigest | None]
 
 
@@ -197,6 +199,7 @@ class _Worker(asyncio.SubprocessProtocol):
         self.pid = 0
         self.pending: dict[int, asyncio.Future[PageResult]] = {}
         self.alive = True
+        self.gave_up = False  # its watchdog gave up on a page, and it ends
         self.started: asyncio.Future[bool] = loop.create_future()  # True: it said it is ready
         self.exited: asyncio.Future[None] = loop.create_future()
         self._frames = _Frames()
@@ -226,6 +229,9 @@ class _Worker(asyncio.SubprocessProtocol):
                 self.started.set_result(True)
                 continue
             rid, result = pickle.loads(payload)  # noqa: S301 (our own child process)
+            if rid == _GAVE_UP_FRAME:  # its watchdog's last word (see _Watchdog)
+                self.gave_up = True
+                continue
             if not isinstance(result, str) and result[1] is not None and result[1].amazon:
                 result[1].amazon = self._products.fill_in(result[1].amazon)
             future = self.pending.pop(rid, None)
@@ -244,7 +250,6 @@ class _Worker(asyncio.SubprocessProtocol):
         self._gone()
         if not self.exited.done():
             self.exited.set_result(None)
-        self.owner.replace(self)
 
     def _gone(self) -> None:
         if not self.started.done():
@@ -254,6 +259,7 @@ class _Worker(asyncio.SubprocessProtocol):
         self.alive = False
         if not self.owner.closing:
             log.warning("a page worker stopped; its pages go to the others")
+            self.owner.replace(self)  # before what waits for it looks for another worker
         for future in self.pending.values():
             if not future.done():
                 future.set_exception(_WorkerGone())
@@ -282,7 +288,8 @@ class PageWorkers:
         self.peak_rss_mb = 0.0
         self._parse_timeout = limits.parse_timeout
         self._restarts_left = count  # for workers that died otherwise than by giving up a page
-        self._spawning: set[asyncio.Task[_Worker]] = set()
+        self._starting: set[asyncio.Task[None]] = set()  # replacements being started
+        self._spawns: set[asyncio.Task[_Worker]] = set()  # their processes being made
 
     async def __aenter__(self) -> PageWorkers:
         """Start the workers and return at once: they import their modules meanwhile (the scan
@@ -306,9 +313,9 @@ class PageWorkers:
         """Start another worker in place of one that exited: always after its watchdog gave up
         on a page, up to ``count`` times for any other death, never for one that did not start
         (it would not start again)."""
-        if self.closing or worker.transport is None:
+        if self.closing:
             return
-        if worker.transport.get_returncode() == GAVE_UP:
+        if worker.gave_up:
             log.warning(
                 "a page worker gave up on a page whose HTML took over %g s to read; "
                 "starting another",
@@ -319,9 +326,22 @@ class PageWorkers:
             log.warning("starting another page worker")
         else:
             return
-        task = asyncio.ensure_future(self._spawn())
-        self._spawning.add(task)
-        task.add_done_callback(self._spawning.discard)
+        spawn = asyncio.ensure_future(self._spawn())  # fetch() and __aexit__ wait for it
+        self._spawns.add(spawn)
+        spawn.add_done_callback(self._spawns.discard)
+        check = asyncio.ensure_future(self._check_start(spawn))
+        self._starting.add(check)
+        check.add_done_callback(self._starting.discard)
+
+    async def _check_start(self, spawn: asyncio.Task[_Worker]) -> None:
+        worker = await asyncio.shield(spawn)
+        try:
+            started = await asyncio.wait_for(asyncio.shield(worker.started), 30)
+        except TimeoutError:
+            started = False
+        if not started and worker.alive and worker.transport is not None:
+            log.warning("a page worker did not start")
+            worker.transport.kill()  # what waits for it goes to the others (process_exited)
 
     async def ready(self) -> None:
         """Return once every worker has said it is ready (or was found dead)."""
@@ -344,8 +364,9 @@ class PageWorkers:
             self._ready.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ready
-        if self._spawning:  # a replacement being started: let it start, then close it too
-            await asyncio.gather(*self._spawning, return_exceptions=True)
+        for task in list(self._starting):  # a replacement starting: it is closed below
+            task.cancel()
+        await asyncio.gather(*self._starting, *self._spawns, return_exceptions=True)
         for worker in self._workers:  # read before they exit: the largest worker's peak memory
             self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb(worker.pid))
         for worker in self._workers:
@@ -364,6 +385,9 @@ class PageWorkers:
         await self.ready()
         for _ in range(3):  # a worker that dies with the page: another one takes it
             live = [w for w in self._workers if w.alive]
+            if not live and self._spawns:  # one is being started in place of one that stopped
+                await asyncio.wait(set(self._spawns))
+                live = [w for w in self._workers if w.alive]
             if not live:
                 break
             worker = min(live, key=lambda w: len(w.pending))
@@ -444,10 +468,12 @@ class _Watchdog:
             charset=response.charset, error=skipped_page(too_slow_to_read(self._limit)),
         )  # fmt: skip
         data = bytearray(self._outbox.take())
-        for rid, url in list(self._requests.items()):
-            if url == response.url:
-                payload = pickle.dumps((rid, (verdict, None)), protocol=pickle.HIGHEST_PROTOCOL)
-                data += _HEADER.pack(len(payload)) + payload
+        frames = [
+            (rid, (verdict, None)) for rid, url in self._requests.items() if url == response.url
+        ]
+        for frame in [*frames, (_GAVE_UP_FRAME, "")]:
+            payload = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+            data += _HEADER.pack(len(payload)) + payload
         if self._out.get_write_buffer_size() == 0:  # else a frame is half written: add none
             _write_all(sys.stdout.fileno(), bytes(data))
         os._exit(GAVE_UP)

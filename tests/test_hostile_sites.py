@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 
 from scanner.crawl import Crawler, FailedPage
-from scanner.fetch import Fetcher
 from scanner.extract import MAX_NESTING, decode_body, extract_links, text_encoding, too_deep
+from scanner.fetch import Fetcher
 from scanner.net import NetworkPolicy, make_session, parse_connect_to
 from scanner.page_workers import PageWorkers
 from scanner.redirects import MemoryLinkCache, RedirectResolver

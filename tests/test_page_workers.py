@@ -71,6 +71,17 @@ async def test_a_killed_worker_costs_nothing_but_speed(caplog) -> None:
     assert "a page worker stopped" in caplog.text  # the kill did happen mid-crawl
 
 
+async def test_a_killed_worker_is_replaced_even_the_only_one(caplog) -> None:
+    site = generate_site(pages=300, seed=6)
+    async with running_site(site) as served:
+        policy = NetworkPolicy(connect_to=parse_connect_to(served.connect_to))
+        result = await crawl(site.base_url, policy, site.cloak_prefixes, workers=1,
+                             kill_one_after=50)  # fmt: skip
+    assert len(result.pages) == site.expected.urls_scanned
+    assert len(result.links) == site.expected.total_links
+    assert "starting another page worker" in caplog.text
+
+
 async def test_workers_refuse_private_addresses_too() -> None:
     site = generate_site(pages=5)
     async with running_site(site) as served:
