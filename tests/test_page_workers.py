@@ -139,14 +139,14 @@ async def test_workers_give_way_to_the_crawler() -> None:
 
 def test_the_products_of_a_link_cross_the_pipe_once() -> None:
     from scanner.amazon_urls import AmazonTarget
-    from scanner.page_workers import _KnownProducts
+    from scanner.page_pipe import KnownProducts
 
     a = (
         "https://www.amazon.com/dp/B00X4WHP5E",
         AmazonTarget("www.amazon.com", ("B00X4WHP5E",), "me-20"),
     )
     b = ("https://amazon.de/dp/B01N5IB20Q", AmazonTarget("www.amazon.de", ("B01N5IB20Q",), None))
-    worker, crawler = _KnownProducts(), _KnownProducts()
+    worker, crawler = KnownProducts(), KnownProducts()
     first, second = worker.leave_out([a, b]), worker.leave_out([b, a, a])
     assert first == [a, b]
     assert second == [(b[0], None), (a[0], None), (a[0], None)]  # what the pipe carries
