@@ -1,12 +1,14 @@
 """``ccbb payouts run [--date YYYY-MM-DD] [--dry-run]``: the affiliate payout run by hand (the
-worker runs it every day by itself). Output in English, one line per affiliate."""
+worker runs it every day by itself); ``ccbb payouts list [--since YYYY-MM-DD]``: the payouts
+made, with PayPal's status of each. Output in English, one line per affiliate."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from ccbb.settings import Settings, get_settings
@@ -20,7 +22,7 @@ def _day(value: str) -> date:
 
 
 def add_parsers(sub: Any) -> None:
-    pay = sub.add_parser("payouts", help="affiliate payouts through PayPal (run)")
+    pay = sub.add_parser("payouts", help="affiliate payouts through PayPal (run, list)")
     cmds = pay.add_subparsers(dest="payouts_command", required=True)
     run = cmds.add_parser(
         "run",
@@ -31,6 +33,13 @@ def add_parsers(sub: Any) -> None:
                      help="the payout date (default: today, UTC)")  # fmt: skip
     run.add_argument("--dry-run", action="store_true",
                      help="say who would be paid what; pay nothing, write nothing")  # fmt: skip
+    ls = cmds.add_parser(
+        "list",
+        help="the payouts made, each with the last status PayPal gave it (PENDING ones are read "
+        "again by the next daily run); reads the database only",
+    )
+    ls.add_argument("--since", type=_day, default=None,
+                    help="the first payout date to show (default: 90 days ago)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +47,14 @@ def run(args: argparse.Namespace) -> int:
     from ccbb.services import ServiceUnavailable, prepare_database
 
     settings = get_settings()
+    if args.payouts_command == "list":
+        since = args.since or datetime.now(UTC).date() - timedelta(days=90)
+        try:
+            prepare_database(settings)
+        except ServiceUnavailable as exc:
+            sys.stderr.write(f"ccbb: {exc}\n")
+            return 1
+        return asyncio.run(_list(settings, since))
     day = args.date or datetime.now(UTC).date()
     if args.date is not None and not is_payout_date(day, settings.payout_country):
         sys.stderr.write(
@@ -94,4 +111,38 @@ async def _run(settings: Settings, day: date, dry_run: bool) -> int:
         out.write(f"back to the balances (failed, unclaimed or returned): {report.returned} USD\n")
     for note in report.notes:
         out.write(note + "\n")
+    return 0
+
+
+async def _list(settings: Settings, since: date) -> int:
+    from store.db import make_engine, session_factory
+    from store.payouts import payouts_since
+
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        async with session_factory(engine)() as session:
+            views = await payouts_since(session, since=since)
+    finally:
+        await engine.dispose()
+    out = sys.stdout
+    if not views:
+        out.write(f"no payout since {since}\n")
+        return 0
+    day = None
+    for view in views:
+        if view.payout_date != day:
+            day = view.payout_date
+            paypal = f"PayPal batch {view.payout_batch_id}" if view.payout_batch_id else "not sent"
+            out.write(f"payout {day} (batch {view.sender_batch_id}, {paypal})\n")
+        line = f"  {view.status:<9} {view.ref_id}  {view.receiver}  {view.amount} USD"
+        if view.returned:
+            line += f", {view.returned} USD back to the balance"
+        if view.detail:
+            line += f" ({view.detail})"
+        out.write(line + "\n")
+    sent = sum((v.amount for v in views), Decimal("0.00"))
+    back = sum((v.returned for v in views), Decimal("0.00"))
+    out.write(
+        f"total sent: {sent} USD to {len(views)} payout(s); back to the balances: {back} USD\n"
+    )
     return 0

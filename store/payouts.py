@@ -222,6 +222,8 @@ class PayoutView:
     payout_batch_id: str  # PayPal's id of the batch ('' until PayPal took it)
     sender_batch_id: str  # ours, made from the date
     detail: str  # PayPal's reason for a failure, '' otherwise
+    receiver: str = ""  # the PayPal address it was sent to
+    ref_id: str = ""  # the affiliate's
 
 
 def _shown_status(item_events: list[PayoutEvent], batch_events: list[PayoutEvent]) -> str:
@@ -237,16 +239,27 @@ async def payouts_of(session: AsyncSession, *, affiliate_id: int) -> list[Payout
     """Every payout of one affiliate, newest first: date, amount, status (the last PayPal
     transaction status seen; NEW before PayPal took the batch, PENDING after, REFUSED if it
     refused the batch), what came back to the balance, PayPal's batch id."""
+    return await _views(session, col(AffiliatePayout.affiliate_id) == affiliate_id)
+
+
+async def payouts_since(session: AsyncSession, *, since: date) -> list[PayoutView]:
+    """Every payout of every affiliate on a payout date from ``since`` on, newest date first
+    (then by affiliate), as :func:`payouts_of` tells them (``ccbb payouts list``)."""
+    return await _views(session, col(PayoutBatch.payout_date) >= since)
+
+
+async def _views(session: AsyncSession, where: Any) -> list[PayoutView]:
     stmt = (
-        select(AffiliatePayout, PayoutBatch)
+        select(AffiliatePayout, PayoutBatch, Affiliate.ref_id)
         .join(PayoutBatch, col(PayoutBatch.id) == col(AffiliatePayout.batch_id))
-        .where(col(AffiliatePayout.affiliate_id) == affiliate_id)
-        .order_by(col(PayoutBatch.payout_date).desc())
+        .join(Affiliate, col(Affiliate.id) == col(AffiliatePayout.affiliate_id))
+        .where(where)
+        .order_by(col(PayoutBatch.payout_date).desc(), col(AffiliatePayout.id))
     )
     rows = (await session.exec(stmt)).all()
     if not rows:
         return []
-    batch_ids = {b.id for _, b in rows}
+    batch_ids = {b.id for _, b, _ in rows}
     events = (
         await session.exec(
             select(PayoutEvent)
@@ -255,7 +268,7 @@ async def payouts_of(session: AsyncSession, *, affiliate_id: int) -> list[Payout
         )
     ).all()
     out = []
-    for payout, batch in rows:
+    for payout, batch, ref_id in rows:
         mine = [e for e in events if e.payout_id == payout.id]
         whole = [e for e in events if e.batch_id == batch.id and e.payout_id is None]
         submitted = [e.paypal_batch_id for e in whole if e.status == SUBMITTED]
@@ -270,6 +283,8 @@ async def payouts_of(session: AsyncSession, *, affiliate_id: int) -> list[Payout
                 payout_batch_id=submitted[0] if submitted else "",
                 sender_batch_id=batch.sender_batch_id,
                 detail=detail,
+                receiver=payout.receiver,
+                ref_id=ref_id,
             )
         )
     return out

@@ -374,6 +374,40 @@ def test_the_cli_refuses_a_day_that_is_not_a_payout_date_and_dry_runs(world: Wor
     assert bad.wait(60) == 2
 
 
+@pytest.mark.parametrize("world", BACKENDS, indirect=True)
+def test_the_cli_lists_the_payouts_with_paypal_s_status_and_what_came_back(world: World) -> None:
+    ann = world.member("ann@example.com")
+    bob = world.member("bob@example.com")
+    for aff in (ann, bob):
+        world.earn(aff, "61.50", "2026-11-10")
+    world.paypal.state.faults.receivers = {"pp-bob@example.com": "FAILED"}
+
+    def listing(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "ccbb.cli", "payouts", "list", *args], cwd=ROOT,
+            env={**os.environ, **world.env}, text=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert SECRET not in done.stdout + done.stderr
+        return done.stdout
+
+    assert listing("--since", "2026-12-01") == "no payout since 2026-12-01\n"
+    world.run(DEC_10)
+    out = listing("--since", "2026-12-01")
+    lines = out.splitlines()
+    assert lines[0].startswith("payout 2026-12-10 (batch ccbb-payout-2026-12-10, PayPal batch ")
+    assert lines[1] == f"  SUCCESS   {ann.ref_id}  pp-ann@example.com  61.50 USD"
+    assert lines[2].startswith(
+        f"  FAILED    {bob.ref_id}  pp-bob@example.com  61.50 USD, 61.50 USD back to the balance ("
+    )
+    assert lines[3] == "total sent: 123.00 USD to 2 payout(s); back to the balances: 61.50 USD"
+    assert listing("--since", "2026-12-11") == "no payout since 2026-12-11\n"
+    assert "not a date" in subprocess.run(
+        [sys.executable, "-m", "ccbb.cli", "payouts", "list", "--since", "10/12/2026"], cwd=ROOT,
+        env={**os.environ, **world.env}, text=True, capture_output=True, timeout=60,
+    ).stderr  # fmt: skip
+
+
 def test_paypal_not_set_up_pays_nothing_and_records_nothing(world: World) -> None:
     ann = world.member("ann@example.com")
     world.earn(ann, "64.10", "2026-11-10")
