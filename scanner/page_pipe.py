@@ -51,6 +51,10 @@ class Outbox:
     def send(self, payload: bytes) -> None:
         if not self._data:
             asyncio.get_running_loop().call_soon(self.flush)
+        self.add(payload)
+
+    def add(self, payload: bytes) -> None:
+        """One frame more for the next write, without asking the loop for one."""
         self._data += HEADER.pack(len(payload))
         self._data += payload
 

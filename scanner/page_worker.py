@@ -21,7 +21,7 @@ from scanner import event_loop
 from scanner.fetch import Response
 from scanner.messages import skipped_page, too_slow_to_read
 from scanner.net import make_session
-from scanner.page_pipe import GAVE_UP, GAVE_UP_FRAME, HEADER, Frames, KnownProducts, Outbox
+from scanner.page_pipe import GAVE_UP, GAVE_UP_FRAME, Frames, KnownProducts, Outbox
 from scanner.page_workers import WORKER_NICENESS, LocalPages
 from scanner.urls import SiteScope
 
@@ -74,15 +74,13 @@ class _Watchdog:
             response.url, status=response.status, content_type=response.content_type,
             charset=response.charset, error=skipped_page(too_slow_to_read(self._limit)),
         )  # fmt: skip
-        data = bytearray(self._outbox.take())
         frames = [
             (rid, (verdict, None)) for rid, url in self._requests.items() if url == response.url
         ]
         for frame in [*frames, (GAVE_UP_FRAME, "")]:
-            payload = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
-            data += HEADER.pack(len(payload)) + payload
+            self._outbox.add(pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL))
         if self._out.get_write_buffer_size() == 0:  # else a frame is half written: add none
-            _write_all(sys.stdout.fileno(), bytes(data))
+            _write_all(sys.stdout.fileno(), self._outbox.take())
         os._exit(GAVE_UP)
 
 

@@ -246,11 +246,7 @@ class PageWorkers:
 
     async def _check_start(self, spawn: asyncio.Task[_Worker]) -> None:
         worker = await asyncio.shield(spawn)
-        try:
-            started = await asyncio.wait_for(asyncio.shield(worker.started), 30)
-        except TimeoutError:
-            started = False
-        if not started and worker.alive and worker.transport is not None:
+        if not await _started(worker) and worker.alive and worker.transport is not None:
             log.warning("a page worker did not start")
             worker.transport.kill()  # what waits for it goes to the others (process_exited)
 
@@ -261,13 +257,9 @@ class PageWorkers:
 
     async def _wait_ready(self) -> None:
         for worker in self._workers:  # each says it is ready once it has imported everything
-            try:
-                started = await asyncio.wait_for(asyncio.shield(worker.started), 30)
-            except TimeoutError:
-                started = False
-            if not started:
+            if not await _started(worker):
                 worker.alive = False
-                log.warning("a page worker did not start; fetching pages in-process instead")
+                log.warning("a page worker did not start; others, or this process, take its pages")
 
     async def __aexit__(self, *exc: object) -> None:
         self.closing = True
@@ -315,6 +307,14 @@ class PageWorkers:
 
 class _WorkerGone(Exception):
     pass
+
+
+async def _started(worker: _Worker, seconds: float = 30) -> bool:
+    """Did ``worker`` say it is ready within ``seconds`` (False: it died or stayed silent)?"""
+    try:
+        return await asyncio.wait_for(asyncio.shield(worker.started), seconds)
+    except TimeoutError:
+        return False
 
 
 def peak_rss_mb(pid: int | str = "self") -> float:

@@ -7,6 +7,8 @@ import asyncio
 import os
 import signal
 
+import pytest
+
 from ccbb.sandbox.demo_site import generate_site, running_site
 from scanner.crawl import Crawler, CrawlResult
 from scanner.fetch import Fetcher
@@ -59,26 +61,17 @@ async def test_workers_find_exactly_what_the_crawler_finds_alone() -> None:
     assert summary(pooled) == summary(alone)
 
 
-async def test_a_killed_worker_costs_nothing_but_speed(caplog) -> None:
+@pytest.mark.parametrize("workers", [2, 1])  # 1: the only one, replaced
+async def test_a_killed_worker_costs_nothing_but_speed(caplog, workers: int) -> None:
     site = generate_site(pages=400, seed=5)
     async with running_site(site) as served:
         policy = NetworkPolicy(connect_to=parse_connect_to(served.connect_to))
-        result = await crawl(site.base_url, policy, site.cloak_prefixes, workers=2,
+        result = await crawl(site.base_url, policy, site.cloak_prefixes, workers=workers,
                              kill_one_after=50)  # fmt: skip
     assert len(result.pages) == site.expected.urls_scanned
     assert len(result.links) == site.expected.total_links
     assert {f.url for f in result.failed} == set(site.expected.failed_pages)
     assert "a page worker stopped" in caplog.text  # the kill did happen mid-crawl
-
-
-async def test_a_killed_worker_is_replaced_even_the_only_one(caplog) -> None:
-    site = generate_site(pages=300, seed=6)
-    async with running_site(site) as served:
-        policy = NetworkPolicy(connect_to=parse_connect_to(served.connect_to))
-        result = await crawl(site.base_url, policy, site.cloak_prefixes, workers=1,
-                             kill_one_after=50)  # fmt: skip
-    assert len(result.pages) == site.expected.urls_scanned
-    assert len(result.links) == site.expected.total_links
     assert "starting another page worker" in caplog.text
 
 
